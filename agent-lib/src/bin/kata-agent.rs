@@ -1,0 +1,150 @@
+//! `kata-agent`: the guest agent binary. Reads its configuration, sets up logging, builds the
+//! real host, does the init work when it is PID 1, and serves ttrpc until told to stop.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use kata_agent::config::{self, Loaded};
+use kata_agent::host::{CgroupVersion, Host};
+use kata_agent::linux::{
+    LinuxCgroups, LinuxLauncher, LinuxMounter, LinuxSysfs, LinuxTransport, NetlinkUevents,
+    ReapMode, RtNetlink,
+};
+use kata_agent::logging::{JsonFields, KataJsonFormat};
+use kata_agent::rpc::{self, AGENT_VERSION};
+use kata_agent::{Agent, init};
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Parser, Debug)]
+#[command(name = "kata-agent", version, about = "Kata Containers guest agent")]
+struct Args {
+    /// A TOML configuration file; it overrides the kernel command line.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kata-agent: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let init_mode = std::process::id() == 1;
+    let result = runtime.block_on(run(args, init_mode));
+    if let Err(e) = &result {
+        tracing::error!(error = format!("{e:#}"), "agent failed");
+        eprintln!("kata-agent: {e:#}");
+    }
+    drop(runtime);
+    if init_mode {
+        power_off();
+    }
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
+    let sysfs = Arc::new(LinuxSysfs::new("/"));
+    let mounter = Arc::new(LinuxMounter::new());
+    if init_mode {
+        // /proc/cmdline, where the configuration lives, needs /proc first.
+        init::mount_base(&*mounter, &*sysfs).context("init mounts")?;
+    }
+    let loaded = load_config(args.config.as_deref());
+    set_up_logging(&loaded);
+    loaded.log_warnings();
+    let config = loaded.config;
+    tracing::info!(
+        version = AGENT_VERSION,
+        init_mode,
+        server_addr = %config.server_addr,
+        "announce"
+    );
+
+    let v2 = config.cgroup_v2();
+    if init_mode {
+        // Before the cgroup seam is built: it reads the hierarchy's mounts.
+        init::mount_cgroups(&*mounter, &*sysfs, v2).context("cgroup mounts")?;
+    }
+    let host = Host {
+        mounter,
+        netlink: Arc::new(RtNetlink::new().context("netlink")?),
+        uevents: Arc::new(NetlinkUevents::new().context("uevent socket")?),
+        cgroups: Arc::new(
+            LinuxCgroups::with_version(if v2 {
+                CgroupVersion::V2
+            } else {
+                CgroupVersion::V1
+            })
+            .context("cgroups")?,
+        ),
+        transport: Arc::new(LinuxTransport::new()),
+        launcher: Arc::new(LinuxLauncher::new(ReapMode::All).context("process launcher")?),
+        sysfs,
+    };
+    if init_mode {
+        init::bring_up_loopback(&*host.netlink)
+            .await
+            .context("loopback")?;
+    }
+
+    let addr = config.server_addr.clone();
+    let agent = Arc::new(Agent::new(config, host));
+    let server = rpc::serve(agent.clone(), &addr)
+        .await
+        .with_context(|| format!("cannot serve on {addr}"))?;
+
+    let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    tokio::select! {
+        _ = agent.stopped() => tracing::info!("sandbox destroyed, stopping"),
+        _ = sigterm.recv() => tracing::info!("SIGTERM, stopping"),
+        _ = sigint.recv() => tracing::info!("SIGINT, stopping"),
+    }
+    server
+        .shutdown()
+        .await
+        .context("stopping the ttrpc server")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn load_config(cli_config: Option<&Path>) -> Loaded {
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    config::load(
+        &cmdline,
+        cli_config,
+        |name| std::env::var(name).ok(),
+        |path| std::fs::read_to_string(path),
+    )
+}
+
+fn set_up_logging(loaded: &Loaded) {
+    let subscriber = tracing_subscriber::fmt()
+        .event_format(KataJsonFormat::new(AGENT_VERSION))
+        .fmt_fields(JsonFields)
+        .with_max_level(loaded.config.log_level.level_filter())
+        .with_writer(std::io::stdout)
+        .finish();
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        eprintln!("kata-agent: a log subscriber was already installed");
+    }
+}
+
+/// PID 1 must not exit: flush the disks and power the guest off.
+fn power_off() {
+    nix::unistd::sync();
+    let Err(e) = nix::sys::reboot::reboot(nix::sys::reboot::RebootMode::RB_POWER_OFF);
+    eprintln!("kata-agent: power off failed: {e}");
+}

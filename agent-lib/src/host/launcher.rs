@@ -1,0 +1,92 @@
+//! The `Launcher` seam: starting processes, signalling them and learning how they ended.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use tokio::sync::oneshot;
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// It called exit with this code.
+    Exited(i32),
+    /// A signal killed it.
+    Signaled(i32),
+}
+
+impl ExitStatus {
+    /// The exit code Kata reports: the code itself, or 128 + the signal number.
+    pub fn code(self) -> i32 {
+        match self {
+            ExitStatus::Exited(code) => code,
+            ExitStatus::Signaled(sig) => 128 + sig,
+        }
+    }
+}
+
+/// How the process's standard streams are connected to the agent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StdioMode {
+    /// All three on /dev/null.
+    #[default]
+    Null,
+    /// Three pipes; the agent keeps the other ends.
+    Pipes,
+    /// A pseudo terminal; the agent keeps the master.
+    Pty,
+}
+
+/// What to run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// argv; `args[0]` is looked up in `PATH` when it has no slash.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` environment; nothing is inherited from the agent.
+    pub env: Vec<String>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// User id.
+    pub uid: u32,
+    /// Group id.
+    pub gid: u32,
+    /// Supplementary groups.
+    pub additional_gids: Vec<u32>,
+}
+
+/// One process to start.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LaunchRequest {
+    /// The program and its credentials.
+    pub process: ProcessSpec,
+    /// How its standard streams are connected.
+    pub stdio: StdioMode,
+    /// `F_SETPIPE_SZ` for the stdout/stderr pipes; 0 keeps the kernel default.
+    pub pipe_size: u32,
+}
+
+/// A started process and the agent's ends of its standard streams.
+#[derive(Debug)]
+pub struct Launched {
+    /// Its pid in the agent's pid namespace.
+    pub pid: i32,
+    /// Write end of its stdin pipe ([`StdioMode::Pipes`]).
+    pub stdin: Option<OwnedFd>,
+    /// Read end of its stdout pipe ([`StdioMode::Pipes`]).
+    pub stdout: Option<OwnedFd>,
+    /// Read end of its stderr pipe ([`StdioMode::Pipes`]).
+    pub stderr: Option<OwnedFd>,
+    /// The pty master ([`StdioMode::Pty`]).
+    pub pty_master: Option<OwnedFd>,
+    /// Resolves once, when the process has been reaped.
+    pub exit: oneshot::Receiver<ExitStatus>,
+}
+
+/// Starts processes and reports their exits. The agent is their reaper: no zombies remain.
+pub trait Launcher: Send + Sync {
+    /// Starts a process. On error nothing is left running and no fd is leaked.
+    fn launch(&self, request: &LaunchRequest) -> io::Result<Launched>;
+
+    /// Sends signal `signal` to process `pid`.
+    fn signal(&self, pid: i32, signal: i32) -> io::Result<()>;
+}

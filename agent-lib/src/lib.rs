@@ -1,0 +1,15 @@
+//! `kata-agent`: a Kata Containers guest agent, library-first.
+//!
+//! The agent logic talks to the OS only through the traits in [`host`]; [`linux`] implements
+//! them for a real guest, and the `agent-fakes` crate implements them in memory. [`rpc`] serves
+//! Kata's ttrpc contract over an [`Agent`].
+
+mod agent;
+pub mod config;
+pub mod host;
+pub mod init;
+pub mod linux;
+pub mod logging;
+pub mod rpc;
+
+pub use agent::Agent;

@@ -1,0 +1,282 @@
+//! The real [`Launcher`]: fork and exec with `std::process::Command`, exits from the [`Reaper`].
+//!
+//! Every child starts in a new session with a clean environment, the requested credentials and
+//! working directory, and **no descriptor of the agent's but its three standard streams**: before
+//! exec the child marks every descriptor from 3 up close-on-exec with `close_range(2)`
+//! (`CLOSE_RANGE_CLOEXEC`, Linux ≥ 5.11; older kernels fall back to one `fcntl` per descriptor up
+//! to `RLIMIT_NOFILE`). This closes the runc CVE-2024-21626 class of leaks, where a container
+//! process inherits a descriptor of the agent's (a directory, a cgroup file, a socket).
+//!
+//! Marking instead of closing keeps std's own close-on-exec pipe, through which the child reports
+//! an exec failure, alive until the exec.
+
+use std::ffi::CString;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::unistd::pipe2;
+
+use super::pty::open_pty;
+use super::reaper::{ReapMode, Reaper};
+use crate::host::{LaunchRequest, Launched, Launcher, StdioMode};
+
+/// Starts processes with fork and exec; a [`Reaper`] task reports their exits.
+#[derive(Debug)]
+pub struct LinuxLauncher {
+    reaper: Reaper,
+}
+
+impl LinuxLauncher {
+    /// A launcher whose reaper runs in `mode` on the current tokio runtime.
+    ///
+    /// Must be called inside a tokio runtime (it spawns the reaper task). The agent binary uses
+    /// [`ReapMode::All`]; tests and embedders that share the process use
+    /// [`ReapMode::Registered`].
+    pub fn new(mode: ReapMode) -> io::Result<Self> {
+        Ok(LinuxLauncher {
+            reaper: Reaper::new(mode)?,
+        })
+    }
+
+    /// The reaper collecting this launcher's children.
+    pub fn reaper(&self) -> &Reaper {
+        &self.reaper
+    }
+}
+
+impl Launcher for LinuxLauncher {
+    fn launch(&self, request: &LaunchRequest) -> io::Result<Launched> {
+        let spec = &request.process;
+        let program = spec
+            .args
+            .first()
+            .ok_or_else(|| invalid("launch: empty argv"))?;
+        let mut cmd = Command::new(program);
+        cmd.args(&spec.args[1..]).env_clear();
+        for (index, entry) in spec.env.iter().enumerate() {
+            match entry.split_once('=') {
+                Some((key, value)) if !key.is_empty() => {
+                    cmd.env(key, value);
+                }
+                // The entry itself is not logged: it may hold a secret.
+                _ => tracing::warn!(index, "ignoring an environment entry without KEY="),
+            }
+        }
+
+        let mut parent = ParentEnds::default();
+        let pty = request.stdio == StdioMode::Pty;
+        match request.stdio {
+            StdioMode::Null => {
+                cmd.stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null());
+            }
+            StdioMode::Pipes => {
+                let (stdin_r, stdin_w) = cloexec_pipe()?;
+                let (stdout_r, stdout_w) = cloexec_pipe()?;
+                let (stderr_r, stderr_w) = cloexec_pipe()?;
+                if request.pipe_size > 0 {
+                    set_pipe_size(&stdout_r, request.pipe_size)?;
+                    set_pipe_size(&stderr_r, request.pipe_size)?;
+                }
+                cmd.stdin(stdin_r).stdout(stdout_w).stderr(stderr_w);
+                parent.stdin = Some(stdin_w);
+                parent.stdout = Some(stdout_r);
+                parent.stderr = Some(stderr_r);
+            }
+            StdioMode::Pty => {
+                let (master, slave) = open_pty()?;
+                cmd.stdin(slave.try_clone()?)
+                    .stdout(slave.try_clone()?)
+                    .stderr(slave);
+                parent.pty_master = Some(master);
+            }
+        }
+
+        let setup = ChildSetup::new(request, pty)?;
+        // SAFETY: the closure only makes async-signal-safe system calls on data prepared above,
+        // and allocates nothing (see `ChildSetup::run`).
+        unsafe {
+            cmd.pre_exec(move || setup.run());
+        }
+
+        let spawned = self.reaper.spawn_registered(|| {
+            let child = cmd.spawn()?;
+            // pid_max is at most 2^22: the cast never wraps.
+            let pid = child.id() as i32;
+            // `child` holds no stream (each was given explicitly) and is never waited on here:
+            // the reaper owns the exit.
+            Ok((pid, pid))
+        });
+        // The child's ends of its stdio (and the pty slave) live in `cmd`: close them now.
+        drop(cmd);
+        let (pid, exit) = spawned.inspect_err(|e| {
+            tracing::debug!(program = %program, error = %e, "launch failed");
+        })?;
+        tracing::debug!(pid, program = %program, stdio = ?request.stdio, "launched");
+        Ok(Launched {
+            pid,
+            stdin: parent.stdin,
+            stdout: parent.stdout,
+            stderr: parent.stderr,
+            pty_master: parent.pty_master,
+            exit,
+        })
+    }
+
+    fn signal(&self, pid: i32, signal: i32) -> io::Result<()> {
+        if pid <= 0 {
+            // kill(0) and kill(-n) signal process groups, kill(-1) every process: never that.
+            return Err(invalid(format!("signal: invalid pid {pid}")));
+        }
+        // For a registered child the registry lock keeps it unreaped during the kill, so its pid
+        // cannot have been reused. Other pids (processes of a container started by its init) are
+        // signalled as they are.
+        let result = self.reaper.with_registered(pid, |_| {
+            // SAFETY: kill has no memory effects.
+            if unsafe { libc::kill(pid, signal) } == 0 {
+                Ok(())
+            } else {
+                Err(io::Error::last_os_error())
+            }
+        });
+        result.map_err(|e| match e.raw_os_error() {
+            Some(libc::ESRCH) => io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("signal {signal} to pid {pid}: no such process"),
+            ),
+            _ => e,
+        })
+    }
+}
+
+/// The agent's ends of a child's stdio.
+#[derive(Default)]
+struct ParentEnds {
+    stdin: Option<OwnedFd>,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
+    pty_master: Option<OwnedFd>,
+}
+
+fn invalid(msg: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidInput, msg.into())
+}
+
+/// `pipe2(O_CLOEXEC)`: `(read, write)`.
+fn cloexec_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(pipe2(OFlag::O_CLOEXEC)?)
+}
+
+fn set_pipe_size(fd: &OwnedFd, size: u32) -> io::Result<()> {
+    let size = i32::try_from(size).map_err(|_| invalid(format!("pipe size {size} too large")))?;
+    fcntl(fd.as_fd(), FcntlArg::F_SETPIPE_SZ(size))?;
+    Ok(())
+}
+
+/// Everything the child does between fork and exec, prepared in the parent so that the child
+/// neither allocates nor takes a lock.
+struct ChildSetup {
+    pty: bool,
+    /// Whether to call setgroups: always when privileged; otherwise only if groups were asked
+    /// for (an unprivileged agent cannot drop its groups, and fails loudly if asked to set some).
+    set_groups: bool,
+    groups: Vec<libc::gid_t>,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    cwd: CString,
+}
+
+impl ChildSetup {
+    fn new(request: &LaunchRequest, pty: bool) -> io::Result<Self> {
+        let spec = &request.process;
+        let cwd = if spec.cwd.as_os_str().is_empty() {
+            CString::from(c"/")
+        } else {
+            CString::new(spec.cwd.as_os_str().as_bytes())
+                .map_err(|_| invalid("launch: NUL byte in cwd"))?
+        };
+        // SAFETY: geteuid has no preconditions.
+        let privileged = unsafe { libc::geteuid() } == 0;
+        Ok(ChildSetup {
+            pty,
+            set_groups: privileged || !spec.additional_gids.is_empty(),
+            groups: spec.additional_gids.clone(),
+            uid: spec.uid,
+            gid: spec.gid,
+            cwd,
+        })
+    }
+
+    /// Runs in the child after fork. Async-signal-safe: raw system calls only, no allocation
+    /// (`io::Error::last_os_error` builds an errno value without allocating).
+    fn run(&self) -> io::Result<()> {
+        // SAFETY: each call is a plain system call on descriptors and buffers that are valid in
+        // the child (std has set up stdio before pre_exec closures run).
+        unsafe {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if self.pty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if self.set_groups && libc::setgroups(self.groups.len(), self.groups.as_ptr()) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setgid(self.gid) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::setuid(self.uid) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // After setuid, so that the user must be able to enter the directory.
+            if libc::chdir(self.cwd.as_ptr()) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        mark_fds_cloexec()
+    }
+}
+
+/// Marks every descriptor from 3 up close-on-exec. Async-signal-safe.
+fn mark_fds_cloexec() -> io::Result<()> {
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC only changes descriptor flags.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
+        )
+    };
+    if ret == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if !matches!(err.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EINVAL)) {
+        return Err(err);
+    }
+    // Kernels before 5.11: one fcntl per possible descriptor.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let max = i32::try_from(limit.rlim_cur).unwrap_or(i32::MAX);
+    for fd in 3..max {
+        // SAFETY: F_SETFD on a descriptor that may not exist fails with EBADF, which is fine.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+#[path = "launcher_tests.rs"]
+mod tests;

@@ -1,0 +1,113 @@
+//! [`LinuxTransport`]: the [`Transport`] seam on vsock and unix sockets.
+
+use std::io;
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::fs::FileTypeExt;
+use std::os::unix::net::{SocketAddr, UnixListener as StdUnixListener};
+use std::path::{Path, PathBuf};
+use std::task::Poll;
+
+use futures::StreamExt;
+use tokio::net::UnixListener;
+use tokio_vsock::{VsockAddr, VsockListener};
+
+use crate::host::{Connection, Incoming, ServerAddr, Transport};
+
+/// The real [`Transport`]: vsock (`vsock://CID:PORT`), unix socket files (`unix:///path`) and
+/// abstract unix sockets (`unix://@name`).
+///
+/// `listen` must be called inside a tokio runtime; the returned stream is driven by it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LinuxTransport;
+
+impl LinuxTransport {
+    /// A transport on the real kernel.
+    pub fn new() -> Self {
+        LinuxTransport
+    }
+}
+
+impl Transport for LinuxTransport {
+    fn listen(&self, addr: &ServerAddr) -> io::Result<Incoming> {
+        // Binding registers the socket with the runtime's reactor, which panics without one.
+        tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        tracing::info!(%addr, "listening");
+        match addr {
+            ServerAddr::Vsock { cid, port } => listen_vsock(*cid, *port),
+            ServerAddr::Unix(path) => listen_unix_path(path),
+            ServerAddr::UnixAbstract(name) => listen_abstract(name),
+        }
+    }
+}
+
+fn listen_vsock(cid: u32, port: u32) -> io::Result<Incoming> {
+    let listener = VsockListener::bind(VsockAddr::new(cid, port))?;
+    let incoming = futures::stream::poll_fn(move |cx| {
+        listener
+            .poll_accept(cx)
+            .map(|res| Some(res.map(|(stream, _peer)| Box::new(stream) as Box<dyn Connection>)))
+    });
+    Ok(incoming.boxed())
+}
+
+fn listen_unix_path(path: &Path) -> io::Result<Incoming> {
+    remove_stale_socket(path)?;
+    let listener = UnixListener::bind(path)?;
+    let guard = SocketFileGuard(path.to_owned());
+    Ok(unix_incoming(listener, Some(guard)))
+}
+
+fn listen_abstract(name: &str) -> io::Result<Incoming> {
+    let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+    let std_listener = StdUnixListener::bind_addr(&addr)?;
+    std_listener.set_nonblocking(true)?;
+    Ok(unix_incoming(UnixListener::from_std(std_listener)?, None))
+}
+
+fn unix_incoming(listener: UnixListener, guard: Option<SocketFileGuard>) -> Incoming {
+    let incoming = futures::stream::poll_fn(move |cx| {
+        // The guard lives as long as the stream, and removes the socket file with it.
+        let _keep = &guard;
+        match listener.poll_accept(cx) {
+            Poll::Ready(res) => Poll::Ready(Some(
+                res.map(|(stream, _peer)| Box::new(stream) as Box<dyn Connection>),
+            )),
+            Poll::Pending => Poll::Pending,
+        }
+    });
+    incoming.boxed()
+}
+
+/// Removes a socket file left by an earlier run. Anything else at `path` is left alone (bind
+/// then fails with `EADDRINUSE`).
+fn remove_stale_socket(path: &Path) -> io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            tracing::debug!(path = %path.display(), "removing a stale socket file");
+            std::fs::remove_file(path)
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the socket file it names when dropped.
+#[derive(Debug)]
+struct SocketFileGuard(PathBuf);
+
+impl Drop for SocketFileGuard {
+    fn drop(&mut self) {
+        match std::fs::remove_file(&self.0) {
+            Ok(()) => tracing::debug!(path = %self.0.display(), "removed the socket file"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(path = %self.0.display(), error = %e, "cannot remove the socket file");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "transport_tests.rs"]
+mod tests;

@@ -1,0 +1,264 @@
+//! The `kata-agent` binary, started outside a VM on a unix socket, driven over ttrpc.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use agent_protos::health::CheckRequest;
+use agent_protos::health::health_check_response::ServingStatus;
+use agent_protos::health_ttrpc::HealthClient;
+use ttrpc::r#async::Client;
+
+const TIMEOUT_NS: i64 = 5_000_000_000;
+
+/// A running agent on a private unix socket; killed and cleaned up on drop.
+struct RunningAgent {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl RunningAgent {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("agent.sock");
+        let child = Command::new(env!("CARGO_BIN_EXE_kata-agent"))
+            .env_clear()
+            .env(
+                "KATA_AGENT_SERVER_ADDR",
+                format!("unix://{}", sock.display()),
+            )
+            .env("KATA_AGENT_LOG_LEVEL", "debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let agent = RunningAgent { child, dir };
+        agent.wait_for_socket();
+        agent
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
+    fn addr(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    fn wait_for_socket(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while StdUnixStream::connect(self.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "the agent never listened on {:?}",
+                self.socket()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGTERM and returns the exit status and everything the agent printed.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the agent ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let mut out = String::new();
+        self.child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        (status, out)
+    }
+}
+
+impl Drop for RunningAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn check(addr: &str) -> ttrpc::Result<i32> {
+    let client = HealthClient::new(Client::connect(addr).await?);
+    let resp = client
+        .check(
+            ttrpc::context::with_timeout(TIMEOUT_NS),
+            &CheckRequest::new(),
+        )
+        .await?;
+    Ok(resp.status.value())
+}
+
+async fn raw_call(client: &Client, service: &str, method: &str) -> ttrpc::Error {
+    let req = ttrpc::Request {
+        service: service.into(),
+        method: method.into(),
+        timeout_nano: TIMEOUT_NS,
+        ..Default::default()
+    };
+    client.request(req).await.expect_err("the call should fail")
+}
+
+fn status_code(err: &ttrpc::Error) -> ttrpc::Code {
+    match err {
+        ttrpc::Error::RpcStatus(status) => status.code(),
+        other => panic!("expected an RPC status, got {other:?}"),
+    }
+}
+
+#[test]
+fn answers_check_and_version() {
+    let agent = RunningAgent::start();
+    runtime().block_on(async {
+        assert_eq!(
+            check(&agent.addr()).await.unwrap(),
+            ServingStatus::SERVING as i32
+        );
+        let client = HealthClient::new(Client::connect(&agent.addr()).await.unwrap());
+        let version = client
+            .version(
+                ttrpc::context::with_timeout(TIMEOUT_NS),
+                &CheckRequest::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(version.grpc_version, "0.0.1");
+        assert_eq!(version.agent_version, env!("CARGO_PKG_VERSION"));
+    });
+}
+
+#[test]
+fn unknown_methods_and_unimplemented_rpcs_get_clear_errors() {
+    let agent = RunningAgent::start();
+    runtime().block_on(async {
+        let client = Client::connect(&agent.addr()).await.unwrap();
+        let err = raw_call(&client, "grpc.AgentService", "NoSuchMethod").await;
+        assert_eq!(status_code(&err), ttrpc::Code::UNIMPLEMENTED, "{err:?}");
+        let err = raw_call(&client, "grpc.NoSuchService", "Check").await;
+        assert_eq!(status_code(&err), ttrpc::Code::INVALID_ARGUMENT, "{err:?}");
+        // A real RPC this agent does not serve yet answers UNIMPLEMENTED with its name, never a
+        // hang or a dropped connection.
+        let err = raw_call(&client, "grpc.AgentService", "SetPolicy").await;
+        assert_eq!(status_code(&err), ttrpc::Code::UNIMPLEMENTED, "{err:?}");
+        assert!(err.to_string().contains("SetPolicy"), "{err}");
+        // The same connection still serves after errors.
+        let health = HealthClient::new(client);
+        let resp = health
+            .check(
+                ttrpc::context::with_timeout(TIMEOUT_NS),
+                &CheckRequest::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status.value(), ServingStatus::SERVING as i32);
+    });
+}
+
+#[test]
+fn a_garbage_frame_closes_only_its_connection() {
+    let agent = RunningAgent::start();
+    let rt = runtime();
+    // A healthy connection, opened before the garbage arrives.
+    let healthy = rt.block_on(Client::connect(&agent.addr())).unwrap();
+    let healthy = HealthClient::new(healthy);
+
+    let mut bad = StdUnixStream::connect(agent.socket()).unwrap();
+    bad.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // A header announcing a request far beyond the 4 MiB limit, then junk.
+    bad.write_all(&[0xff, 0xff, 0xff, 0xf0, 0, 0, 0, 1, 1, 0])
+        .unwrap();
+    bad.write_all(&[0xde; 64]).unwrap();
+    let mut buf = [0u8; 256];
+    let closed = loop {
+        match bad.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue, // an error frame is fine; the close must follow
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(e) => panic!("the agent neither answered nor closed: {e}"),
+        }
+    };
+    assert!(closed);
+
+    rt.block_on(async {
+        let resp = healthy
+            .check(
+                ttrpc::context::with_timeout(TIMEOUT_NS),
+                &CheckRequest::new(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status.value(), ServingStatus::SERVING as i32);
+        assert_eq!(
+            check(&agent.addr()).await.unwrap(),
+            ServingStatus::SERVING as i32
+        );
+    });
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_removes_the_socket() {
+    let agent = RunningAgent::start();
+    let socket = agent.socket();
+    assert_eq!(runtime().block_on(check(&agent.addr())).unwrap(), 1);
+    let (status, out) = agent.terminate();
+    assert!(status.success(), "exit status {status:?}; output:\n{out}");
+    assert!(!socket_exists(&socket), "the socket file was left behind");
+    // Every line is a Kata-shaped JSON log record.
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
+    assert!(lines.iter().any(|l| l["msg"] == "announce"), "{out}");
+    for line in &lines {
+        for key in [
+            "msg",
+            "level",
+            "ts",
+            "pid",
+            "subsystem",
+            "source",
+            "name",
+            "version",
+        ] {
+            assert!(line.get(key).is_some(), "{key} missing in {line}");
+        }
+        assert_eq!(line["name"], "kata-agent");
+        assert_eq!(line["source"], "agent");
+    }
+}
+
+#[test]
+fn version_flag_prints_the_version() {
+    let out = Command::new(env!("CARGO_BIN_EXE_kata-agent"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        text.trim(),
+        format!("kata-agent {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+fn socket_exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}

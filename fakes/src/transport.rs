@@ -1,0 +1,138 @@
+//! `FakeTransport`: listeners and connections over in-memory duplex streams.
+
+use std::collections::HashMap;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures::Stream;
+use kata_agent::host::{Connection, Incoming, ServerAddr, Transport};
+use nix::errno::Errno;
+use tokio::io::DuplexStream;
+use tokio::sync::mpsc;
+
+use crate::faults::{Faults, Op, errno, lock};
+
+/// Bytes each direction of a connection buffers before the writer waits.
+pub const DEFAULT_BUFFER: usize = 64 * 1024;
+
+#[derive(Debug)]
+struct Listener {
+    /// Tells this registration from a later one on the same address.
+    id: u64,
+    tx: mpsc::UnboundedSender<DuplexStream>,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    listeners: HashMap<ServerAddr, Listener>,
+    next_id: u64,
+}
+
+/// Listeners keyed by address; connections are [`tokio::io::duplex`] pairs.
+///
+/// [`Transport::listen`] registers the address (`EADDRINUSE` if taken) and returns the stream of
+/// accepted connections; dropping that stream unregisters it. [`FakeTransport::connect`] plays
+/// the host side: it queues the server half for the listener, like a listen backlog, and
+/// returns the client half, or fails with `ECONNREFUSED` when nobody listens.
+#[derive(Debug)]
+pub struct FakeTransport {
+    faults: Faults,
+    buffer: usize,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl FakeTransport {
+    /// A transport with nobody listening, buffering [`DEFAULT_BUFFER`] bytes per direction.
+    pub fn new(faults: Faults) -> Self {
+        Self::with_buffer(faults, DEFAULT_BUFFER)
+    }
+
+    /// A transport whose connections buffer `buffer` bytes per direction.
+    pub fn with_buffer(faults: Faults, buffer: usize) -> Self {
+        FakeTransport {
+            faults,
+            buffer,
+            registry: Arc::default(),
+        }
+    }
+
+    /// Connects to `addr` as the host would (not counted as a call; never faulted).
+    pub fn connect(&self, addr: &ServerAddr) -> io::Result<DuplexStream> {
+        let registry = lock(&self.registry);
+        let listener = registry
+            .listeners
+            .get(addr)
+            .ok_or_else(|| errno(Errno::ECONNREFUSED))?;
+        let (client, server) = tokio::io::duplex(self.buffer);
+        listener
+            .tx
+            .send(server)
+            .map_err(|_| errno(Errno::ECONNREFUSED))?;
+        Ok(client)
+    }
+
+    /// Whether something listens on `addr`.
+    pub fn is_listening(&self, addr: &ServerAddr) -> bool {
+        lock(&self.registry).listeners.contains_key(addr)
+    }
+
+    /// Every address listened on, sorted by their text form.
+    pub fn listening(&self) -> Vec<ServerAddr> {
+        let mut addrs: Vec<ServerAddr> = lock(&self.registry).listeners.keys().cloned().collect();
+        addrs.sort_by_key(ToString::to_string);
+        addrs
+    }
+}
+
+impl Transport for FakeTransport {
+    fn listen(&self, addr: &ServerAddr) -> io::Result<Incoming> {
+        self.faults.check(Op::Listen)?;
+        let mut registry = lock(&self.registry);
+        if registry.listeners.contains_key(addr) {
+            return Err(errno(Errno::EADDRINUSE));
+        }
+        let id = registry.next_id;
+        registry.next_id += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        registry.listeners.insert(addr.clone(), Listener { id, tx });
+        Ok(Box::pin(Accepted {
+            rx,
+            addr: addr.clone(),
+            id,
+            registry: Arc::clone(&self.registry),
+        }))
+    }
+}
+
+/// The stream [`Transport::listen`] returns; unregisters its address when dropped.
+struct Accepted {
+    rx: mpsc::UnboundedReceiver<DuplexStream>,
+    addr: ServerAddr,
+    id: u64,
+    registry: Arc<Mutex<Registry>>,
+}
+
+impl Stream for Accepted {
+    type Item = io::Result<Box<dyn Connection>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx
+            .poll_recv(cx)
+            .map(|conn| conn.map(|c| Ok(Box::new(c) as Box<dyn Connection>)))
+    }
+}
+
+impl Drop for Accepted {
+    fn drop(&mut self) {
+        let mut registry = lock(&self.registry);
+        if registry
+            .listeners
+            .get(&self.addr)
+            .is_some_and(|l| l.id == self.id)
+        {
+            registry.listeners.remove(&self.addr);
+        }
+    }
+}

@@ -6,6 +6,7 @@
 
 mod agent;
 pub mod config;
+pub mod device;
 pub mod host;
 pub mod init;
 pub mod linux;

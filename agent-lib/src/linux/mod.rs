@@ -2,14 +2,15 @@
 //!
 //! One file per seam: [`LinuxMounter`] (mount(2) and mountinfo), [`RtNetlink`] (rtnetlink),
 //! [`NetlinkUevents`] (the kernel's uevent socket), [`LinuxTransport`] (vsock and unix
-//! sockets) and [`LinuxSysfs`] (`/sys`, `/dev`, `/proc` under a root directory).
+//! sockets), [`LinuxSysfs`] (`/sys`, `/dev`, `/proc` under a root directory), [`LinuxCgroups`]
+//! (cgroupfs) and [`LinuxLauncher`] (processes, with the [`Reaper`] and pseudo terminals).
 
-mod cgroups; // TEMP(launcher/cgroups helper)
-mod launcher; // TEMP
+mod cgroups;
+mod launcher;
 mod mounter;
 mod netlink;
-mod pty; // TEMP
-mod reaper; // TEMP
+mod pty;
+mod reaper;
 mod sysfs;
 mod transport;
 mod uevent;
@@ -17,11 +18,11 @@ mod uevent;
 #[cfg(test)]
 mod test_support;
 
-pub use cgroups::{LinuxCgroups, detect_version}; // TEMP
-pub use launcher::LinuxLauncher; // TEMP
+pub use cgroups::{LinuxCgroups, detect_version};
+pub use launcher::LinuxLauncher;
 pub use mounter::LinuxMounter;
 pub use netlink::RtNetlink;
-pub use reaper::{ReapMode, Reaper, set_child_subreaper}; // TEMP
+pub use reaper::{ReapMode, Reaper, set_child_subreaper};
 pub use sysfs::LinuxSysfs;
 pub use transport::LinuxTransport;
 pub use uevent::NetlinkUevents;

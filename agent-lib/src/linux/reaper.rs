@@ -22,7 +22,8 @@ pub enum ReapMode {
     /// Every child of the process: `waitpid(-1)` until none is left. For the agent binary, which
     /// is a child subreaper (or PID 1): orphans re-parented to the agent are reaped and logged.
     /// Every child the process starts must then go through the reaper
-    /// ([`Reaper::spawn_registered`], or the launcher built on it), or its exit status is lost.
+    /// ([`Reaper::spawn_registered`], or the launcher built on it), or its exit status is lost
+    /// (`std::process::Child::wait` and `tokio::process` then see `ECHILD`).
     All,
     /// Only registered children, each by its own pid. For tests and embedders that do not own
     /// the whole process: children started by other code are left alone.

@@ -4,10 +4,11 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::Mutex;
 
-use kata_agent::host::{CgroupStats, CgroupVersion, Cgroups};
+use kata_agent::host::{CgroupStats, CgroupVersion, Cgroups, OomEvents};
 use nix::errno::Errno;
 use oci_spec::runtime::LinuxResources;
 use serde_json::Value;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 
 use crate::faults::{Faults, Op, errno, lock};
 
@@ -87,6 +88,7 @@ pub struct FakeCgroups {
     faults: Faults,
     version: CgroupVersion,
     tree: Mutex<BTreeMap<String, CgroupState>>,
+    oom_watchers: Mutex<BTreeMap<String, Vec<UnboundedSender<()>>>>,
 }
 
 impl FakeCgroups {
@@ -96,7 +98,21 @@ impl FakeCgroups {
             faults,
             version,
             tree: Mutex::new(BTreeMap::from([("/".to_owned(), CgroupState::default())])),
+            oom_watchers: Mutex::default(),
         }
+    }
+
+    /// Plays an OOM kill in `path`: every watcher gets one event. Returns how many watchers
+    /// there were (`ENOENT` if the cgroup does not exist).
+    pub fn trigger_oom(&self, path: &str) -> io::Result<usize> {
+        let path = normalize(path)?;
+        if !lock(&self.tree).contains_key(&path) {
+            return Err(errno(Errno::ENOENT));
+        }
+        let mut watchers = lock(&self.oom_watchers);
+        let list = watchers.entry(path).or_default();
+        list.retain(|tx| tx.send(()).is_ok());
+        Ok(list.len())
     }
 
     /// Sets what [`Cgroups::stats`] returns for `path` (`ENOENT` if it does not exist).
@@ -246,6 +262,18 @@ impl Cgroups for FakeCgroups {
             return Err(errno(Errno::EBUSY));
         }
         tree.remove(&path);
+        lock(&self.oom_watchers).remove(&path);
         Ok(())
+    }
+
+    fn watch_oom(&self, path: &str) -> io::Result<OomEvents> {
+        self.faults.check(Op::CgroupWatchOom)?;
+        let path = normalize(path)?;
+        if !lock(&self.tree).contains_key(&path) {
+            return Err(errno(Errno::ENOENT));
+        }
+        let (tx, rx) = unbounded_channel();
+        lock(&self.oom_watchers).entry(path).or_default().push(tx);
+        Ok(rx)
     }
 }

@@ -70,11 +70,21 @@ pub enum Op {
     SysfsStat,
     /// `Sysfs::create_dir_all`.
     SysfsCreateDir,
+    /// `Cgroups::watch_oom`.
+    CgroupWatchOom,
+    /// `System::set_hostname`.
+    SetHostname,
+    /// `System::swapon`.
+    Swapon,
+    /// `System::statfs`.
+    Statfs,
+    /// `System::set_time`.
+    SetTime,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 29] = [
+    pub const ALL: [Op; 34] = [
         Op::Mount,
         Op::Umount,
         Op::Mounts,
@@ -104,6 +114,11 @@ impl Op {
         Op::SysfsReadLink,
         Op::SysfsStat,
         Op::SysfsCreateDir,
+        Op::CgroupWatchOom,
+        Op::SetHostname,
+        Op::Swapon,
+        Op::Statfs,
+        Op::SetTime,
     ];
 }
 

@@ -8,8 +8,8 @@ use kata_agent::host::{CgroupVersion, Host};
 
 use crate::faults::{Faults, lock};
 use crate::{
-    FakeCgroups, FakeLauncher, FakeMount, FakeMounter, FakeNetlink, FakeSysfs, FakeTransport,
-    FakeUevents, LaunchRecord,
+    FakeCgroups, FakeLauncher, FakeMount, FakeMounter, FakeNetlink, FakeSysfs, FakeSystem,
+    FakeTransport, FakeUevents, LaunchRecord,
 };
 
 /// What existed when the baseline was taken.
@@ -21,7 +21,7 @@ struct Baseline {
 }
 
 /// What exists now and did not at the baseline: what a scenario leaked.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Leftovers {
     /// Mounts made since the baseline and still mounted, in mount order.
     pub mounts: Vec<FakeMount>,
@@ -94,6 +94,8 @@ pub struct FakeHost {
     pub launcher: Arc<FakeLauncher>,
     /// /sys, /dev and /proc.
     pub sysfs: Arc<FakeSysfs>,
+    /// Hostname, swap, filesystem usage, clock.
+    pub system: Arc<FakeSystem>,
     baseline: Mutex<Baseline>,
 }
 
@@ -124,6 +126,7 @@ impl FakeHost {
             transport: Arc::new(FakeTransport::new(faults.clone())),
             launcher,
             sysfs: Arc::new(FakeSysfs::new(faults.clone())),
+            system: Arc::new(FakeSystem::new(faults.clone())),
             faults,
             baseline: Mutex::default(),
         };
@@ -141,6 +144,7 @@ impl FakeHost {
             transport: self.transport.clone(),
             launcher: self.launcher.clone(),
             sysfs: self.sysfs.clone(),
+            system: self.system.clone(),
         }
     }
 

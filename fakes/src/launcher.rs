@@ -25,7 +25,7 @@ const SIGRTMAX: i32 = 64;
 pub type ExitHook = Arc<dyn Fn(i32, ExitStatus) + Send + Sync>;
 
 /// One launched process, live or exited.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct LaunchRecord {
     /// Its pid.
     pub pid: i32,
@@ -226,6 +226,12 @@ impl Launcher for FakeLauncher {
             .args
             .first()
             .ok_or_else(|| errno(Errno::EINVAL))?;
+        if request.hold {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "FakeLauncher: held launches are not modelled yet",
+            ));
+        }
         let script = self.lookup(program)?;
         if let Some(e) = script.launch_error() {
             return Err(errno(e));
@@ -296,5 +302,29 @@ impl Launcher for FakeLauncher {
             record.signals.push(signal);
         }
         Ok(())
+    }
+
+    fn release(&self, pid: i32) -> io::Result<()> {
+        // Nothing is ever held (see `launch`), so there is nothing to release.
+        let state = lock(&self.shared.state);
+        match state.live.contains_key(&pid) {
+            true => Err(errno(Errno::EINVAL)),
+            false => Err(errno(Errno::ESRCH)),
+        }
+    }
+
+    fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
+        let program = {
+            let state = lock(&self.shared.state);
+            if !state.live.contains_key(&pid) {
+                return Err(errno(Errno::ESRCH));
+            }
+            state
+                .records
+                .get(&pid)
+                .and_then(|r| r.request.process.args.first().cloned())
+                .ok_or_else(|| errno(Errno::ESRCH))?
+        };
+        Ok(self.lookup(&program)?.handles(signal))
     }
 }

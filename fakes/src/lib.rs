@@ -35,6 +35,7 @@ mod mounter;
 mod netlink;
 mod script;
 mod sysfs;
+mod system;
 mod transport;
 mod uevent;
 
@@ -46,5 +47,6 @@ pub use mounter::{FakeMount, FakeMounter};
 pub use netlink::{FakeNetlink, NetState};
 pub use script::{End, Reaction, Script, Step};
 pub use sysfs::{FakeSysfs, WriteHook};
+pub use system::FakeSystem;
 pub use transport::{DEFAULT_BUFFER, FakeTransport};
 pub use uevent::{FakeUevents, uevent_datagram};

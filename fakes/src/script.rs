@@ -144,6 +144,12 @@ impl Script {
         self.end
     }
 
+    /// Whether the script catches or ignores `signal` itself (what /proc/PID/status reports as
+    /// `SigCgt` or `SigIgn`).
+    pub fn handles(&self, signal: i32) -> bool {
+        self.reactions.contains_key(&signal)
+    }
+
     /// What the process does on signal `signal`.
     pub fn reaction(&self, signal: i32) -> Reaction {
         use Signal::*;

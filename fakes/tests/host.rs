@@ -23,6 +23,7 @@ fn create(host: &Host) -> std::io::Result<i32> {
         },
         stdio: StdioMode::Null,
         pipe_size: 0,
+        ..LaunchRequest::default()
     };
     let launched = match host.launcher.launch(&req) {
         Ok(l) => l,

@@ -21,6 +21,7 @@ fn request(args: &[&str], stdio: StdioMode) -> LaunchRequest {
         },
         stdio,
         pipe_size: 0,
+        ..LaunchRequest::default()
     }
 }
 

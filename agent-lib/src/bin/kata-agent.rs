@@ -10,8 +10,8 @@ use clap::Parser;
 use kata_agent::config::{self, Loaded};
 use kata_agent::host::{CgroupVersion, Host};
 use kata_agent::linux::{
-    LinuxCgroups, LinuxLauncher, LinuxMounter, LinuxSysfs, LinuxTransport, NetlinkUevents,
-    ReapMode, RtNetlink,
+    LinuxCgroups, LinuxLauncher, LinuxMounter, LinuxSysfs, LinuxSystem, LinuxTransport,
+    NetlinkUevents, ReapMode, RtNetlink,
 };
 use kata_agent::logging::{JsonFields, KataJsonFormat};
 use kata_agent::rpc::{self, AGENT_VERSION};
@@ -92,6 +92,7 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
         transport: Arc::new(LinuxTransport::new()),
         launcher: Arc::new(LinuxLauncher::new(ReapMode::All).context("process launcher")?),
         sysfs,
+        system: Arc::new(LinuxSystem::new()),
     };
     if init_mode {
         init::bring_up_loopback(&*host.netlink)

@@ -160,4 +160,12 @@ pub trait Cgroups: Send + Sync {
 
     /// Removes the cgroup from every controller; it must hold no processes.
     fn destroy(&self, path: &str) -> io::Result<()>;
+
+    /// Watches the cgroup for OOM kills: one message per kill (only when the kernel's
+    /// `oom_kill` counter goes up, from `memory.oom_control` on v1 or `memory.events` on v2).
+    /// The channel closes when the cgroup goes away.
+    fn watch_oom(&self, path: &str) -> io::Result<OomEvents>;
 }
+
+/// OOM kills of one cgroup, as [`Cgroups::watch_oom`] reports them.
+pub type OomEvents = tokio::sync::mpsc::UnboundedReceiver<()>;

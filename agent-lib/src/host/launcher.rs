@@ -3,7 +3,9 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 
+use oci_spec::runtime::{Process, Spec};
 use tokio::sync::oneshot;
 
 /// How a process ended.
@@ -54,15 +56,53 @@ pub struct ProcessSpec {
     pub additional_gids: Vec<u32>,
 }
 
+/// A container as the launcher needs it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ContainerSetup {
+    /// The container id.
+    pub id: String,
+    /// The OCI spec after the agent's rewrites: `root.path` is absolute, namespaces to join
+    /// carry their paths, device numbers are the guest's, mount sources are guest paths.
+    pub spec: Spec,
+    /// The guest root is an initramfs: use `MS_MOVE` + `chroot`, as `pivot_root` cannot work.
+    pub no_pivot_root: bool,
+}
+
+/// Where a process runs.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum LaunchTarget {
+    /// A plain process in the agent's own namespaces and root (hooks, helpers).
+    #[default]
+    Host,
+    /// The init process of a new container, set up from the spec: namespaces, rootfs, mounts,
+    /// devices, hostname, rlimits, capabilities, seccomp, OCI hooks run inside it.
+    ContainerInit(Arc<ContainerSetup>),
+    /// A process entering the running container whose init is `init_pid`.
+    ContainerExec {
+        /// The container.
+        setup: Arc<ContainerSetup>,
+        /// Its init process, whose namespaces and root the process joins.
+        init_pid: i32,
+        /// The exec's OCI process: capabilities, rlimits, no_new_privileges, labels.
+        process: Box<Process>,
+    },
+}
+
 /// One process to start.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct LaunchRequest {
-    /// The program and its credentials.
+    /// The program and its resolved credentials.
     pub process: ProcessSpec,
     /// How its standard streams are connected.
     pub stdio: StdioMode,
     /// `F_SETPIPE_SZ` for the stdout/stderr pipes; 0 keeps the kernel default.
     pub pipe_size: u32,
+    /// Where it runs.
+    pub target: LaunchTarget,
+    /// Keep the process stopped just before it executes its program until
+    /// [`Launcher::release`]: a container init waits for StartContainer, an exec for the agent
+    /// to put it into the container's cgroup.
+    pub hold: bool,
 }
 
 /// A started process and the agent's ends of its standard streams.
@@ -87,6 +127,13 @@ pub trait Launcher: Send + Sync {
     /// Starts a process. On error nothing is left running and no fd is leaked.
     fn launch(&self, request: &LaunchRequest) -> io::Result<Launched>;
 
+    /// Lets a process started with [`LaunchRequest::hold`] execute its program.
+    fn release(&self, pid: i32) -> io::Result<()>;
+
     /// Sends signal `signal` to process `pid`.
     fn signal(&self, pid: i32, signal: i32) -> io::Result<()>;
+
+    /// Whether process `pid` catches, ignores or blocks `signal` (`SigCgt`, `SigIgn`, `SigBlk`
+    /// of /proc/PID/status); Kata turns a SIGTERM that an init does not handle into SIGKILL.
+    fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool>;
 }

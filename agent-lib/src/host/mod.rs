@@ -11,6 +11,7 @@ mod mounter;
 mod netlink;
 mod server_addr;
 mod sysfs;
+mod system;
 mod transport;
 mod uevent;
 
@@ -18,13 +19,17 @@ use std::sync::Arc;
 
 pub use cgroups::{
     BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, HugetlbStats,
-    MemoryData, MemoryStats, PidsStats,
+    MemoryData, MemoryStats, OomEvents, PidsStats,
 };
-pub use launcher::{ExitStatus, LaunchRequest, Launched, Launcher, ProcessSpec, StdioMode};
+pub use launcher::{
+    ContainerSetup, ExitStatus, LaunchRequest, LaunchTarget, Launched, Launcher, ProcessSpec,
+    StdioMode,
+};
 pub use mounter::{MountEntry, MountSpec, Mounter};
 pub use netlink::{Address, Link, LinkUpdate, Neighbour, Netlink, Route};
 pub use server_addr::{ServerAddr, ServerAddrError};
 pub use sysfs::{NodeInfo, NodeKind, Sysfs};
+pub use system::{FsStats, System};
 pub use transport::{Connection, Incoming, Transport};
 pub use uevent::UeventSource;
 
@@ -45,6 +50,8 @@ pub struct Host {
     pub launcher: Arc<dyn Launcher>,
     /// /sys, /dev and /proc as the agent reads and writes them.
     pub sysfs: Arc<dyn Sysfs>,
+    /// Hostname, swap, filesystem usage, clock.
+    pub system: Arc<dyn System>,
 }
 
 impl std::fmt::Debug for Host {

@@ -26,7 +26,7 @@ use oci_spec::runtime::LinuxResources;
 
 use crate::host::{
     BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, HugetlbStats,
-    MemoryData, MemoryStats, PidsStats,
+    MemoryData, MemoryStats, OomEvents, PidsStats,
 };
 
 /// How long [`Cgroups::freeze`] waits for a v1 freezer to leave `FREEZING`.
@@ -254,6 +254,13 @@ impl Cgroups for LinuxCgroups {
         }
         tracing::debug!(cgroup = %rel, "cgroup destroyed");
         Ok(())
+    }
+
+    fn watch_oom(&self, path: &str) -> io::Result<OomEvents> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!("OOM notification for {path} is not available in this build yet"),
+        ))
     }
 }
 

@@ -22,7 +22,7 @@ use nix::unistd::pipe2;
 
 use super::pty::open_pty;
 use super::reaper::{ReapMode, Reaper};
-use crate::host::{LaunchRequest, Launched, Launcher, StdioMode};
+use crate::host::{LaunchRequest, LaunchTarget, Launched, Launcher, StdioMode};
 
 /// Starts processes with fork and exec; a [`Reaper`] task reports their exits.
 #[derive(Debug)]
@@ -50,6 +50,12 @@ impl LinuxLauncher {
 
 impl Launcher for LinuxLauncher {
     fn launch(&self, request: &LaunchRequest) -> io::Result<Launched> {
+        if request.hold || request.target != LaunchTarget::Host {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "container launches are not available in this build yet",
+            ));
+        }
         let spec = &request.process;
         let program = spec
             .args
@@ -151,6 +157,24 @@ impl Launcher for LinuxLauncher {
             ),
             _ => e,
         })
+    }
+
+    fn release(&self, pid: i32) -> io::Result<()> {
+        // Nothing is held (see `launch`): a release can only name a process that is not waiting.
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("release: pid {pid} is not held"),
+        ))
+    }
+
+    fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
+        if pid <= 0 || !(1..=64).contains(&signal) {
+            return Err(invalid(format!(
+                "handles_signal: pid {pid} signal {signal}"
+            )));
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        Ok(signal_handled(&status, signal))
     }
 }
 
@@ -275,6 +299,18 @@ fn mark_fds_cloexec() -> io::Result<()> {
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }
     Ok(())
+}
+
+/// Whether `signal` is set in the `SigCgt`, `SigIgn` or `SigBlk` mask of a /proc/PID/status text.
+fn signal_handled(status: &str, signal: i32) -> bool {
+    let bit = 1u64 << (signal - 1);
+    status.lines().any(|line| {
+        ["SigCgt:", "SigIgn:", "SigBlk:"].iter().any(|key| {
+            line.strip_prefix(key)
+                .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+                .is_some_and(|mask| mask & bit != 0)
+        })
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ mod netlink;
 mod pty;
 mod reaper;
 mod sysfs;
+mod system;
 mod transport;
 mod uevent;
 
@@ -24,5 +25,6 @@ pub use mounter::LinuxMounter;
 pub use netlink::RtNetlink;
 pub use reaper::{ReapMode, Reaper, set_child_subreaper};
 pub use sysfs::LinuxSysfs;
+pub use system::LinuxSystem;
 pub use transport::LinuxTransport;
 pub use uevent::NetlinkUevents;

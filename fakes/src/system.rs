@@ -1,0 +1,106 @@
+//! [`FakeSystem`]: hostname, swap, filesystem usage and clock, in memory.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use kata_agent::host::{FsStats, System};
+use nix::errno::Errno;
+
+use crate::faults::{Faults, Op, errno, lock};
+
+#[derive(Debug, Default)]
+struct State {
+    hostname: String,
+    swaps: Vec<PathBuf>,
+    filesystems: BTreeMap<PathBuf, FsStats>,
+    time: Option<(i64, i64)>,
+}
+
+/// The guest's hostname, active swap areas, filesystem usage (set by the test per mount point)
+/// and the last clock setting.
+#[derive(Debug)]
+pub struct FakeSystem {
+    faults: Faults,
+    state: Mutex<State>,
+}
+
+impl FakeSystem {
+    /// Hostname `localhost`, no swap, no filesystems.
+    pub fn new(faults: Faults) -> Self {
+        let state = State {
+            hostname: "localhost".into(),
+            ..State::default()
+        };
+        FakeSystem {
+            faults,
+            state: Mutex::new(state),
+        }
+    }
+
+    /// The current hostname.
+    pub fn hostname(&self) -> String {
+        lock(&self.state).hostname.clone()
+    }
+
+    /// The active swap areas, in swapon order.
+    pub fn swaps(&self) -> Vec<PathBuf> {
+        lock(&self.state).swaps.clone()
+    }
+
+    /// Declares the usage of the filesystem mounted at `mount_point`; statfs of any path under
+    /// it answers this.
+    pub fn set_filesystem(&self, mount_point: impl Into<PathBuf>, stats: FsStats) {
+        lock(&self.state)
+            .filesystems
+            .insert(mount_point.into(), stats);
+    }
+
+    /// The last time set, `(secs, usecs)`.
+    pub fn time(&self) -> Option<(i64, i64)> {
+        lock(&self.state).time
+    }
+}
+
+impl System for FakeSystem {
+    fn set_hostname(&self, name: &str) -> io::Result<()> {
+        self.faults.check(Op::SetHostname)?;
+        if name.is_empty() || name.len() > 64 {
+            return Err(errno(Errno::EINVAL));
+        }
+        lock(&self.state).hostname = name.to_owned();
+        Ok(())
+    }
+
+    fn swapon(&self, path: &Path) -> io::Result<()> {
+        self.faults.check(Op::Swapon)?;
+        let mut state = lock(&self.state);
+        if state.swaps.iter().any(|p| p == path) {
+            return Err(errno(Errno::EBUSY));
+        }
+        state.swaps.push(path.to_owned());
+        Ok(())
+    }
+
+    fn statfs(&self, path: &Path) -> io::Result<FsStats> {
+        self.faults.check(Op::Statfs)?;
+        let state = lock(&self.state);
+        state
+            .filesystems
+            .iter()
+            .filter(|(mount, _)| path.starts_with(mount))
+            .max_by_key(|(mount, _)| mount.components().count())
+            .map(|(_, stats)| *stats)
+            .ok_or_else(|| errno(Errno::ENOENT))
+    }
+
+    fn set_time(&self, secs: i64, usecs: i64) -> io::Result<()> {
+        self.faults.check(Op::SetTime)?;
+        if !(0..1_000_000).contains(&usecs) {
+            return Err(errno(Errno::EINVAL));
+        }
+        lock(&self.state).time = Some((secs, usecs));
+        Ok(())
+    }
+}

@@ -1,23 +1,54 @@
 //! The agent: its configuration, the host it runs on, and the subsystems built over them.
 
+use std::sync::Arc;
+
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::device::{DeviceWatcher, watch_uevents};
 use crate::host::Host;
 
 /// One agent instance. Built once by the binary or a harness, shared by the RPC handlers.
+///
+/// Each subsystem owns its state behind its own lock; the agent only composes them.
 #[derive(Debug)]
 pub struct Agent {
     config: Config,
     host: Host,
+    devices: Arc<DeviceWatcher>,
     stop: watch::Sender<bool>,
 }
 
 impl Agent {
-    /// An agent over `host`, configured by `config`.
+    /// An agent over `host`, configured by `config`. Call [`Agent::start`] to run its
+    /// background tasks.
     pub fn new(config: Config, host: Host) -> Self {
         let (stop, _) = watch::channel(false);
-        Agent { config, host, stop }
+        Agent {
+            config,
+            host,
+            devices: Arc::new(DeviceWatcher::new()),
+            stop,
+        }
+    }
+
+    /// Spawns the background tasks on the current tokio runtime: the uevent loop. They end
+    /// when a stop is requested.
+    pub fn start(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
+        let uevents = {
+            let source = self.host.uevents.clone();
+            let watcher = self.devices.clone();
+            let sysfs = self.host.sysfs.clone();
+            let agent = self.clone();
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = watch_uevents(source, watcher, sysfs) => {}
+                    _ = agent.stopped() => {}
+                }
+            })
+        };
+        vec![uevents]
     }
 
     /// The configuration the agent runs with.
@@ -28,6 +59,11 @@ impl Agent {
     /// The OS facilities the agent runs on.
     pub fn host(&self) -> &Host {
         &self.host
+    }
+
+    /// The devices the kernel announced, and pending waits for more.
+    pub fn devices(&self) -> &Arc<DeviceWatcher> {
+        &self.devices
     }
 
     /// Asks whoever runs the agent to stop it (DestroySandbox).

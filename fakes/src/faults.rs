@@ -70,6 +70,10 @@ pub enum Op {
     SysfsStat,
     /// `Sysfs::create_dir_all`.
     SysfsCreateDir,
+    /// `Sysfs::create_file`.
+    SysfsCreateFile,
+    /// `Sysfs::remove_file`.
+    SysfsRemove,
     /// `Cgroups::watch_oom`.
     CgroupWatchOom,
     /// `System::set_hostname`.
@@ -84,7 +88,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 34] = [
+    pub const ALL: [Op; 36] = [
         Op::Mount,
         Op::Umount,
         Op::Mounts,
@@ -114,6 +118,8 @@ impl Op {
         Op::SysfsReadLink,
         Op::SysfsStat,
         Op::SysfsCreateDir,
+        Op::SysfsCreateFile,
+        Op::SysfsRemove,
         Op::CgroupWatchOom,
         Op::SetHostname,
         Op::Swapon,

@@ -337,6 +337,40 @@ impl Sysfs for FakeSysfs {
         self.mkdir_p(path)
     }
 
+    fn create_file(&self, path: &Path, data: &[u8], _mode: u32) -> io::Result<()> {
+        self.faults.check(Op::SysfsCreateFile)?;
+        let tree = lock(&self.tree);
+        let parent = path.parent().ok_or_else(|| errno(Errno::EINVAL))?;
+        match tree.nodes.get(parent) {
+            Some(Node::Dir) => {}
+            Some(_) => return Err(errno(Errno::ENOTDIR)),
+            None => return Err(errno(Errno::ENOENT)),
+        }
+        drop(tree);
+        self.write_file(path, data.to_vec())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.faults.check(Op::SysfsRemove)?;
+        let mut tree = lock(&self.tree);
+        let prefix = path.to_path_buf();
+        match tree.nodes.get(path) {
+            None => return Err(errno(Errno::ENOENT)),
+            Some(Node::Dir) => {
+                let busy = tree
+                    .nodes
+                    .keys()
+                    .any(|k| k != &prefix && k.starts_with(&prefix));
+                if busy {
+                    return Err(errno(Errno::ENOTEMPTY));
+                }
+            }
+            Some(_) => {}
+        }
+        tree.nodes.remove(path);
+        Ok(())
+    }
+
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.faults.check(Op::SysfsRead)?;
         match lock(&self.tree).node(path, true)? {

@@ -102,6 +102,7 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
 
     let addr = config.server_addr.clone();
     let agent = Arc::new(Agent::new(config, host));
+    let tasks = agent.start();
     let server = rpc::serve(agent.clone(), &addr)
         .await
         .with_context(|| format!("cannot serve on {addr}"))?;
@@ -117,6 +118,10 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
         .shutdown()
         .await
         .context("stopping the ttrpc server")?;
+    agent.request_stop();
+    for task in tasks {
+        let _ = task.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

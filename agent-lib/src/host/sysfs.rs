@@ -59,6 +59,13 @@ pub trait Sysfs: Send + Sync {
     /// trees); an existing directory is fine.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
 
+    /// Creates or truncates the agent's own file `path` (under /run, /etc) with `data` and
+    /// permission bits `mode`; the parent directory must exist.
+    fn create_file(&self, path: &Path, data: &[u8], mode: u32) -> io::Result<()>;
+
+    /// Removes a file, a symbolic link or an empty directory.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+
     /// Whether `path` exists (following links).
     fn exists(&self, path: &Path) -> bool {
         self.stat(path).is_ok()

@@ -71,6 +71,28 @@ impl Sysfs for LinuxSysfs {
         fs::create_dir_all(self.resolve(path)?)
     }
 
+    fn create_file(&self, path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let resolved = self.resolve(path)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(mode)
+            .open(&resolved)?;
+        file.write_all(data)?;
+        // The mode of an existing file, and bits the umask removed, are set explicitly.
+        file.set_permissions(fs::Permissions::from_mode(mode))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let resolved = self.resolve(path)?;
+        match fs::symlink_metadata(&resolved)?.is_dir() {
+            true => fs::remove_dir(resolved),
+            false => fs::remove_file(resolved),
+        }
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
         let mut names = fs::read_dir(self.resolve(path)?)?
             .map(|entry| entry.map(|e| e.file_name()))

@@ -177,13 +177,13 @@ fn start_and_rss(binary: &Path) -> anyhow::Result<(Duration, u64)> {
 async fn first_check(addr: &str, sock: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        if sock.exists() {
-            if let Ok(client) = agent_harness::AgentClient::connect(addr).await {
-                let req = agent_protos::health::CheckRequest::new();
-                let ctx = ttrpc::context::with_timeout(5_000_000_000);
-                client.health.check(ctx, &req).await.context("Check")?;
-                return Ok(());
-            }
+        if sock.exists()
+            && let Ok(client) = agent_harness::AgentClient::connect(addr).await
+        {
+            let req = agent_protos::health::CheckRequest::new();
+            let ctx = ttrpc::context::with_timeout(5_000_000_000);
+            client.health.check(ctx, &req).await.context("Check")?;
+            return Ok(());
         }
         if Instant::now() > deadline {
             bail!("the agent did not answer within 10 s");

@@ -5,9 +5,13 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::attach::Attach;
 use crate::config::Config;
-use crate::device::{DeviceWatcher, watch_uevents};
+use crate::container::Containers;
+use crate::device::{DeviceContext, DeviceWatcher, watch_uevents};
 use crate::host::Host;
+use crate::sandbox::Sandbox;
+use crate::storage::{DriverRegistry, Storages};
 
 /// One agent instance. Built once by the binary or a harness, shared by the RPC handlers.
 ///
@@ -17,6 +21,9 @@ pub struct Agent {
     config: Config,
     host: Host,
     devices: Arc<DeviceWatcher>,
+    storages: Arc<Storages>,
+    sandbox: Arc<Sandbox>,
+    containers: Arc<Containers>,
     stop: watch::Sender<bool>,
 }
 
@@ -25,10 +32,38 @@ impl Agent {
     /// background tasks.
     pub fn new(config: Config, host: Host) -> Self {
         let (stop, _) = watch::channel(false);
+        let devices = Arc::new(DeviceWatcher::new());
+        let storages = Arc::new(Storages::new(
+            host.clone(),
+            crate::device::DeviceContext {
+                watcher: devices.clone(),
+                sysfs: host.sysfs.clone(),
+                hotplug_timeout: config.hotplug_timeout,
+            },
+            DriverRegistry::standard(),
+        ));
+        let attach = Attach::new(
+            DeviceContext {
+                watcher: devices.clone(),
+                sysfs: host.sysfs.clone(),
+                hotplug_timeout: config.hotplug_timeout,
+            },
+            storages.clone(),
+        );
+        let sandbox = Arc::new(Sandbox::new(host.clone(), attach.clone()));
+        let containers = Arc::new(Containers::new(
+            host.clone(),
+            attach,
+            sandbox.clone(),
+            config.container_pipe_size.unwrap_or(0),
+        ));
         Agent {
             config,
             host,
-            devices: Arc::new(DeviceWatcher::new()),
+            devices,
+            storages,
+            sandbox,
+            containers,
             stop,
         }
     }
@@ -64,6 +99,30 @@ impl Agent {
     /// The devices the kernel announced, and pending waits for more.
     pub fn devices(&self) -> &Arc<DeviceWatcher> {
         &self.devices
+    }
+
+    /// What device lookups and handlers need: the watcher, sysfs and `agent.hotplug_timeout`.
+    pub fn device_context(&self) -> DeviceContext {
+        DeviceContext {
+            watcher: self.devices.clone(),
+            sysfs: self.host.sysfs.clone(),
+            hotplug_timeout: self.config.hotplug_timeout,
+        }
+    }
+
+    /// The sandbox's storages: drivers and the refcount table by mount point.
+    pub fn storages(&self) -> &Arc<Storages> {
+        &self.storages
+    }
+
+    /// The sandbox: shared namespaces, DNS, guest hooks.
+    pub fn sandbox(&self) -> &Arc<Sandbox> {
+        &self.sandbox
+    }
+
+    /// The containers and their processes.
+    pub fn containers(&self) -> &Arc<Containers> {
+        &self.containers
     }
 
     /// Asks whoever runs the agent to stop it (DestroySandbox).

@@ -5,12 +5,17 @@
 //! Kata's ttrpc contract over an [`Agent`].
 
 mod agent;
+pub mod attach;
 pub mod config;
+pub mod container;
 pub mod device;
 pub mod host;
 pub mod init;
 pub mod linux;
 pub mod logging;
+pub mod process;
 pub mod rpc;
+pub mod sandbox;
+pub mod storage;
 
 pub use agent::Agent;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 
 use kata_agent::host::{CgroupStats, CgroupVersion, Cgroups, OomEvents};
 use nix::errno::Errno;
@@ -23,6 +23,51 @@ pub struct CgroupState {
     pub frozen: bool,
     /// What [`Cgroups::stats`] returns (see [`FakeCgroups::set_stats`]).
     pub stats: CgroupStats,
+}
+
+#[derive(Debug, Default)]
+struct GateState {
+    held: bool,
+    waiting: usize,
+}
+
+/// Makes [`Cgroups::stats`] block, as a read of a cgroup being torn down can.
+#[derive(Debug, Default)]
+struct StatsGate {
+    state: Mutex<GateState>,
+    released: Condvar,
+}
+
+impl StatsGate {
+    fn pass(&self) {
+        let mut state = lock(&self.state);
+        state.waiting += 1;
+        while state.held {
+            state = self.released.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.waiting -= 1;
+    }
+}
+
+/// While alive, every [`Cgroups::stats`] call blocks its thread (see
+/// [`FakeCgroups::hold_stats`]); dropping it lets them through.
+#[derive(Debug)]
+pub struct StatsHold {
+    gate: Arc<StatsGate>,
+}
+
+impl StatsHold {
+    /// How many `stats` calls are blocked right now.
+    pub fn waiting(&self) -> usize {
+        lock(&self.gate.state).waiting
+    }
+}
+
+impl Drop for StatsHold {
+    fn drop(&mut self) {
+        lock(&self.gate.state).held = false;
+        self.gate.released.notify_all();
+    }
 }
 
 /// Normalises `/a/b`, `a/b/` and `a//b` to `/a/b`; the root is `/`. `..` and `.` are `EINVAL`.
@@ -89,6 +134,7 @@ pub struct FakeCgroups {
     version: CgroupVersion,
     tree: Mutex<BTreeMap<String, CgroupState>>,
     oom_watchers: Mutex<BTreeMap<String, Vec<UnboundedSender<()>>>>,
+    stats_gate: Arc<StatsGate>,
 }
 
 impl FakeCgroups {
@@ -99,6 +145,16 @@ impl FakeCgroups {
             version,
             tree: Mutex::new(BTreeMap::from([("/".to_owned(), CgroupState::default())])),
             oom_watchers: Mutex::default(),
+            stats_gate: Arc::default(),
+        }
+    }
+
+    /// Makes every [`Cgroups::stats`] call block (a blocking wait on its own thread, as a stuck
+    /// cgroupfs read) until the returned hold is dropped.
+    pub fn hold_stats(&self) -> StatsHold {
+        lock(&self.stats_gate.state).held = true;
+        StatsHold {
+            gate: Arc::clone(&self.stats_gate),
         }
     }
 
@@ -235,6 +291,7 @@ impl Cgroups for FakeCgroups {
 
     fn stats(&self, path: &str) -> io::Result<CgroupStats> {
         self.faults.check(Op::CgroupStats)?;
+        self.stats_gate.pass();
         self.with_cgroup(path, |cg| Ok(cg.stats.clone()))
     }
 

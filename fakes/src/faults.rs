@@ -84,11 +84,25 @@ pub enum Op {
     Statfs,
     /// `System::set_time`.
     SetTime,
+    /// `System::pin_namespace`.
+    PinNamespace,
+    /// `Launcher::release`.
+    Release,
+    /// `Launcher::handles_signal`.
+    HandlesSignal,
+    /// `Sysfs::symlink_metadata`.
+    SysfsLstat,
+    /// `Sysfs::chown`.
+    SysfsChown,
+    /// `Sysfs::set_mode`.
+    SysfsChmod,
+    /// `Sysfs::symlink`.
+    SysfsSymlink,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 36] = [
+    pub const ALL: [Op; 43] = [
         Op::Mount,
         Op::Umount,
         Op::Mounts,
@@ -125,6 +139,13 @@ impl Op {
         Op::Swapon,
         Op::Statfs,
         Op::SetTime,
+        Op::PinNamespace,
+        Op::Release,
+        Op::HandlesSignal,
+        Op::SysfsLstat,
+        Op::SysfsChown,
+        Op::SysfsChmod,
+        Op::SysfsSymlink,
     ];
 }
 

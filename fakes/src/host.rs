@@ -118,15 +118,17 @@ impl FakeHost {
         let launcher = Arc::new(FakeLauncher::new(faults.clone()));
         let exited = Arc::clone(&cgroups);
         launcher.on_exit(move |pid, _| exited.process_exited(pid));
+        let mounter = Arc::new(FakeMounter::new(faults.clone()));
+        let system = Arc::new(FakeSystem::with_mounter(faults.clone(), mounter.clone()));
         let host = FakeHost {
-            mounter: Arc::new(FakeMounter::new(faults.clone())),
+            mounter,
             netlink: Arc::new(FakeNetlink::new(faults.clone())),
             uevents: Arc::new(FakeUevents::new(faults.clone())),
             cgroups,
             transport: Arc::new(FakeTransport::new(faults.clone())),
             launcher,
             sysfs: Arc::new(FakeSysfs::new(faults.clone())),
-            system: Arc::new(FakeSystem::new(faults.clone())),
+            system,
             faults,
             baseline: Mutex::default(),
         };

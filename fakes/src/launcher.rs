@@ -7,14 +7,14 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use kata_agent::host::{ExitStatus, LaunchRequest, Launched, Launcher, StdioMode};
+use kata_agent::host::{ExitStatus, LaunchRequest, LaunchTarget, Launched, Launcher, StdioMode};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::faults::{Faults, Op, errno, lock};
-use crate::script::{ProcessIo, Script, play};
+use crate::script::{ProcessIo, Reaction, Script, play};
 
 /// The first pid handed out.
 pub const FIRST_PID: i32 = 1000;
@@ -35,11 +35,16 @@ pub struct LaunchRecord {
     pub signals: Vec<i32>,
     /// How it ended; `None` while it runs.
     pub exit: Option<ExitStatus>,
+    /// Whether it is held before its program ([`LaunchRequest::hold`], not yet released).
+    pub held: bool,
 }
 
 impl fmt::Display for LaunchRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "pid {} {:?}", self.pid, self.request.process.args)?;
+        if self.held {
+            write!(f, " [held]")?;
+        }
         match self.exit {
             Some(status) => write!(f, " ({status:?})"),
             None => write!(f, " (running)"),
@@ -52,6 +57,8 @@ struct State {
     scripts: HashMap<String, Script>,
     /// Signal channels of live processes.
     live: BTreeMap<i32, mpsc::UnboundedSender<i32>>,
+    /// Held processes: what lets each run its program.
+    held: BTreeMap<i32, oneshot::Sender<()>>,
     records: BTreeMap<i32, LaunchRecord>,
     next_pid: i32,
 }
@@ -76,6 +83,14 @@ struct Shared {
 /// and `EINVAL` for a signal outside 0..=64; signal 0 only checks the pid. When a process ends
 /// its fds close, it leaves the live set, exit hooks run ([`FakeLauncher::on_exit`]) and then
 /// `Launched::exit` resolves. `launch` needs a tokio runtime.
+///
+/// A launch with [`LaunchRequest::hold`] gets its pid and stdio but does not start its script
+/// until [`Launcher::release`] (`EINVAL` for a process that is not held, `ESRCH` for an unknown
+/// one); while held, its program's signal handlers are not installed yet, so a signal has its
+/// default action and [`Launcher::handles_signal`] is `false`. A
+/// [`LaunchTarget::ContainerExec`] needs its `init_pid` to be live (`ESRCH` otherwise), as
+/// joining the namespaces of a dead init fails. The target and setup are kept in the
+/// [`LaunchRecord`]'s request; scripts are still picked by argv\[0\].
 pub struct FakeLauncher {
     faults: Faults,
     shared: Arc<Shared>,
@@ -226,11 +241,10 @@ impl Launcher for FakeLauncher {
             .args
             .first()
             .ok_or_else(|| errno(Errno::EINVAL))?;
-        if request.hold {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "FakeLauncher: held launches are not modelled yet",
-            ));
+        if let LaunchTarget::ContainerExec { init_pid, .. } = &request.target
+            && !self.is_live(*init_pid)
+        {
+            return Err(errno(Errno::ESRCH));
         }
         let script = self.lookup(program)?;
         if let Some(e) = script.launch_error() {
@@ -241,13 +255,17 @@ impl Launcher for FakeLauncher {
         let _entered = runtime.enter();
         let (ends, io) = stdio(request.stdio, request.pipe_size)?;
 
-        let (signal_tx, signal_rx) = mpsc::unbounded_channel();
+        let (signal_tx, mut signal_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = oneshot::channel();
+        let (release_tx, release_rx) = oneshot::channel();
         let pid = {
             let mut state = lock(&self.shared.state);
             let pid = state.next_pid;
             state.next_pid += 1;
             state.live.insert(pid, signal_tx);
+            if request.hold {
+                state.held.insert(pid, release_tx);
+            }
             state.records.insert(
                 pid,
                 LaunchRecord {
@@ -255,16 +273,28 @@ impl Launcher for FakeLauncher {
                     request: request.clone(),
                     signals: Vec::new(),
                     exit: None,
+                    held: request.hold,
                 },
             );
             pid
         };
         let shared = Arc::clone(&self.shared);
+        let held = request.hold;
         runtime.spawn(async move {
-            let status = play(script, io, signal_rx).await;
+            let status = match held {
+                true => match wait_release(release_rx, &mut signal_rx).await {
+                    None => play(script, io, signal_rx).await,
+                    Some(killed) => {
+                        drop(io);
+                        killed
+                    }
+                },
+                false => play(script, io, signal_rx).await,
+            };
             {
                 let mut state = lock(&shared.state);
                 state.live.remove(&pid);
+                state.held.remove(&pid);
                 if let Some(record) = state.records.get_mut(&pid) {
                     record.exit = Some(status);
                 }
@@ -305,19 +335,31 @@ impl Launcher for FakeLauncher {
     }
 
     fn release(&self, pid: i32) -> io::Result<()> {
-        // Nothing is ever held (see `launch`), so there is nothing to release.
-        let state = lock(&self.shared.state);
-        match state.live.contains_key(&pid) {
-            true => Err(errno(Errno::EINVAL)),
-            false => Err(errno(Errno::ESRCH)),
+        self.faults.check(Op::Release)?;
+        let mut state = lock(&self.shared.state);
+        let Some(release) = state.held.remove(&pid) else {
+            return match state.live.contains_key(&pid) {
+                true => Err(errno(Errno::EINVAL)),
+                false => Err(errno(Errno::ESRCH)),
+            };
+        };
+        if let Some(record) = state.records.get_mut(&pid) {
+            record.held = false;
         }
+        // The process task waits on this while it is held.
+        let _ = release.send(());
+        Ok(())
     }
 
     fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
+        self.faults.check(Op::HandlesSignal)?;
         let program = {
             let state = lock(&self.shared.state);
             if !state.live.contains_key(&pid) {
                 return Err(errno(Errno::ESRCH));
+            }
+            if state.held.contains_key(&pid) {
+                return Ok(false);
             }
             state
                 .records
@@ -326,5 +368,27 @@ impl Launcher for FakeLauncher {
                 .ok_or_else(|| errno(Errno::ESRCH))?
         };
         Ok(self.lookup(&program)?.handles(signal))
+    }
+}
+
+/// Waits while a process is held: `None` once released, or how it died of a signal first (a
+/// held process has only the default signal actions).
+async fn wait_release(
+    release: oneshot::Receiver<()>,
+    signals: &mut mpsc::UnboundedReceiver<i32>,
+) -> Option<ExitStatus> {
+    let defaults = Script::until_signal();
+    tokio::pin!(release);
+    loop {
+        tokio::select! {
+            biased;
+            Some(signal) = signals.recv() => match defaults.reaction(signal) {
+                Reaction::Terminate => return Some(ExitStatus::Signaled(signal)),
+                Reaction::Exit(code) => return Some(ExitStatus::Exited(code)),
+                Reaction::Ignore => {}
+            },
+            // A dropped sender means the launcher forgot the hold: run.
+            _ = &mut release => return None,
+        }
     }
 }

@@ -39,7 +39,7 @@ mod system;
 mod transport;
 mod uevent;
 
-pub use cgroups::{CgroupState, FakeCgroups};
+pub use cgroups::{CgroupState, FakeCgroups, StatsHold};
 pub use faults::{FaultPoint, Faults, Op};
 pub use host::{FakeHost, Leftovers};
 pub use launcher::{ExitHook, FIRST_PID, FakeLauncher, LaunchRecord};

@@ -146,6 +146,22 @@ impl FakeMounter {
             .count()
     }
 
+    /// Adds a mount made by another fake (a pinned namespace's nsfs bind), without counting a
+    /// call: it shows in the table and leaks like any other mount.
+    pub(crate) fn insert(&self, source: &str, target: &Path, fstype: &str) {
+        let mut table = lock(&self.table);
+        let id = table.next_id;
+        table.next_id += 1;
+        table.mounts.push(FakeMount {
+            id,
+            source: source.to_owned(),
+            target: target.to_owned(),
+            fstype: fstype.to_owned(),
+            flags: MsFlags::MS_BIND,
+            data: None,
+        });
+    }
+
     fn remount(table: &mut Table, spec: &MountSpec) -> io::Result<()> {
         let idx = table
             .top(&spec.target)

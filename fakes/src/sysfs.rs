@@ -7,8 +7,9 @@ use std::io;
 use std::ops::Bound;
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
-use kata_agent::host::{NodeInfo, NodeKind, Sysfs};
+use kata_agent::host::{FileMeta, NodeInfo, NodeKind, Sysfs};
 use nix::errno::Errno;
 
 use crate::faults::{Faults, Op, errno, lock};
@@ -56,13 +57,60 @@ enum Missing {
     CreateDirs,
 }
 
+/// Ownership, permissions and modification time of a node, where they differ from the
+/// defaults (root-owned, the kind's default mode, never modified).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Attrs {
+    mode: Option<u32>,
+    uid: u32,
+    gid: u32,
+    /// Value of [`Tree::clock`] at the last change of contents.
+    mtime: u64,
+}
+
 #[derive(Debug)]
 struct Tree {
     /// Every node by its physical path (no links in it); `/` is always a directory.
     nodes: BTreeMap<PathBuf, Node>,
+    /// Attributes of nodes, by physical path.
+    attrs: BTreeMap<PathBuf, Attrs>,
+    /// Counts content changes: modification times are `UNIX_EPOCH + clock` seconds, so every
+    /// change is newer than the one before.
+    clock: u64,
 }
 
 impl Tree {
+    /// Marks `physical` as modified now.
+    fn touch(&mut self, physical: &Path) {
+        self.clock += 1;
+        let clock = self.clock;
+        self.attrs.entry(physical.to_owned()).or_default().mtime = clock;
+    }
+
+    /// Forgets the attributes of `physical` and everything under it.
+    fn forget(&mut self, physical: &Path) {
+        self.attrs.retain(|p, _| !p.starts_with(physical));
+    }
+
+    /// The metadata of the node at `physical`.
+    fn meta(&self, physical: &Path, node: &Node) -> FileMeta {
+        let info = node.info();
+        let attrs = self.attrs.get(physical).copied().unwrap_or_default();
+        let size = match node {
+            Node::File(data) => data.len() as u64,
+            Node::Symlink(target) => target.as_os_str().len() as u64,
+            _ => 0,
+        };
+        FileMeta {
+            kind: info.kind,
+            mode: attrs.mode.unwrap_or(info.mode),
+            uid: attrs.uid,
+            gid: attrs.gid,
+            size,
+            modified: SystemTime::UNIX_EPOCH + Duration::from_secs(attrs.mtime),
+        }
+    }
+
     /// Resolves `path` (relative paths start at `base`) to a physical path, following links
     /// in every component and, when `follow_last`, in the last one.
     fn walk(
@@ -210,6 +258,8 @@ impl FakeSysfs {
             faults,
             tree: Mutex::new(Tree {
                 nodes: BTreeMap::from([(PathBuf::from("/"), Node::Dir)]),
+                attrs: BTreeMap::new(),
+                clock: 0,
             }),
             writes: Mutex::default(),
             hooks: Mutex::default(),
@@ -245,6 +295,7 @@ impl FakeSysfs {
             Some(Node::Dir) => Err(errno(Errno::EISDIR)),
             Some(Node::Device { .. }) => Err(errno(Errno::EEXIST)),
             _ => {
+                tree.touch(&full);
                 tree.nodes.insert(full, Node::File(data.into()));
                 Ok(())
             }
@@ -291,6 +342,7 @@ impl FakeSysfs {
         for p in doomed {
             tree.nodes.remove(&p);
         }
+        tree.forget(&full);
         Ok(())
     }
 
@@ -322,6 +374,15 @@ impl FakeSysfs {
         }
     }
 
+    /// The metadata of `path` itself (a final link is not followed), if it exists (not counted
+    /// as a call).
+    pub fn meta(&self, path: impl AsRef<Path>) -> Option<FileMeta> {
+        let mut tree = lock(&self.tree);
+        let (physical, node) = tree.node(path.as_ref(), false).ok()?;
+        let node = node.clone();
+        Some(tree.meta(&physical, &node))
+    }
+
     /// What `path` is, following links, if it exists (not counted as a call).
     pub fn kind(&self, path: impl AsRef<Path>) -> Option<NodeKind> {
         lock(&self.tree)
@@ -337,7 +398,7 @@ impl Sysfs for FakeSysfs {
         self.mkdir_p(path)
     }
 
-    fn create_file(&self, path: &Path, data: &[u8], _mode: u32) -> io::Result<()> {
+    fn create_file(&self, path: &Path, data: &[u8], mode: u32) -> io::Result<()> {
         self.faults.check(Op::SysfsCreateFile)?;
         let tree = lock(&self.tree);
         let parent = path.parent().ok_or_else(|| errno(Errno::EINVAL))?;
@@ -347,7 +408,11 @@ impl Sysfs for FakeSysfs {
             None => return Err(errno(Errno::ENOENT)),
         }
         drop(tree);
-        self.write_file(path, data.to_vec())
+        self.write_file(path, data.to_vec())?;
+        let mut tree = lock(&self.tree);
+        let physical = tree.resolve(path, true)?;
+        tree.attrs.entry(physical).or_default().mode = Some(mode & 0o7777);
+        Ok(())
     }
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
@@ -368,6 +433,7 @@ impl Sysfs for FakeSysfs {
             Some(_) => {}
         }
         tree.nodes.remove(path);
+        tree.forget(path);
         Ok(())
     }
 
@@ -395,9 +461,12 @@ impl Sysfs for FakeSysfs {
         for hook in hooks {
             hook(self, &physical, data)?;
         }
-        if let Some(Node::File(contents)) = lock(&self.tree).nodes.get_mut(&physical) {
+        let mut tree = lock(&self.tree);
+        if let Some(Node::File(contents)) = tree.nodes.get_mut(&physical) {
             *contents = data.to_vec();
+            tree.touch(&physical);
         }
+        drop(tree);
         lock(&self.writes).push((path.to_owned(), data.to_vec()));
         Ok(())
     }
@@ -425,6 +494,47 @@ impl Sysfs for FakeSysfs {
 
     fn stat(&self, path: &Path) -> io::Result<NodeInfo> {
         self.faults.check(Op::SysfsStat)?;
-        Ok(lock(&self.tree).node(path, true)?.1.info())
+        let mut tree = lock(&self.tree);
+        let (physical, node) = tree.node(path, true)?;
+        let mut info = node.info();
+        if let Some(mode) = tree.attrs.get(&physical).and_then(|a| a.mode) {
+            info.mode = mode;
+        }
+        Ok(info)
+    }
+
+    fn symlink_metadata(&self, path: &Path) -> io::Result<FileMeta> {
+        self.faults.check(Op::SysfsLstat)?;
+        let mut tree = lock(&self.tree);
+        let (physical, node) = tree.node(path, false)?;
+        let node = node.clone();
+        Ok(tree.meta(&physical, &node))
+    }
+
+    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        self.faults.check(Op::SysfsChown)?;
+        let mut tree = lock(&self.tree);
+        let (physical, _) = tree.node(path, false)?;
+        let attrs = tree.attrs.entry(physical).or_default();
+        if let Some(uid) = uid {
+            attrs.uid = uid;
+        }
+        if let Some(gid) = gid {
+            attrs.gid = gid;
+        }
+        Ok(())
+    }
+
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        self.faults.check(Op::SysfsChmod)?;
+        let mut tree = lock(&self.tree);
+        let (physical, _) = tree.node(path, true)?;
+        tree.attrs.entry(physical).or_default().mode = Some(mode & 0o7777);
+        Ok(())
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        self.faults.check(Op::SysfsSymlink)?;
+        lock(&self.tree).create(link, Node::Symlink(target.to_owned()))
     }
 }

@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use kata_agent::host::{FsStats, System};
+use kata_agent::host::{FsStats, NamespaceKind, System};
 use nix::errno::Errno;
 
+use crate::FakeMounter;
 use crate::faults::{Faults, Op, errno, lock};
 
 #[derive(Debug, Default)]
@@ -16,14 +17,21 @@ struct State {
     swaps: Vec<PathBuf>,
     filesystems: BTreeMap<PathBuf, FsStats>,
     time: Option<(i64, i64)>,
+    pinned: Vec<(NamespaceKind, Option<String>, PathBuf)>,
 }
 
 /// The guest's hostname, active swap areas, filesystem usage (set by the test per mount point)
 /// and the last clock setting.
+///
+/// [`System::pin_namespace`] records the namespace and, when the fake is linked to a
+/// [`FakeMounter`] ([`FakeSystem::with_mounter`], as a [`crate::FakeHost`] does), adds an `nsfs`
+/// bind mount on the target, so unmounting it releases the pin and a forgotten pin shows up as a
+/// leftover mount.
 #[derive(Debug)]
 pub struct FakeSystem {
     faults: Faults,
     state: Mutex<State>,
+    mounter: Option<Arc<FakeMounter>>,
 }
 
 impl FakeSystem {
@@ -36,7 +44,21 @@ impl FakeSystem {
         FakeSystem {
             faults,
             state: Mutex::new(state),
+            mounter: None,
         }
+    }
+
+    /// Like [`FakeSystem::new`], with pinned namespaces mounted in `mounter`'s table.
+    pub fn with_mounter(faults: Faults, mounter: Arc<FakeMounter>) -> Self {
+        FakeSystem {
+            mounter: Some(mounter),
+            ..FakeSystem::new(faults)
+        }
+    }
+
+    /// Every namespace pinned so far: kind, hostname (UTS) and target, in order.
+    pub fn pinned(&self) -> Vec<(NamespaceKind, Option<String>, PathBuf)> {
+        lock(&self.state).pinned.clone()
     }
 
     /// The current hostname.
@@ -101,6 +123,25 @@ impl System for FakeSystem {
             return Err(errno(Errno::EINVAL));
         }
         lock(&self.state).time = Some((secs, usecs));
+        Ok(())
+    }
+
+    fn pin_namespace(
+        &self,
+        kind: NamespaceKind,
+        hostname: Option<&str>,
+        target: &Path,
+    ) -> io::Result<()> {
+        self.faults.check(Op::PinNamespace)?;
+        if hostname.is_some_and(|h| h.is_empty() || h.len() > 64) {
+            return Err(errno(Errno::EINVAL));
+        }
+        if let Some(mounter) = &self.mounter {
+            mounter.insert("nsfs", target, "nsfs");
+        }
+        lock(&self.state)
+            .pinned
+            .push((kind, hostname.map(str::to_owned), target.to_owned()));
         Ok(())
     }
 }

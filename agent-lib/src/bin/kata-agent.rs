@@ -27,6 +27,10 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    // `kata-agent init`: the container setup helper, single-threaded, before anything else.
+    if let Some(code) = kata_agent::linux::run_if_helper() {
+        return code;
+    }
     let args = Args::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -28,8 +28,8 @@ pub use launcher::{
 pub use mounter::{MountEntry, MountSpec, Mounter};
 pub use netlink::{Address, Link, LinkUpdate, Neighbour, Netlink, Route};
 pub use server_addr::{ServerAddr, ServerAddrError};
-pub use sysfs::{NodeInfo, NodeKind, Sysfs};
-pub use system::{FsStats, System};
+pub use sysfs::{FileMeta, NodeInfo, NodeKind, Sysfs};
+pub use system::{FsStats, NamespaceKind, System};
 pub use transport::{Connection, Incoming, Transport};
 pub use uevent::UeventSource;
 

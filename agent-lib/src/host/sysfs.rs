@@ -3,6 +3,7 @@
 use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 /// What a path is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +33,24 @@ pub struct NodeInfo {
     pub major: u64,
     /// Device minor number (device nodes only, else 0).
     pub minor: u64,
+}
+
+/// The result of [`Sysfs::symlink_metadata`]: what a path is and who owns it, without following
+/// a final symbolic link.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileMeta {
+    /// What the path is ([`NodeKind::Symlink`] for a link).
+    pub kind: NodeKind,
+    /// Permission bits, setuid/setgid/sticky included (`0o7777`).
+    pub mode: u32,
+    /// Owner.
+    pub uid: u32,
+    /// Group.
+    pub gid: u32,
+    /// Size in bytes (a link: the length of its target).
+    pub size: u64,
+    /// Last modification.
+    pub modified: SystemTime,
 }
 
 /// `/sys`, `/dev` and `/proc`, addressed by their absolute guest paths
@@ -65,6 +84,19 @@ pub trait Sysfs: Send + Sync {
 
     /// Removes a file, a symbolic link or an empty directory.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+
+    /// Information about a path itself: a final symbolic link is not followed (lstat(2)).
+    fn symlink_metadata(&self, path: &Path) -> io::Result<FileMeta>;
+
+    /// Changes the owner and/or group of `path` itself (lchown(2): a link is not followed);
+    /// `None` keeps that id.
+    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()>;
+
+    /// Sets the permission bits (`0o7777`) of `path`, following links (chmod(2)).
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
+
+    /// Creates a symbolic link at `link` pointing to `target` (stored as given).
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
 
     /// Whether `path` exists (following links).
     fn exists(&self, path: &Path) -> bool {

@@ -20,6 +20,26 @@ pub struct FsStats {
     pub files_free: u64,
 }
 
+/// A namespace kind that can be pinned (kept alive by a bind mount of its nsfs file) without a
+/// process in it: the sandbox's shared IPC and UTS namespaces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NamespaceKind {
+    /// System V IPC and POSIX message queues.
+    Ipc,
+    /// Hostname and NIS domain name.
+    Uts,
+}
+
+impl NamespaceKind {
+    /// The name the kernel uses under `/proc/<pid>/ns/` (`ipc`, `uts`).
+    pub fn name(self) -> &'static str {
+        match self {
+            NamespaceKind::Ipc => "ipc",
+            NamespaceKind::Uts => "uts",
+        }
+    }
+}
+
 /// Kernel settings of the guest as a whole.
 pub trait System: Send + Sync {
     /// sethostname(2) in the agent's UTS namespace.
@@ -33,4 +53,15 @@ pub trait System: Send + Sync {
 
     /// settimeofday(2).
     fn set_time(&self, secs: i64, usecs: i64) -> io::Result<()>;
+
+    /// Creates a new namespace of `kind` (for [`NamespaceKind::Uts`], with hostname `hostname`
+    /// when given) and pins it by bind-mounting its nsfs file onto `target`, an existing regular
+    /// file. The pin is a mount: unmounting `target` ([`crate::host::Mounter::umount`]) releases
+    /// the namespace. The agent's own namespaces are unchanged.
+    fn pin_namespace(
+        &self,
+        kind: NamespaceKind,
+        hostname: Option<&str>,
+        target: &Path,
+    ) -> io::Result<()>;
 }

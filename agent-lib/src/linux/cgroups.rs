@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use cgroups_rs::fs::cpuacct::CpuAcctController;
 use cgroups_rs::fs::freezer::FreezerController;
 use cgroups_rs::fs::memory::MemController;
-use cgroups_rs::fs::{Cgroup, hierarchies};
+use cgroups_rs::fs::{Cgroup, Subsystem, hierarchies};
 use cgroups_rs::manager::{FsManager, Manager};
 use cgroups_rs::{CgroupPid, FreezerState};
 use oci_spec::runtime::LinuxResources;
@@ -257,10 +257,15 @@ impl Cgroups for LinuxCgroups {
     }
 
     fn watch_oom(&self, path: &str) -> io::Result<OomEvents> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            format!("OOM notification for {path} is not available in this build yet"),
-        ))
+        let dir = self.with_entry("watch_oom", path, |e| {
+            e.cgroup
+                .subsystems()
+                .iter()
+                .find(|s| self.version == CgroupVersion::V2 || matches!(s, Subsystem::Mem(_)))
+                .map(|s| s.to_controller().path().to_owned())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no memory controller"))
+        })?;
+        super::oom::watch(self.version, &dir)
     }
 }
 

@@ -9,17 +9,22 @@
 //!
 //! Marking instead of closing keeps std's own close-on-exec pipe, through which the child reports
 //! an exec failure, alive until the exec.
+//!
+//! Container processes ([`LaunchTarget::ContainerInit`], [`LaunchTarget::ContainerExec`]) go
+//! through the setup helper instead: see [`super::container`].
 
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::unistd::pipe2;
 
+use super::container::{ChildStdio, ContainerSpawner};
 use super::pty::open_pty;
 use super::reaper::{ReapMode, Reaper};
 use crate::host::{LaunchRequest, LaunchTarget, Launched, Launcher, StdioMode};
@@ -28,6 +33,7 @@ use crate::host::{LaunchRequest, LaunchTarget, Launched, Launcher, StdioMode};
 #[derive(Debug)]
 pub struct LinuxLauncher {
     reaper: Reaper,
+    containers: ContainerSpawner,
 }
 
 impl LinuxLauncher {
@@ -36,9 +42,21 @@ impl LinuxLauncher {
     /// Must be called inside a tokio runtime (it spawns the reaper task). The agent binary uses
     /// [`ReapMode::All`]; tests and embedders that share the process use
     /// [`ReapMode::Registered`].
+    ///
+    /// Container processes are set up by the agent's own binary (`/proc/self/exe`) run as
+    /// `kata-agent init`: the binary's `main` must call
+    /// [`run_if_helper`](super::run_if_helper) first.
     pub fn new(mode: ReapMode) -> io::Result<Self> {
+        Self::with_helper(mode, PathBuf::from("/proc/self/exe"))
+    }
+
+    /// Like [`LinuxLauncher::new`], with the setup helper taken from the `kata-agent` binary at
+    /// `helper` (for tests and embedders whose own executable is not the agent). A sealed copy
+    /// of it is made at the first container launch.
+    pub fn with_helper(mode: ReapMode, helper: PathBuf) -> io::Result<Self> {
         Ok(LinuxLauncher {
             reaper: Reaper::new(mode)?,
+            containers: ContainerSpawner::new(helper),
         })
     }
 
@@ -50,11 +68,11 @@ impl LinuxLauncher {
 
 impl Launcher for LinuxLauncher {
     fn launch(&self, request: &LaunchRequest) -> io::Result<Launched> {
-        if request.hold || request.target != LaunchTarget::Host {
-            return Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "container launches are not available in this build yet",
-            ));
+        if request.target != LaunchTarget::Host {
+            return self.launch_container(request);
+        }
+        if request.hold {
+            return Err(invalid("launch: hold is for container processes"));
         }
         let spec = &request.process;
         let program = spec
@@ -160,11 +178,7 @@ impl Launcher for LinuxLauncher {
     }
 
     fn release(&self, pid: i32) -> io::Result<()> {
-        // Nothing is held (see `launch`): a release can only name a process that is not waiting.
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("release: pid {pid} is not held"),
-        ))
+        self.containers.release(&self.reaper, pid)
     }
 
     fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
@@ -176,6 +190,61 @@ impl Launcher for LinuxLauncher {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
         Ok(signal_handled(&status, signal))
     }
+}
+
+impl LinuxLauncher {
+    fn launch_container(&self, request: &LaunchRequest) -> io::Result<Launched> {
+        let (parent, child) = container_stdio(request)?;
+        let tty = request.stdio == StdioMode::Pty;
+        let (pid, exit) = self
+            .containers
+            .launch(&self.reaper, request, child, tty)
+            .inspect_err(|e| tracing::debug!(error = %e, "container launch failed"))?;
+        tracing::debug!(pid, hold = request.hold, "container process launched");
+        Ok(Launched {
+            pid,
+            stdin: parent.stdin,
+            stdout: parent.stdout,
+            stderr: parent.stderr,
+            pty_master: parent.pty_master,
+            exit,
+        })
+    }
+}
+
+/// The agent's and the child's ends of a container process's stdio.
+fn container_stdio(request: &LaunchRequest) -> io::Result<(ParentEnds, ChildStdio)> {
+    let mut parent = ParentEnds::default();
+    let child = match request.stdio {
+        StdioMode::Null => {
+            let null = OwnedFd::from(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open("/dev/null")?,
+            );
+            [null.try_clone()?, null.try_clone()?, null]
+        }
+        StdioMode::Pipes => {
+            let (stdin_r, stdin_w) = cloexec_pipe()?;
+            let (stdout_r, stdout_w) = cloexec_pipe()?;
+            let (stderr_r, stderr_w) = cloexec_pipe()?;
+            if request.pipe_size > 0 {
+                set_pipe_size(&stdout_r, request.pipe_size)?;
+                set_pipe_size(&stderr_r, request.pipe_size)?;
+            }
+            parent.stdin = Some(stdin_w);
+            parent.stdout = Some(stdout_r);
+            parent.stderr = Some(stderr_r);
+            [stdin_r, stdout_w, stderr_w]
+        }
+        StdioMode::Pty => {
+            let (master, slave) = open_pty()?;
+            parent.pty_master = Some(master);
+            [slave.try_clone()?, slave.try_clone()?, slave]
+        }
+    };
+    Ok((parent, child))
 }
 
 /// The agent's ends of a child's stdio.

@@ -6,9 +6,11 @@
 //! (cgroupfs) and [`LinuxLauncher`] (processes, with the [`Reaper`] and pseudo terminals).
 
 mod cgroups;
+mod container;
 mod launcher;
 mod mounter;
 mod netlink;
+mod oom;
 mod pty;
 mod reaper;
 mod sysfs;
@@ -20,6 +22,7 @@ mod uevent;
 mod test_support;
 
 pub use cgroups::{LinuxCgroups, detect_version};
+pub use container::{HELPER_ARG, SetupError, run_if_helper};
 pub use launcher::LinuxLauncher;
 pub use mounter::LinuxMounter;
 pub use netlink::RtNetlink;

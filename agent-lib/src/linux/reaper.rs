@@ -119,6 +119,26 @@ impl Reaper {
         f(registry.contains_key(&pid))
     }
 
+    /// Kills registered child `pid` with SIGKILL and reaps it right here, so that a start that
+    /// failed halfway leaves no process and no zombie behind. Its waiter sees the receiver
+    /// closed. Does nothing when `pid` is not a registered, unreaped child.
+    pub fn kill_and_reap(&self, pid: i32) {
+        let mut registry = self.shared.lock();
+        if registry.remove(&pid).is_none() {
+            return;
+        }
+        // SAFETY: kill and waitpid on our own unreaped child (the registry lock keeps the
+        // reaper from collecting it first, so the pid cannot have been reused).
+        unsafe {
+            libc::kill(pid, libc::SIGKILL);
+            let mut status = 0;
+            while libc::waitpid(pid, &mut status, libc::__WALL) < 0
+                && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+            {}
+        }
+        tracing::debug!(pid, "killed and reaped a child whose start failed");
+    }
+
     /// How many registered children have not been reaped yet.
     pub fn pending(&self) -> usize {
         self.shared.lock().len()

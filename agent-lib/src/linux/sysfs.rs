@@ -6,7 +6,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
-use crate::host::{NodeInfo, NodeKind, Sysfs};
+use crate::host::{FileMeta, NodeInfo, NodeKind, Sysfs};
 
 /// The real [`Sysfs`]: absolute guest paths (`/sys/...`, `/dev/...`) resolved under `root`.
 ///
@@ -93,6 +93,35 @@ impl Sysfs for LinuxSysfs {
         }
     }
 
+    fn symlink_metadata(&self, path: &Path) -> io::Result<FileMeta> {
+        let meta = fs::symlink_metadata(self.resolve(path)?)?;
+        Ok(FileMeta {
+            kind: kind_of(meta.file_type()),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: meta.len(),
+            modified: meta.modified()?,
+        })
+    }
+
+    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        let resolved = self.resolve(path)?;
+        tracing::debug!(path = %path.display(), ?uid, ?gid, "chown");
+        std::os::unix::fs::lchown(resolved, uid, gid)
+    }
+
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        use std::os::unix::fs::PermissionsExt;
+        let resolved = self.resolve(path)?;
+        tracing::debug!(path = %path.display(), mode = format!("{mode:o}"), "chmod");
+        fs::set_permissions(resolved, fs::Permissions::from_mode(mode & 0o7777))
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        std::os::unix::fs::symlink(target, self.resolve(link)?)
+    }
+
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {
         let mut names = fs::read_dir(self.resolve(path)?)?
             .map(|entry| entry.map(|e| e.file_name()))
@@ -107,20 +136,7 @@ impl Sysfs for LinuxSysfs {
 
     fn stat(&self, path: &Path) -> io::Result<NodeInfo> {
         let meta = fs::metadata(self.resolve(path)?)?;
-        let ft = meta.file_type();
-        let kind = if ft.is_file() {
-            NodeKind::File
-        } else if ft.is_dir() {
-            NodeKind::Dir
-        } else if ft.is_symlink() {
-            NodeKind::Symlink
-        } else if ft.is_block_device() {
-            NodeKind::BlockDevice
-        } else if ft.is_char_device() {
-            NodeKind::CharDevice
-        } else {
-            NodeKind::Other
-        };
+        let kind = kind_of(meta.file_type());
         let (major, minor) = match kind {
             NodeKind::BlockDevice | NodeKind::CharDevice => (
                 nix::sys::stat::major(meta.rdev()),
@@ -134,6 +150,22 @@ impl Sysfs for LinuxSysfs {
             major,
             minor,
         })
+    }
+}
+
+fn kind_of(ft: fs::FileType) -> NodeKind {
+    if ft.is_file() {
+        NodeKind::File
+    } else if ft.is_dir() {
+        NodeKind::Dir
+    } else if ft.is_symlink() {
+        NodeKind::Symlink
+    } else if ft.is_block_device() {
+        NodeKind::BlockDevice
+    } else if ft.is_char_device() {
+        NodeKind::CharDevice
+    } else {
+        NodeKind::Other
     }
 }
 

@@ -3,7 +3,10 @@
 use std::io;
 use std::path::Path;
 
-use crate::host::{FsStats, System};
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+
+use crate::host::{FsStats, NamespaceKind, System};
 
 /// The real [`System`].
 #[derive(Debug, Default, Clone, Copy)]
@@ -54,6 +57,49 @@ impl System for LinuxSystem {
         let ts = nix::sys::time::TimeSpec::new(secs, usecs * 1000);
         nix::time::clock_settime(nix::time::ClockId::CLOCK_REALTIME, ts).map_err(io::Error::from)
     }
+
+    fn pin_namespace(
+        &self,
+        kind: NamespaceKind,
+        hostname: Option<&str>,
+        target: &Path,
+    ) -> io::Result<()> {
+        let target = target.to_owned();
+        let hostname = hostname.map(str::to_owned);
+        // unshare(2) changes the calling thread only: a short-lived thread enters the new
+        // namespace, pins it from /proc/thread-self and exits, leaving the agent's threads as
+        // they were.
+        std::thread::Builder::new()
+            .name(format!("pin-{}-ns", kind.name()))
+            .spawn(move || pin_on_this_thread(kind, hostname.as_deref(), &target))?
+            .join()
+            .map_err(|_| io::Error::other("the namespace pinning thread panicked"))?
+    }
+}
+
+/// Runs on a dedicated thread: unshare, set the hostname, bind-mount the thread's nsfs file.
+fn pin_on_this_thread(
+    kind: NamespaceKind,
+    hostname: Option<&str>,
+    target: &Path,
+) -> io::Result<()> {
+    let flags = match kind {
+        NamespaceKind::Ipc => CloneFlags::CLONE_NEWIPC,
+        NamespaceKind::Uts => CloneFlags::CLONE_NEWUTS,
+    };
+    nix::sched::unshare(flags)?;
+    if let (NamespaceKind::Uts, Some(name)) = (kind, hostname) {
+        nix::unistd::sethostname(name)?;
+    }
+    let source = format!("/proc/thread-self/ns/{}", kind.name());
+    nix::mount::mount(
+        Some(source.as_str()),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -68,6 +114,25 @@ mod tests {
         assert!(stats.blocks >= stats.blocks_free);
         assert!(stats.blocks_free >= stats.blocks_available);
         assert!(LinuxSystem.statfs(Path::new("/no/such/path")).is_err());
+    }
+
+    #[test]
+    #[ignore = "needs root: unshare(2) and mount(2)"]
+    fn pin_namespace_keeps_a_new_uts_namespace_alive() {
+        crate::linux::test_support::require_root("pin a UTS namespace");
+        crate::linux::test_support::in_mount_ns(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let target = dir.path().join("uts");
+            std::fs::write(&target, b"").unwrap();
+            let before = nix::unistd::gethostname().unwrap();
+            LinuxSystem
+                .pin_namespace(NamespaceKind::Uts, Some("pinned-uts"), &target)
+                .unwrap();
+            assert_eq!(before, nix::unistd::gethostname().unwrap());
+            let mounts = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+            assert!(mounts.contains(target.to_str().unwrap()), "{mounts}");
+            nix::mount::umount2(&target, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        });
     }
 
     #[test]

@@ -30,89 +30,89 @@ impl AgentService for AgentRpc {
     async fn create_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::CreateContainerRequest,
+        req: agent::CreateContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("CreateContainer"))
+        super::container::create_container(&self.agent, req).await
     }
 
     async fn start_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::StartContainerRequest,
+        req: agent::StartContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("StartContainer"))
+        super::container::start_container(&self.agent, req).await
     }
 
     async fn remove_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::RemoveContainerRequest,
+        req: agent::RemoveContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("RemoveContainer"))
+        super::container::remove_container(&self.agent, req).await
     }
 
     async fn exec_process(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::ExecProcessRequest,
+        req: agent::ExecProcessRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("ExecProcess"))
+        super::process::exec_process(&self.agent, req).await
     }
 
     async fn signal_process(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::SignalProcessRequest,
+        req: agent::SignalProcessRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("SignalProcess"))
+        super::process::signal_process(&self.agent, req).await
     }
 
     async fn wait_process(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::WaitProcessRequest,
+        req: agent::WaitProcessRequest,
     ) -> ttrpc::Result<agent::WaitProcessResponse> {
-        Err(not_implemented("WaitProcess"))
+        super::process::wait_process(&self.agent, req).await
     }
 
     async fn update_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::UpdateContainerRequest,
+        req: agent::UpdateContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("UpdateContainer"))
+        super::container::update_container(&self.agent, req).await
     }
 
     async fn update_ephemeral_mounts(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::UpdateEphemeralMountsRequest,
+        req: agent::UpdateEphemeralMountsRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("UpdateEphemeralMounts"))
+        super::storage::update_ephemeral_mounts(&self.agent, req)
     }
 
     async fn stats_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::StatsContainerRequest,
+        req: agent::StatsContainerRequest,
     ) -> ttrpc::Result<agent::StatsContainerResponse> {
-        Err(not_implemented("StatsContainer"))
+        super::container::stats_container(&self.agent, req).await
     }
 
     async fn pause_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::PauseContainerRequest,
+        req: agent::PauseContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("PauseContainer"))
+        super::container::pause_container(&self.agent, req).await
     }
 
     async fn resume_container(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::ResumeContainerRequest,
+        req: agent::ResumeContainerRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("ResumeContainer"))
+        super::container::resume_container(&self.agent, req).await
     }
 
     async fn remove_stale_virtiofs_share_mounts(
@@ -120,7 +120,7 @@ impl AgentService for AgentRpc {
         _ctx: &TtrpcContext,
         _req: agent::RemoveStaleVirtiofsShareMountsRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("RemoveStaleVirtiofsShareMounts"))
+        super::storage::remove_stale_virtiofs_share_mounts(&self.agent)
     }
 
     async fn get_diagnostic_data(
@@ -134,41 +134,41 @@ impl AgentService for AgentRpc {
     async fn write_stdin(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::WriteStreamRequest,
+        req: agent::WriteStreamRequest,
     ) -> ttrpc::Result<agent::WriteStreamResponse> {
-        Err(not_implemented("WriteStdin"))
+        super::stdio::write_stdin(&self.agent, req).await
     }
 
     async fn read_stdout(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::ReadStreamRequest,
+        req: agent::ReadStreamRequest,
     ) -> ttrpc::Result<agent::ReadStreamResponse> {
-        Err(not_implemented("ReadStdout"))
+        super::stdio::read_stdout(&self.agent, req).await
     }
 
     async fn read_stderr(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::ReadStreamRequest,
+        req: agent::ReadStreamRequest,
     ) -> ttrpc::Result<agent::ReadStreamResponse> {
-        Err(not_implemented("ReadStderr"))
+        super::stdio::read_stderr(&self.agent, req).await
     }
 
     async fn close_stdin(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::CloseStdinRequest,
+        req: agent::CloseStdinRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("CloseStdin"))
+        super::stdio::close_stdin(&self.agent, req).await
     }
 
     async fn tty_win_resize(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::TtyWinResizeRequest,
+        req: agent::TtyWinResizeRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("TtyWinResize"))
+        super::stdio::tty_win_resize(&self.agent, req).await
     }
 
     async fn update_interface(
@@ -254,9 +254,9 @@ impl AgentService for AgentRpc {
     async fn create_sandbox(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::CreateSandboxRequest,
+        req: agent::CreateSandboxRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("CreateSandbox"))
+        super::sandbox::create_sandbox(&self.agent, req).await
     }
 
     async fn destroy_sandbox(
@@ -264,16 +264,15 @@ impl AgentService for AgentRpc {
         _ctx: &TtrpcContext,
         _req: agent::DestroySandboxRequest,
     ) -> ttrpc::Result<Empty> {
-        self.agent.request_stop();
-        Ok(Empty::new())
+        super::sandbox::destroy_sandbox(&self.agent).await
     }
 
     async fn online_cpu_mem(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::OnlineCPUMemRequest,
+        req: agent::OnlineCPUMemRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("OnlineCPUMem"))
+        super::guest_hotplug::online_cpu_mem(&self.agent, req).await
     }
 
     async fn reseed_random_dev(
@@ -295,9 +294,9 @@ impl AgentService for AgentRpc {
     async fn mem_hotplug_by_probe(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::MemHotplugByProbeRequest,
+        req: agent::MemHotplugByProbeRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("MemHotplugByProbe"))
+        super::guest_hotplug::mem_hotplug_by_probe(&self.agent, req).await
     }
 
     async fn set_guest_date_time(
@@ -321,39 +320,39 @@ impl AgentService for AgentRpc {
         _ctx: &TtrpcContext,
         _req: agent::GetOOMEventRequest,
     ) -> ttrpc::Result<agent::OOMEvent> {
-        Err(not_implemented("GetOOMEvent"))
+        super::sandbox::get_oom_event(&self.agent).await
     }
 
     async fn add_swap(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::AddSwapRequest,
+        req: agent::AddSwapRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("AddSwap"))
+        super::storage::add_swap(&self.agent, req).await
     }
 
     async fn add_swap_path(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::AddSwapPathRequest,
+        req: agent::AddSwapPathRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("AddSwapPath"))
+        super::storage::add_swap_path(&self.agent, req)
     }
 
     async fn get_volume_stats(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::VolumeStatsRequest,
+        req: agent::VolumeStatsRequest,
     ) -> ttrpc::Result<csi::VolumeStatsResponse> {
-        Err(not_implemented("GetVolumeStats"))
+        super::storage::get_volume_stats(&self.agent, req)
     }
 
     async fn resize_volume(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::ResizeVolumeRequest,
+        req: agent::ResizeVolumeRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("ResizeVolume"))
+        super::storage::resize_volume(&self.agent, req).await
     }
 
     async fn set_policy(

@@ -6,9 +6,17 @@
 //! [`Transport`]: crate::host::Transport
 
 mod agent_service;
+mod container;
 mod error;
 mod frame_guard;
+mod guest_hotplug;
 mod health;
+pub mod oci;
+mod process;
+mod sandbox;
+mod stats;
+mod stdio;
+mod storage;
 
 use std::io;
 use std::sync::Arc;
@@ -22,6 +30,7 @@ use ttrpc::r#async::transport::Listener;
 pub use agent_service::AgentRpc;
 pub use frame_guard::FrameGuard;
 pub use health::{AGENT_VERSION, API_VERSION, HealthService};
+pub use storage::{decode_storage, decode_storages};
 
 use crate::Agent;
 use crate::host::ServerAddr;

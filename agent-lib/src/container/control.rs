@@ -1,0 +1,72 @@
+//! StartContainer, PauseContainer, ResumeContainer and UpdateContainer.
+
+use oci_spec::runtime::LinuxResources;
+
+use super::{ContainerError, Containers, Status};
+
+impl Containers {
+    /// Lets the init of a created container run its program, after setting up the OOM watch
+    /// that feeds GetOOMEvent (not for the sandbox's own infra container, as Kata).
+    pub async fn start(&self, cid: &str) -> Result<(), ContainerError> {
+        let container = self.get(cid)?;
+        if container.status() != Status::Created {
+            return Err(container.wrong_state("start"));
+        }
+        if cid != self.sandbox.id() {
+            let events = self
+                .host
+                .cgroups
+                .watch_oom(&container.cgroup)
+                .map_err(ContainerError::step(cid, "watch the cgroup for OOM kills"))?;
+            self.oom.forward(cid.to_owned(), events);
+        }
+        self.host
+            .launcher
+            .release(container.init.pid())
+            .map_err(ContainerError::step(cid, "release the init process"))?;
+        container.lock().status = Status::Running;
+        tracing::info!(container = cid, "container started");
+        Ok(())
+    }
+
+    /// Freezes every process of a created or running container.
+    pub async fn pause(&self, cid: &str) -> Result<(), ContainerError> {
+        let container = self.get(cid)?;
+        if !matches!(container.status(), Status::Created | Status::Running) {
+            return Err(container.wrong_state("pause"));
+        }
+        self.host
+            .cgroups
+            .freeze(&container.cgroup, true)
+            .map_err(ContainerError::step(cid, "freeze the cgroup"))?;
+        container.lock().status = Status::Paused;
+        Ok(())
+    }
+
+    /// Thaws a paused container.
+    pub async fn resume(&self, cid: &str) -> Result<(), ContainerError> {
+        let container = self.get(cid)?;
+        if container.status() != Status::Paused {
+            return Err(container.wrong_state("resume"));
+        }
+        self.host
+            .cgroups
+            .freeze(&container.cgroup, false)
+            .map_err(ContainerError::step(cid, "thaw the cgroup"))?;
+        container.lock().status = Status::Running;
+        Ok(())
+    }
+
+    /// Applies new resource limits to a container's cgroup.
+    pub async fn update(
+        &self,
+        cid: &str,
+        resources: &LinuxResources,
+    ) -> Result<(), ContainerError> {
+        let container = self.get(cid)?;
+        self.host
+            .cgroups
+            .set(&container.cgroup, resources)
+            .map_err(ContainerError::step(cid, "update the cgroup limits"))
+    }
+}

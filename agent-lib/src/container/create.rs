@@ -1,0 +1,235 @@
+//! CreateContainer: devices, storages, bundle, cgroup, the held init; all undone on failure.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use oci_spec::runtime::Spec;
+
+use super::teardown::{Step, Teardown};
+use super::{
+    Container, ContainerError, Containers, Slot, State, Status, bundle, spec, validate_container_id,
+};
+use crate::attach::{AttachError, DeviceRequest, StorageRequest};
+use crate::host::{ContainerSetup, LaunchRequest, LaunchTarget};
+use crate::process::{Process, launch_spec};
+
+/// CreateContainer, as the agent understands it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CreateRequest {
+    /// The container id (also its init's exec id).
+    pub id: String,
+    /// The OCI spec as the host sent it.
+    pub spec: Spec,
+    /// Hot-plugged devices it uses.
+    pub devices: Vec<DeviceRequest>,
+    /// Storages to mount for it (rootfs, volumes).
+    pub storages: Vec<StorageRequest>,
+    /// Join the sandbox pid namespace.
+    pub sandbox_pidns: bool,
+}
+
+impl Containers {
+    /// Creates a container whose init waits for StartContainer. On failure everything done is
+    /// undone (nothing mounted, created or running) and the error names the failed step.
+    ///
+    /// The work runs on its own task, so a caller that gives up (an RPC timeout) cannot stop it
+    /// halfway: it completes or rolls back.
+    pub async fn create(self: &Arc<Self>, request: CreateRequest) -> Result<(), ContainerError> {
+        validate_container_id(&request.id)?;
+        let cid = request.id.clone();
+        let first = {
+            let mut slots = self.slots();
+            if slots.contains_key(&cid) {
+                return Err(ContainerError::AlreadyExists(cid));
+            }
+            let first = slots.is_empty();
+            slots.insert(cid.clone(), Slot::Creating);
+            first
+        };
+        let this = self.clone();
+        let task = tokio::spawn(async move { this.build(request, first).await });
+        let result = match task.await {
+            Ok(result) => result,
+            Err(e) => Err(ContainerError::Step {
+                container: cid.clone(),
+                step: "the creation task".into(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        };
+        let mut slots = self.slots();
+        match result {
+            Ok(container) => {
+                slots.insert(cid.clone(), Slot::Ready(container.clone()));
+                drop(slots);
+                if first {
+                    self.sandbox.adopt_pid_namespace(container.init.pid());
+                }
+                tracing::info!(container = %cid, pid = container.init.pid(), "container created");
+                Ok(())
+            }
+            Err(e) => {
+                slots.remove(&cid);
+                tracing::error!(container = %cid, error = %e, "CreateContainer failed; undone");
+                Err(e)
+            }
+        }
+    }
+
+    async fn build(
+        &self,
+        request: CreateRequest,
+        first: bool,
+    ) -> Result<Arc<Container>, ContainerError> {
+        let mut teardown = Teardown::default();
+        match self.build_steps(request, first, &mut teardown).await {
+            Ok(container) => Ok(container),
+            Err((cid, e)) => {
+                teardown.rollback(&self.host, &self.attach, &cid).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn build_steps(
+        &self,
+        request: CreateRequest,
+        first: bool,
+        teardown: &mut Teardown,
+    ) -> Result<Arc<Container>, (String, ContainerError)> {
+        let CreateRequest {
+            id: cid,
+            mut spec,
+            devices,
+            storages,
+            sandbox_pidns,
+        } = request;
+        let fail = |e: ContainerError| (cid.clone(), e);
+        let host = &self.host;
+
+        // Everything that can be refused without touching the OS, first.
+        let process = spec
+            .process()
+            .clone()
+            .ok_or_else(|| ContainerError::InvalidSpec("the spec has no process".into()))
+            .map_err(fail)?;
+        launch_spec(&process).map_err(|e| fail(e.into()))?;
+        let cgroup = spec::cgroup_path(&cid, &spec).map_err(fail)?;
+        spec::join_shared_namespaces(&mut spec, &self.sandbox.namespaces(), sandbox_pidns, first)
+            .map_err(fail)?;
+        spec::append_guest_hooks(&mut spec, self.sandbox.guest_hooks().as_ref());
+
+        let devices = self
+            .attach
+            .add_devices(&cid, &devices, &mut spec)
+            .await
+            .map_err(|source| fail(attach_error(&cid, source)))?;
+        self.attach
+            .add_container_storages(&cid, &storages)
+            .await
+            .map_err(|source| fail(attach_error(&cid, source)))?;
+        teardown.push(Step::Storages);
+        // The device handlers may have rewritten the process (PCIDEVICE_* variables).
+        let process = spec.process().clone().unwrap_or(process);
+        let (process_spec, stdio) = launch_spec(&process).map_err(|e| fail(e.into()))?;
+
+        let no_pivot_root = root_is_initramfs(host, &cid).map_err(fail)?;
+        bundle::prepare(host, &cid, &mut spec, teardown).map_err(fail)?;
+        host.cgroups
+            .create(&cgroup)
+            .map_err(ContainerError::step(
+                &cid,
+                format!("create cgroup {cgroup}"),
+            ))
+            .map_err(fail)?;
+        teardown.push(Step::Cgroup(cgroup.clone()));
+        if let Some(resources) = spec.linux().as_ref().and_then(|l| l.resources().as_ref()) {
+            host.cgroups
+                .set(&cgroup, resources)
+                .map_err(ContainerError::step(
+                    &cid,
+                    format!("set cgroup {cgroup} limits"),
+                ))
+                .map_err(fail)?;
+        }
+
+        let setup = Arc::new(ContainerSetup {
+            id: cid.clone(),
+            spec,
+            no_pivot_root,
+        });
+        let launch = LaunchRequest {
+            process: process_spec,
+            stdio,
+            pipe_size: self.pipe_size,
+            target: LaunchTarget::ContainerInit(setup.clone()),
+            hold: true,
+        };
+        let launched = host
+            .launcher
+            .launch(&launch)
+            .map_err(ContainerError::step(&cid, "start the init process"))
+            .map_err(fail)?;
+        let pid = launched.pid;
+        let init = match Process::new(&cid, true, launched) {
+            Ok(init) => init,
+            Err(e) => {
+                // Never added to the cgroup, so nothing waits on it there.
+                let _ = host.launcher.signal(pid, libc::SIGKILL);
+                return Err(fail(e.into()));
+            }
+        };
+        teardown.push(Step::Kill(init.clone()));
+        if let Some(size) = process.console_size()
+            && stdio == crate::host::StdioMode::Pty
+        {
+            let rows = u16::try_from(size.height()).unwrap_or(u16::MAX);
+            let cols = u16::try_from(size.width()).unwrap_or(u16::MAX);
+            init.resize(rows, cols).map_err(|e| fail(e.into()))?;
+        }
+        host.cgroups
+            .add_process(&cgroup, pid)
+            .map_err(ContainerError::step(
+                &cid,
+                format!("add pid {pid} to cgroup {cgroup}"),
+            ))
+            .map_err(fail)?;
+
+        let mut teardown = std::mem::take(teardown);
+        teardown.keep_processes();
+        Ok(Arc::new(Container {
+            id: cid.clone(),
+            cgroup,
+            setup,
+            init: init.clone(),
+            pci_map: devices.pci_map,
+            state: Mutex::new(State {
+                status: Status::Created,
+                processes: HashMap::from([(cid, init)]),
+                starting: HashSet::new(),
+                teardown,
+                removing: false,
+            }),
+        }))
+    }
+}
+
+fn attach_error(cid: &str, source: AttachError) -> ContainerError {
+    ContainerError::Attach {
+        container: cid.to_owned(),
+        source,
+    }
+}
+
+/// Whether the guest root is an initramfs (`rootfs`), where `pivot_root` cannot work.
+fn root_is_initramfs(host: &crate::host::Host, cid: &str) -> Result<bool, ContainerError> {
+    let mounts = host
+        .mounter
+        .mounts()
+        .map_err(ContainerError::step(cid, "read the mount table"))?;
+    Ok(mounts
+        .iter()
+        .rev()
+        .find(|m| m.target == Path::new("/"))
+        .is_some_and(|m| m.fstype == "rootfs"))
+}

@@ -1,0 +1,118 @@
+//! RemoveContainer and the removal of every container at DestroySandbox.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{Container, ContainerError, Containers, Slot};
+
+/// How long to wait between two looks at a cgroup that still has members after every known
+/// process exited (a descendant the agent did not start).
+const STRAGGLER_POLL: Duration = Duration::from_millis(10);
+
+impl Containers {
+    /// Kills every process of the container, waits for them (at most `timeout`; `None` waits
+    /// forever), destroys its cgroup, removes its bundle and releases its storages and devices.
+    ///
+    /// On timeout the container stays, marked stopping, and the error says ETIME; a later
+    /// RemoveContainer carries on. A failed teardown step also leaves the container for a
+    /// retry, which resumes at that step.
+    pub async fn remove(
+        self: &Arc<Self>,
+        cid: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(), ContainerError> {
+        let container = self.get(cid)?;
+        {
+            let mut state = container.lock();
+            if state.removing {
+                return Err(ContainerError::WrongState {
+                    container: cid.to_owned(),
+                    state: "being removed",
+                    operation: "remove",
+                });
+            }
+            state.removing = true;
+        }
+        let this = self.clone();
+        let task_container = container.clone();
+        let task = tokio::spawn(async move { this.remove_steps(&task_container, timeout).await });
+        let result = match task.await {
+            Ok(result) => result,
+            Err(e) => Err(ContainerError::Step {
+                container: cid.to_owned(),
+                step: "the removal task".into(),
+                source: std::io::Error::other(e.to_string()),
+            }),
+        };
+        if let Err(e) = result {
+            container.lock().removing = false;
+            tracing::error!(container = cid, error = %e, "RemoveContainer failed");
+            return Err(e);
+        }
+        let mut slots = self.slots();
+        if matches!(slots.get(cid), Some(Slot::Ready(c)) if Arc::ptr_eq(c, &container)) {
+            slots.remove(cid);
+        }
+        tracing::info!(container = cid, "container removed");
+        Ok(())
+    }
+
+    async fn remove_steps(
+        &self,
+        container: &Container,
+        timeout: Option<Duration>,
+    ) -> Result<(), ContainerError> {
+        let cid = container.id();
+        let stop = self.stop(container);
+        match timeout {
+            None => stop.await,
+            Some(limit) => {
+                tokio::time::timeout(limit, stop)
+                    .await
+                    .map_err(|_| ContainerError::Timeout {
+                        container: cid.to_owned(),
+                        secs: limit.as_secs(),
+                    })?
+            }
+        }
+        let mut teardown = std::mem::take(&mut container.lock().teardown);
+        let result = teardown.run(&self.host, &self.attach, cid).await;
+        container.lock().teardown = teardown;
+        result
+    }
+
+    /// Kills and waits until no process of the container is left.
+    async fn stop(&self, container: &Container) {
+        loop {
+            self.kill_all(container);
+            let processes: Vec<_> = {
+                let state = container.lock();
+                state.processes.values().cloned().collect()
+            };
+            container.init.wait().await;
+            for process in processes {
+                process.wait().await;
+            }
+            match self.host.cgroups.pids(&container.cgroup) {
+                Ok(pids) if !pids.is_empty() => {
+                    tracing::debug!(container = container.id(), ?pids, "waiting for stragglers");
+                    tokio::time::sleep(STRAGGLER_POLL).await;
+                }
+                // Empty, or unreadable: the cgroup destroy will tell.
+                _ => return,
+            }
+        }
+    }
+
+    /// Removes every container (DestroySandbox), waiting as long as it takes; every container
+    /// is tried and the first failure is returned.
+    pub async fn remove_all(self: &Arc<Self>) -> Result<(), ContainerError> {
+        let mut result = Ok(());
+        for cid in self.ids() {
+            if let Err(e) = self.remove(&cid, None).await {
+                result = result.and(Err(e));
+            }
+        }
+        result
+    }
+}

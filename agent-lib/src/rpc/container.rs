@@ -1,0 +1,125 @@
+//! CreateContainer, StartContainer, RemoveContainer, Pause/Resume/Update/StatsContainer.
+
+use std::time::Duration;
+
+use agent_protos::agent;
+use agent_protos::empty::Empty;
+
+use super::decode_storages;
+use super::error::{container_error, oci_error};
+use super::oci::{resources_from_proto, spec_from_proto};
+use super::stats::stats_to_proto;
+use crate::Agent;
+use crate::attach::DeviceRequest;
+use crate::container::CreateRequest;
+
+type Reply<T = Empty> = ttrpc::Result<T>;
+
+/// CreateContainer.
+pub(crate) async fn create_container(agent: &Agent, req: agent::CreateContainerRequest) -> Reply {
+    let spec = match req.OCI.as_ref() {
+        Some(spec) => spec_from_proto(spec).map_err(|e| oci_error(&e))?,
+        None => {
+            return Err(super::error::status(
+                ttrpc::Code::INVALID_ARGUMENT,
+                "CreateContainer without an OCI spec",
+            ));
+        }
+    };
+    let request = CreateRequest {
+        id: req.container_id.clone(),
+        spec,
+        devices: req
+            .devices
+            .iter()
+            .map(|d| DeviceRequest {
+                id: d.id.clone(),
+                kind: d.type_.clone(),
+                vm_path: d.vm_path.clone(),
+                container_path: d.container_path.clone(),
+                options: d.options.clone(),
+            })
+            .collect(),
+        storages: decode_storages(&req.storages),
+        sandbox_pidns: req.sandbox_pidns,
+    };
+    agent
+        .containers()
+        .create(request)
+        .await
+        .map_err(|e| container_error(&e))?;
+    Ok(Empty::new())
+}
+
+/// StartContainer.
+pub(crate) async fn start_container(agent: &Agent, req: agent::StartContainerRequest) -> Reply {
+    agent
+        .containers()
+        .start(&req.container_id)
+        .await
+        .map_err(|e| container_error(&e))?;
+    Ok(Empty::new())
+}
+
+/// RemoveContainer: `timeout` seconds, 0 waits forever.
+pub(crate) async fn remove_container(agent: &Agent, req: agent::RemoveContainerRequest) -> Reply {
+    let timeout = (req.timeout > 0).then(|| Duration::from_secs(u64::from(req.timeout)));
+    agent
+        .containers()
+        .remove(&req.container_id, timeout)
+        .await
+        .map_err(|e| container_error(&e))?;
+    Ok(Empty::new())
+}
+
+/// PauseContainer.
+pub(crate) async fn pause_container(agent: &Agent, req: agent::PauseContainerRequest) -> Reply {
+    agent
+        .containers()
+        .pause(&req.container_id)
+        .await
+        .map_err(|e| container_error(&e))?;
+    Ok(Empty::new())
+}
+
+/// ResumeContainer.
+pub(crate) async fn resume_container(agent: &Agent, req: agent::ResumeContainerRequest) -> Reply {
+    agent
+        .containers()
+        .resume(&req.container_id)
+        .await
+        .map_err(|e| container_error(&e))?;
+    Ok(Empty::new())
+}
+
+/// UpdateContainer: no resources is a no-op, as Kata.
+pub(crate) async fn update_container(agent: &Agent, req: agent::UpdateContainerRequest) -> Reply {
+    let Some(resources) = req.resources.as_ref() else {
+        // Still an error for an unknown container.
+        agent
+            .containers()
+            .get(&req.container_id)
+            .map_err(|e| container_error(&e))?;
+        return Ok(Empty::new());
+    };
+    let resources = resources_from_proto(resources, "resources").map_err(|e| oci_error(&e))?;
+    agent
+        .containers()
+        .update(&req.container_id, &resources)
+        .await
+        .map_err(|e| container_error(&e))?;
+    Ok(Empty::new())
+}
+
+/// StatsContainer.
+pub(crate) async fn stats_container(
+    agent: &Agent,
+    req: agent::StatsContainerRequest,
+) -> Reply<agent::StatsContainerResponse> {
+    let stats = agent
+        .containers()
+        .stats(&req.container_id)
+        .await
+        .map_err(|e| container_error(&e))?;
+    Ok(stats_to_proto(&stats))
+}

@@ -1,0 +1,240 @@
+//! The sandbox: what CreateSandbox sets up for all containers of a pod, and undoes.
+//!
+//! It records the sandbox id and hostname, loads kernel modules, pins shared IPC and UTS
+//! namespaces, mounts sandbox storages, scans guest hooks and binds the sandbox DNS over
+//! /etc/resolv.conf. The sandbox pid namespace is the first container's init's
+//! ([`Sandbox::adopt_pid_namespace`]). State sits behind one lock, never held across an OS call.
+
+mod dns;
+mod error;
+mod hooks;
+mod modules;
+mod namespaces;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use nix::mount::MntFlags;
+use oci_spec::runtime::Hooks;
+
+pub use dns::{GUEST_RESOLV_CONF, SANDBOX_RESOLV_CONF};
+pub use error::SandboxError;
+pub use modules::{KernelModule, MODPROBE};
+pub use namespaces::SANDBOX_NS_DIR;
+
+use crate::attach::{Attach, StorageRequest};
+use crate::host::{Host, NamespaceKind};
+
+/// Where containers' bundles and the sandbox's own files live.
+pub const CONTAINER_BASE: &str = "/run/kata-containers";
+
+/// CreateSandbox, as the agent understands it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SandboxRequest {
+    /// The sandbox id (also the id of its infra container); empty keeps none.
+    pub id: String,
+    /// The pod's hostname; empty leaves it alone.
+    pub hostname: String,
+    /// resolv.conf lines.
+    pub dns: Vec<String>,
+    /// Storages for the whole sandbox.
+    pub storages: Vec<StorageRequest>,
+    /// Where the guest's OCI hooks are; `None` for none.
+    pub guest_hook_path: Option<PathBuf>,
+    /// Kernel modules to load.
+    pub kernel_modules: Vec<KernelModule>,
+}
+
+/// The namespaces containers share, by path.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SharedNamespaces {
+    /// The pinned IPC namespace.
+    pub ipc: Option<PathBuf>,
+    /// The pinned UTS namespace.
+    pub uts: Option<PathBuf>,
+    /// The sandbox pid namespace (`/proc/<first init>/ns/pid`).
+    pub pid: Option<PathBuf>,
+}
+
+/// Something to undo, in reverse order of doing.
+#[derive(Debug)]
+pub(crate) enum Cleanup {
+    /// Unmount this target (lazily).
+    Umount(PathBuf),
+    /// Remove this file.
+    RemoveFile(PathBuf),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    created: bool,
+    id: String,
+    hostname: String,
+    hooks: Option<Hooks>,
+    namespaces: SharedNamespaces,
+    cleanup: Vec<Cleanup>,
+}
+
+/// The sandbox of this agent.
+#[derive(Debug)]
+pub struct Sandbox {
+    host: Host,
+    attach: Attach,
+    state: Mutex<State>,
+}
+
+impl Sandbox {
+    /// A sandbox not created yet, mounting its storages through `attach`.
+    pub fn new(host: Host, attach: Attach) -> Self {
+        Sandbox {
+            host,
+            attach,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Sets the sandbox up. On failure everything done is undone and the error names the step.
+    pub async fn create(&self, request: SandboxRequest) -> Result<(), SandboxError> {
+        {
+            let mut state = self.lock();
+            if state.created {
+                return Err(SandboxError::AlreadyCreated);
+            }
+            // Taken now so a concurrent CreateSandbox is refused.
+            state.created = true;
+        }
+        let mut cleanup = Vec::new();
+        match self.setup(&request, &mut cleanup).await {
+            Ok((namespaces, hooks)) => {
+                let mut state = self.lock();
+                state.id = request.id;
+                state.hostname = request.hostname;
+                state.namespaces = namespaces;
+                state.hooks = hooks;
+                state.cleanup = cleanup;
+                tracing::info!(id = %state.id, "sandbox created");
+                Ok(())
+            }
+            Err(e) => {
+                // Each failed step was logged; the create error is what the caller needs.
+                let _ = run_cleanup(&self.host, cleanup);
+                self.lock().created = false;
+                tracing::error!(error = %e, "CreateSandbox failed; undone");
+                Err(e)
+            }
+        }
+    }
+
+    async fn setup(
+        &self,
+        request: &SandboxRequest,
+        cleanup: &mut Vec<Cleanup>,
+    ) -> Result<(SharedNamespaces, Option<Hooks>), SandboxError> {
+        let host = &self.host;
+        host.sysfs
+            .create_dir_all(Path::new(CONTAINER_BASE))
+            .map_err(SandboxError::step(format!("create {CONTAINER_BASE}")))?;
+        if !request.hostname.is_empty() {
+            host.system
+                .set_hostname(&request.hostname)
+                .map_err(SandboxError::step("set the hostname"))?;
+        }
+        for module in &request.kernel_modules {
+            modules::load(host, module).await?;
+        }
+        let namespaces = SharedNamespaces {
+            ipc: Some(namespaces::pin(host, NamespaceKind::Ipc, "", cleanup)?),
+            uts: Some(namespaces::pin(
+                host,
+                NamespaceKind::Uts,
+                &request.hostname,
+                cleanup,
+            )?),
+            pid: None,
+        };
+        self.attach.add_sandbox_storages(&request.storages).await?;
+        let hooks = request
+            .guest_hook_path
+            .as_deref()
+            .map(|dir| hooks::scan(host.sysfs.as_ref(), dir));
+        if let Err(e) = dns::setup(host, &request.dns, cleanup) {
+            if let Err(e) = self.attach.release_sandbox_storages() {
+                tracing::warn!(error = %e, "releasing sandbox storages failed");
+            }
+            return Err(e);
+        }
+        Ok((namespaces, hooks))
+    }
+
+    /// Undoes what [`Sandbox::create`] did (DNS bind, pinned namespaces) and unmounts every
+    /// storage left; call it once the containers are gone. The first failure is returned
+    /// after every step was tried.
+    pub async fn destroy(&self) -> Result<(), SandboxError> {
+        let cleanup = std::mem::take(&mut self.lock().cleanup);
+        let mut result = Ok(());
+        if let Err(e) = self.attach.release_all_storages() {
+            result = Err(SandboxError::from(e));
+        }
+        if let Err(e) = run_cleanup(&self.host, cleanup) {
+            result = result.and(Err(e));
+        }
+        result
+    }
+
+    /// The sandbox id ("" before CreateSandbox).
+    pub fn id(&self) -> String {
+        self.lock().id.clone()
+    }
+
+    /// The hostname CreateSandbox set.
+    pub fn hostname(&self) -> String {
+        self.lock().hostname.clone()
+    }
+
+    /// The guest hooks found by CreateSandbox.
+    pub fn guest_hooks(&self) -> Option<Hooks> {
+        self.lock().hooks.clone()
+    }
+
+    /// The shared namespaces.
+    pub fn namespaces(&self) -> SharedNamespaces {
+        self.lock().namespaces.clone()
+    }
+
+    /// Makes `/proc/<init_pid>/ns/pid` the sandbox pid namespace unless one is set; returns
+    /// whether it was adopted.
+    pub fn adopt_pid_namespace(&self, init_pid: i32) -> bool {
+        let mut state = self.lock();
+        if state.namespaces.pid.is_some() {
+            return false;
+        }
+        state.namespaces.pid = Some(PathBuf::from(format!("/proc/{init_pid}/ns/pid")));
+        true
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Runs `cleanup` in reverse; every step is tried, the first failure is returned.
+fn run_cleanup(host: &Host, cleanup: Vec<Cleanup>) -> Result<(), SandboxError> {
+    let mut result = Ok(());
+    for step in cleanup.into_iter().rev() {
+        let outcome = match &step {
+            Cleanup::Umount(target) => host
+                .mounter
+                .umount(target, MntFlags::MNT_DETACH)
+                .map_err(SandboxError::step(format!("unmount {}", target.display()))),
+            Cleanup::RemoveFile(path) => host
+                .sysfs
+                .remove_file(path)
+                .map_err(SandboxError::step(format!("remove {}", path.display()))),
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "sandbox cleanup step failed");
+            result = result.and(Err(e));
+        }
+    }
+    result
+}

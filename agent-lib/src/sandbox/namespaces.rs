@@ -1,0 +1,36 @@
+//! The sandbox's shared IPC and UTS namespaces, pinned under [`SANDBOX_NS_DIR`].
+
+use std::path::{Path, PathBuf};
+
+use super::{Cleanup, SandboxError};
+use crate::host::{Host, NamespaceKind};
+
+/// Where the shared namespaces are pinned.
+pub const SANDBOX_NS_DIR: &str = "/run/sandbox-ns";
+
+/// Creates and pins a namespace of `kind` (the UTS one named `hostname`); returns its path.
+pub(crate) fn pin(
+    host: &Host,
+    kind: NamespaceKind,
+    hostname: &str,
+    cleanup: &mut Vec<Cleanup>,
+) -> Result<PathBuf, SandboxError> {
+    let dir = Path::new(SANDBOX_NS_DIR);
+    host.sysfs
+        .create_dir_all(dir)
+        .map_err(SandboxError::step(format!("create {SANDBOX_NS_DIR}")))?;
+    let target = dir.join(kind.name());
+    host.sysfs
+        .create_file(&target, b"", 0o444)
+        .map_err(SandboxError::step(format!("create {}", target.display())))?;
+    cleanup.push(Cleanup::RemoveFile(target.clone()));
+    let hostname = (kind == NamespaceKind::Uts && !hostname.is_empty()).then_some(hostname);
+    host.system
+        .pin_namespace(kind, hostname, &target)
+        .map_err(SandboxError::step(format!(
+            "pin the shared {} namespace",
+            kind.name()
+        )))?;
+    cleanup.push(Cleanup::Umount(target.clone()));
+    Ok(target)
+}

@@ -1,0 +1,196 @@
+//! [`Undo`]: what a storage did to the OS, recorded step by step so a failure halfway and the
+//! release of the last user undo exactly that, in reverse order.
+
+use std::fmt;
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use nix::errno::Errno;
+use nix::mount::MntFlags;
+use tokio::task::JoinHandle;
+
+use super::error::StorageError;
+use crate::host::Host;
+
+/// Lets a background task and the undo of its storage take turns: the task works only while
+/// holding the gate open, the undo closes it.
+#[derive(Clone, Debug, Default)]
+pub struct Gate(Arc<Mutex<bool>>);
+
+impl Gate {
+    /// An open gate.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `work` unless the gate is closed; returns whether it ran.
+    pub fn run(&self, work: impl FnOnce()) -> bool {
+        let closed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if *closed {
+            return false;
+        }
+        work();
+        true
+    }
+
+    /// Closes the gate, waiting for work in progress.
+    pub fn close(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = true;
+    }
+}
+
+/// One thing done, and how to undo it.
+enum Step {
+    /// A mount on this target.
+    Umount(PathBuf),
+    /// A directory this storage created (removed when empty).
+    RemoveDir(PathBuf),
+    /// A file this storage created.
+    RemoveFile(PathBuf),
+    /// A tree of copies this storage made (removed with everything in it).
+    RemoveTree(PathBuf),
+    /// A background task of this storage, and the gate it holds while working.
+    StopTask(JoinHandle<()>, Gate),
+    /// A file overwritten (a sysfs attribute): put the old contents back, on rollback only.
+    Restore { path: PathBuf, old: Vec<u8> },
+}
+
+impl fmt::Debug for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Umount(p) => write!(f, "umount {}", p.display()),
+            Step::RemoveDir(p) => write!(f, "rmdir {}", p.display()),
+            Step::RemoveFile(p) => write!(f, "rm {}", p.display()),
+            Step::RemoveTree(p) => write!(f, "rm -r {}", p.display()),
+            Step::StopTask(..) => write!(f, "stop task"),
+            Step::Restore { path, .. } => write!(f, "restore {}", path.display()),
+        }
+    }
+}
+
+/// The steps a storage took, undone last-first.
+#[derive(Debug, Default)]
+pub struct Undo {
+    steps: Vec<Step>,
+}
+
+impl Undo {
+    /// Nothing done yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Records a mount on `target`.
+    pub fn mounted(&mut self, target: impl Into<PathBuf>) {
+        self.steps.push(Step::Umount(target.into()));
+    }
+
+    /// Records a directory created.
+    pub fn created_dir(&mut self, path: impl Into<PathBuf>) {
+        self.steps.push(Step::RemoveDir(path.into()));
+    }
+
+    /// Records a file created.
+    pub fn created_file(&mut self, path: impl Into<PathBuf>) {
+        self.steps.push(Step::RemoveFile(path.into()));
+    }
+
+    /// Records a tree of files made under `path` (the directory itself included).
+    pub fn created_tree(&mut self, path: impl Into<PathBuf>) {
+        self.steps.push(Step::RemoveTree(path.into()));
+    }
+
+    /// Records a background task to stop. The task holds `gate` while it works and ends when
+    /// it finds it closed; the undo closes it (waiting for work in progress) and aborts the task.
+    pub fn spawned(&mut self, task: JoinHandle<()>, gate: Gate) {
+        self.steps.push(Step::StopTask(task, gate));
+    }
+
+    /// Records that `path` held `old` before being overwritten; restored on rollback only (a
+    /// released storage leaves the setting as it is, as Kata does for huge pages).
+    pub fn overwrote(&mut self, path: impl Into<PathBuf>, old: Vec<u8>) {
+        self.steps.push(Step::Restore {
+            path: path.into(),
+            old,
+        });
+    }
+
+    /// Undoes everything after a failure halfway. Errors are logged: the first failure is what
+    /// the caller reports.
+    pub fn rollback(self, host: &Host) {
+        if let Err(e) = self.run(host, true) {
+            tracing::error!(error = %e, "storage rollback incomplete");
+        }
+    }
+
+    /// Undoes everything for the release of the last user; every step is tried, the first
+    /// error is returned.
+    pub fn release(self, host: &Host) -> Result<(), StorageError> {
+        self.run(host, false)
+    }
+
+    fn run(self, host: &Host, rollback: bool) -> Result<(), StorageError> {
+        let mut first = None;
+        for step in self.steps.into_iter().rev() {
+            tracing::debug!(?step, rollback, "undo");
+            if let Err(e) = undo_step(host, step, rollback) {
+                tracing::warn!(error = %e, "undo step failed");
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+fn undo_step(host: &Host, step: Step, rollback: bool) -> Result<(), StorageError> {
+    match step {
+        Step::Umount(target) => umount(host, target),
+        Step::RemoveDir(path) => match host.sysfs.remove_file(&path) {
+            Ok(()) => Ok(()),
+            // Gone already, or someone else's files live there now: not ours to remove.
+            Err(e) if is_errno(&e, &[Errno::ENOENT, Errno::ENOTEMPTY, Errno::EEXIST]) => Ok(()),
+            Err(e) => Err(StorageError::os("remove mount point", path, e)),
+        },
+        Step::RemoveFile(path) => match host.sysfs.remove_file(&path) {
+            Err(e) if !is_errno(&e, &[Errno::ENOENT]) => {
+                Err(StorageError::os("remove file", path, e))
+            }
+            _ => Ok(()),
+        },
+        Step::RemoveTree(path) => super::fs::remove_tree(host.sysfs.as_ref(), &path),
+        Step::StopTask(task, gate) => {
+            gate.close();
+            task.abort();
+            Ok(())
+        }
+        Step::Restore { path, old } if rollback => host
+            .sysfs
+            .write(&path, &old)
+            .map_err(|e| StorageError::os("restore", path, e)),
+        Step::Restore { .. } => Ok(()),
+    }
+}
+
+/// Unmounts `target`; a busy mount is detached, one already gone is fine.
+fn umount(host: &Host, target: PathBuf) -> Result<(), StorageError> {
+    match host.mounter.umount(&target, MntFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(e) if is_errno(&e, &[Errno::EINVAL]) => Ok(()),
+        Err(e) if is_errno(&e, &[Errno::EBUSY]) => host
+            .mounter
+            .umount(&target, MntFlags::MNT_DETACH)
+            .map_err(|e| StorageError::os("umount", target, e)),
+        Err(e) => Err(StorageError::os("umount", target, e)),
+    }
+}
+
+pub(crate) fn is_errno(e: &io::Error, errnos: &[Errno]) -> bool {
+    e.raw_os_error()
+        .is_some_and(|raw| errnos.iter().any(|n| *n as i32 == raw))
+}

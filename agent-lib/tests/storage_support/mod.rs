@@ -1,0 +1,58 @@
+//! Shared set-up of the storage tests: storages on fakes.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use agent_fakes::FakeHost;
+use kata_agent::device::{DeviceContext, DeviceWatcher};
+use kata_agent::storage::{DriverRegistry, StorageContext, Storages};
+
+/// Storages over fresh fakes, with `/run` and the hugepage pools present.
+pub struct Bench {
+    pub fake: FakeHost,
+    pub storages: Storages,
+}
+
+pub fn bench() -> Bench {
+    let fake = FakeHost::new();
+    fake.sysfs.mkdir_p("/run").unwrap();
+    fake.sysfs
+        .write_file(
+            "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+            "0\n",
+        )
+        .unwrap();
+    let ctx = DeviceContext {
+        watcher: Arc::new(DeviceWatcher::new()),
+        sysfs: fake.sysfs.clone(),
+        hotplug_timeout: Duration::from_secs(3),
+    };
+    let storages = Storages::new(fake.host(), ctx, DriverRegistry::standard());
+    fake.baseline();
+    Bench { fake, storages }
+}
+
+impl Bench {
+    /// The fakes hold nothing the storages made: no mount, no table entry.
+    pub fn assert_clean(&self, what: &str) {
+        let left = self.fake.leftovers();
+        assert!(left.is_empty(), "{what}: {left}");
+        assert!(
+            self.storages.list().is_empty(),
+            "{what}: {:?}",
+            self.storages.list()
+        );
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        self.fake.sysfs.kind(Path::new(path)).is_some()
+            || self.fake.sysfs.meta(Path::new(path)).is_some()
+    }
+}
+
+pub fn ctr(id: &str) -> StorageContext {
+    StorageContext::container(id)
+}

@@ -30,8 +30,14 @@ pub trait StorageDriver: Send + Sync + fmt::Debug {
     fn name(&self) -> &'static str;
 
     /// Storages that must exist before `request` (the watchable-bind tmpfs root); they are
-    /// added through the refcount table under the same owner, before `request`.
-    fn prerequisites(&self, request: &StorageRequest) -> Result<Vec<StorageRequest>, StorageError>;
+    /// added through the refcount table under the same owner, before `request`. Most drivers
+    /// need none.
+    fn prerequisites(
+        &self,
+        _request: &StorageRequest,
+    ) -> Result<Vec<StorageRequest>, StorageError> {
+        Ok(Vec::new())
+    }
 
     /// Sets the storage up, recording in `undo` every step as it succeeds: on error the caller
     /// undoes them, so a driver simply returns its error.

@@ -30,10 +30,6 @@ impl StorageDriver for Ephemeral {
         "ephemeral"
     }
 
-    fn prerequisites(&self, _: &StorageRequest) -> Result<Vec<StorageRequest>, StorageError> {
-        Ok(Vec::new())
-    }
-
     async fn provision(
         &self,
         ctx: &DriverContext<'_>,

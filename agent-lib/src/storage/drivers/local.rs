@@ -22,10 +22,6 @@ impl StorageDriver for Local {
         "local"
     }
 
-    fn prerequisites(&self, _: &StorageRequest) -> Result<Vec<StorageRequest>, StorageError> {
-        Ok(Vec::new())
-    }
-
     async fn provision(
         &self,
         ctx: &DriverContext<'_>,

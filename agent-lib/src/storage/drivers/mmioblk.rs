@@ -21,10 +21,6 @@ impl StorageDriver for VirtioBlkMmio {
         "mmioblk"
     }
 
-    fn prerequisites(&self, _: &StorageRequest) -> Result<Vec<StorageRequest>, StorageError> {
-        Ok(Vec::new())
-    }
-
     async fn provision(
         &self,
         ctx: &DriverContext<'_>,

@@ -21,10 +21,6 @@ impl StorageDriver for NineP {
         "9p"
     }
 
-    fn prerequisites(&self, _: &StorageRequest) -> Result<Vec<StorageRequest>, StorageError> {
-        Ok(Vec::new())
-    }
-
     async fn provision(
         &self,
         ctx: &DriverContext<'_>,

@@ -24,10 +24,6 @@ impl StorageDriver for VirtioFs {
         "virtio-fs"
     }
 
-    fn prerequisites(&self, _: &StorageRequest) -> Result<Vec<StorageRequest>, StorageError> {
-        Ok(Vec::new())
-    }
-
     async fn provision(
         &self,
         ctx: &DriverContext<'_>,

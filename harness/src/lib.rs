@@ -1,9 +1,12 @@
-//! The VMM test harness for `kata-agent`: a ttrpc client for Kata's agent contract, and (as it
-//! grows) a fake VMM and a scenario runner that replay device hotplug and cgroup scenarios
-//! against an agent built from the fakes.
+//! The VMM test harness for `kata-agent`: a ttrpc client for Kata's agent contract, a fake VMM
+//! that plays the virtual machine around an in-process agent built from the fakes, and a
+//! scenario runner that replays device hotplug and cgroup scenarios against it.
 
 pub mod call;
 pub mod client;
+pub mod scenario;
+pub mod vmm;
 
 pub use call::{CallError, call_json};
 pub use client::{AgentClient, ConnectError, context};
+pub use vmm::FakeVmm;

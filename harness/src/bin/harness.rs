@@ -1,8 +1,10 @@
 //! `harness`: drive a kata-agent from the host side.
 
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use agent_harness::scenario::{record, run, suite};
 use agent_harness::{AgentClient, call_json};
 use clap::{Parser, Subcommand};
 
@@ -38,6 +40,31 @@ enum Command {
     },
     /// Lists every RPC the client knows, with its request type.
     Methods,
+    /// Runs scenario files (a file, or every *.yaml of a directory) against an in-process
+    /// agent inside the fake VMM and compares each trace with its snapshot.
+    Run {
+        /// Scenario files or directories.
+        #[arg(default_value = "scenarios")]
+        paths: Vec<PathBuf>,
+        /// Print each scenario's trace.
+        #[arg(long)]
+        trace: bool,
+    },
+    /// Turns real uevents into a scenario skeleton of `raw_uevent` steps, printed on stdout.
+    Record {
+        /// Read a uevent log (the format of real-uevents-q35.txt) instead of the kernel.
+        #[arg(long, value_name = "FILE")]
+        from: Option<PathBuf>,
+        /// From the kernel: stop after this many uevents.
+        #[arg(long, default_value_t = 100)]
+        count: usize,
+        /// From the kernel: stop after this long without a uevent.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        idle: Duration,
+        /// Leave out uevents of these subsystems (e.g. module, drivers).
+        #[arg(long, value_delimiter = ',')]
+        skip: Vec<String>,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -47,10 +74,151 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text).map_err(|e| e.to_string())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { paths, trace } => run_scenarios(&paths, trace),
+        Command::Record {
+            from,
+            count,
+            idle,
+            skip,
+        } => record_uevents(from.as_deref(), count, idle, &skip),
+        command => match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt.block_on(client_command(command)),
+            Err(e) => fail(&e),
+        },
+    }
+}
+
+/// Runs every scenario of `paths`: a progress line each, then `N passed, M failed`.
+fn run_scenarios(paths: &[PathBuf], show_trace: bool) -> ExitCode {
+    let started = std::time::Instant::now();
+    let mut files = Vec::new();
+    for path in paths {
+        match suite::scenario_files(path) {
+            Ok(found) => files.extend(found),
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for file in &files {
+        let name = suite::name_of(file);
+        let t0 = std::time::Instant::now();
+        let scenario = match suite::load(file) {
+            Ok(s) => s,
+            Err(e) => {
+                println!("FAIL {name}: {e}");
+                failed += 1;
+                continue;
+            }
+        };
+        let outcome = run(&scenario);
+        let text = outcome.trace.to_yaml();
+        let ms = t0.elapsed().as_millis();
+        let verdict = match (&outcome.error, suite::compare(file, &text)) {
+            (Some(e), _) => Err(e.to_string()),
+            (None, suite::SnapshotStatus::Differs(diff)) => {
+                Err(format!("trace differs from its snapshot at {diff}"))
+            }
+            (None, suite::SnapshotStatus::Missing) => Ok(" (no snapshot yet)"),
+            (None, suite::SnapshotStatus::Matches) => Ok(""),
+        };
+        match verdict {
+            Ok(note) => {
+                passed += 1;
+                println!("ok   {name} ({ms} ms){note}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("FAIL {name} ({ms} ms)\n  {}", e.replace('\n', "\n  "));
+            }
+        }
+        if show_trace {
+            println!("{text}");
+        }
+    }
+    println!(
+        "{passed} passed, {failed} failed ({} ms)",
+        started.elapsed().as_millis()
+    );
+    if failed == 0 && !files.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Prints a scenario skeleton replaying a uevent log, or uevents read from the kernel.
+fn record_uevents(from: Option<&Path>, count: usize, idle: Duration, skip: &[String]) -> ExitCode {
+    let (source, lines) = match from {
+        Some(file) => match std::fs::read_to_string(file) {
+            Ok(text) => (
+                file.display().to_string(),
+                text.lines().map(str::to_owned).collect(),
+            ),
+            Err(e) => {
+                eprintln!("error: {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => match listen(count, idle) {
+            Ok(lines) => ("the kernel".to_owned(), lines),
+            Err(e) => return fail(&e),
+        },
+    };
+    match record::skeleton(&source, &lines, skip) {
+        Ok((yaml, n)) => {
+            eprintln!("{n} uevent(s)");
+            print!("{yaml}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reads up to `count` kernel uevents, stopping after `idle` without one.
+fn listen(count: usize, idle: Duration) -> std::io::Result<Vec<String>> {
+    use kata_agent::host::UeventSource;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let source = kata_agent::linux::NetlinkUevents::new()?;
+        eprintln!(
+            "listening for kernel uevents (stops after {count} or {} idle)",
+            humantime::format_duration(idle)
+        );
+        let mut lines = Vec::new();
+        while lines.len() < count {
+            match tokio::time::timeout(idle, source.recv()).await {
+                Err(_) => break,
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(raw)) => {
+                    if let Some(line) = record::datagram_line(&raw) {
+                        eprintln!("{line}");
+                        lines.push(line);
+                    }
+                }
+            }
+        }
+        Ok(lines)
+    })
+}
+
+async fn client_command(command: Command) -> ExitCode {
+    match command {
+        Command::Run { .. } | Command::Record { .. } => ExitCode::FAILURE,
         Command::Methods => {
             for m in agent_protos::methods() {
                 println!("{}/{} ({})", m.service, m.name, m.request.full_name());

@@ -1,0 +1,218 @@
+//! Checks of guest state: the fake sysfs, the agent's device watcher, guest RAM, links,
+//! mounts, cgroups, processes, hostname and leftovers.
+
+use std::path::Path;
+
+use kata_agent::device::{Uevent, UeventMatcher};
+use kata_agent::host::{NodeKind, Sysfs};
+use serde_json::{Value as Json, json};
+
+use super::expect::{subset, to_json};
+use super::format::Checks;
+use super::vm::GuestVm;
+
+/// Picks a device whose devpath contains a substring.
+struct DevpathContains(String);
+
+impl std::fmt::Display for DevpathContains {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "devpath containing {:?}", self.0)
+    }
+}
+
+impl UeventMatcher for DevpathContains {
+    fn matches(&self, event: &Uevent) -> bool {
+        event.devpath.contains(&self.0)
+    }
+}
+
+/// Collects failures; each names what was checked, what was expected and what was found.
+#[derive(Default)]
+struct Report {
+    checked: usize,
+    failures: Vec<String>,
+}
+
+impl Report {
+    fn check(&mut self, ok: bool, failure: impl FnOnce() -> String) {
+        self.checked += 1;
+        if !ok {
+            self.failures.push(failure());
+        }
+    }
+
+    fn subset(&mut self, what: &str, want: &Option<serde_yaml::Value>, got: Option<Json>) {
+        self.checked += 1;
+        match (want, got) {
+            (None, None) => {}
+            (None, Some(got)) => self
+                .failures
+                .push(format!("{what}: expected absent, got {got}")),
+            (Some(_), None) => self
+                .failures
+                .push(format!("{what}: expected present, got absent")),
+            (Some(want), Some(got)) => {
+                let result = to_json(want).and_then(|w| subset(&w, &got));
+                if let Err(e) = result {
+                    self.failures.push(format!("{what}: {e} (got {got})"));
+                }
+            }
+        }
+    }
+}
+
+/// Runs every check; returns how many held, or every failure.
+pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
+    let mut r = Report::default();
+    let sysfs = &vm.fake.sysfs;
+    for (path, want) in &checks.files {
+        let got = sysfs
+            .contents(path)
+            .map(|c| String::from_utf8_lossy(&c).trim().to_owned());
+        r.check(got.as_deref() == Some(want.trim()), || {
+            format!("file {path}: expected {want:?}, got {got:?}")
+        });
+    }
+    for path in &checks.exists {
+        r.check(sysfs.kind(path).is_some(), || {
+            format!("{path}: expected to exist")
+        });
+    }
+    for path in &checks.absent {
+        let kind = sysfs.kind(path);
+        r.check(kind.is_none(), || {
+            format!("{path}: expected absent, is a {kind:?}")
+        });
+    }
+    for (path, want) in &checks.links {
+        let got = Sysfs::read_link(&**sysfs, Path::new(path)).map(|p| p.display().to_string());
+        r.check(got.as_ref().ok() == Some(want), || {
+            format!("link {path}: expected -> {want}, got {got:?}")
+        });
+    }
+    for (path, want) in &checks.nodes {
+        let got = Sysfs::stat(&**sysfs, Path::new(path)).map(|info| {
+            let kind = match info.kind {
+                NodeKind::BlockDevice => "block",
+                NodeKind::CharDevice => "char",
+                _ => "other",
+            };
+            format!("{kind} {}:{}", info.major, info.minor)
+        });
+        r.check(got.as_ref().ok() == Some(want), || {
+            format!("node {path}: expected {want}, got {got:?}")
+        });
+    }
+    if let Some(d) = &checks.devices {
+        let watcher = vm.agent.devices();
+        if let Some(known) = d.known {
+            let got = watcher.known();
+            r.check(got == known, || {
+                format!("devices known: expected {known}, got {got}")
+            });
+        }
+        if let Some(pending) = d.pending {
+            let got = watcher.pending();
+            r.check(got == pending, || {
+                format!("device waits pending: expected {pending}, got {got}")
+            });
+        }
+        for part in &d.present {
+            let found = watcher.find(&DevpathContains(part.clone())).is_some();
+            r.check(found, || {
+                format!("device {part:?}: expected known to the agent")
+            });
+        }
+        for part in &d.absent {
+            let found = watcher.find(&DevpathContains(part.clone()));
+            r.check(found.is_none(), || {
+                format!("device {part:?}: expected unknown to the agent, found {found:?}")
+            });
+        }
+    }
+    if let Some(m) = &checks.memory {
+        let regions = vm.vmm.ram_regions();
+        if let Some(n) = m.regions {
+            r.check(regions.len() == n, || {
+                format!("memory regions: expected {n}, got {regions:x?}")
+            });
+        }
+        if let Some(total) = m.total {
+            let got: u64 = regions.iter().map(|(_, len)| len).sum();
+            r.check(got == total.0, || {
+                format!(
+                    "memory total: expected {total}, got {}",
+                    crate::vmm::config::Size(got)
+                )
+            });
+        }
+        let probe = vm.vmm.probe_ram();
+        r.check(probe.is_ok(), || {
+            format!("guest RAM not accessible: {probe:?}")
+        });
+    }
+    let net = vm.fake.netlink.snapshot();
+    for (name, want) in &checks.net_links {
+        let got = net
+            .links
+            .iter()
+            .find(|l| &l.name == name)
+            .map(|l| json!({"index": l.index, "mac": l.mac, "mtu": l.mtu, "up": l.is_up()}));
+        r.subset(&format!("link {name}"), want, got);
+    }
+    let mounts = vm.fake.mounter.table();
+    for (target, want) in &checks.mounts {
+        let got = mounts
+            .iter()
+            .rev()
+            .find(|m| m.target == Path::new(target))
+            .map(|m| {
+                let e = m.entry();
+                json!({"source": e.source, "fstype": e.fstype, "options": e.options})
+            });
+        r.subset(&format!("mount {target}"), want, got);
+    }
+    for (path, want) in &checks.cgroups {
+        let got = vm.fake.cgroups.state(path).map(|s| {
+            json!({
+                "resources": serde_json::to_value(&s.resources).unwrap_or(Json::Null),
+                "pids": s.pids,
+                "frozen": s.frozen,
+            })
+        });
+        r.subset(&format!("cgroup {path}"), want, got);
+    }
+    if let Some(n) = checks.live_processes {
+        let live = vm.fake.launcher.live();
+        r.check(live.len() == n, || {
+            format!("live processes: expected {n}, got {live:?}")
+        });
+    }
+    if let Some(want) = &checks.hostname {
+        let got = vm.fake.system.hostname();
+        r.check(&got == want, || {
+            format!("hostname: expected {want:?}, got {got:?}")
+        });
+    }
+    if let Some(want) = &checks.leftovers {
+        let left = vm.fake.leftovers();
+        if want == "none" {
+            r.check(left.is_empty(), || left.to_string());
+        } else {
+            r.check(false, || {
+                format!("leftovers: only `none` is checkable, not {want:?}")
+            });
+        }
+    }
+    if let Some(n) = checks.faults_pending {
+        let got = vm.fake.faults.pending();
+        r.check(got == n, || {
+            format!("faults pending: expected {n}, got {got}")
+        });
+    }
+    if r.failures.is_empty() {
+        Ok(r.checked)
+    } else {
+        Err(r.failures.join("\n"))
+    }
+}

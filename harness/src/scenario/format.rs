@@ -1,0 +1,464 @@
+//! The scenario file format (YAML): a VM description and a list of steps, each a map whose
+//! one "verb" key says what it does.
+//!
+//! ```yaml
+//! description: virtio-blk hot-plugged while nobody waits
+//! vm: { cmdline: "agent.hotplug_timeout=10s", uevent_delay: 100ms }
+//! steps:
+//!   - call: Check
+//!     expect: { status: SERVING }
+//!   - hotplug: virtio-blk
+//!     id: blk1
+//!   - settle
+//!   - check:
+//!       files: { /sys/block/vda/dev: "254:0" }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_yaml::Value;
+
+use crate::vmm::config::{Hotplug, VmConfig, duration, opt_duration};
+use crate::vmm::guest::UeventMatch;
+
+/// A parsed scenario file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Its name (the file stem).
+    pub name: String,
+    /// What it shows.
+    pub description: String,
+    /// The virtual machine.
+    pub vm: VmConfig,
+    /// Run it this many times and require identical traces (determinism).
+    pub repeat: u32,
+    /// JSON keys whose values the trace replaces with `<normalized>`.
+    pub normalize: Vec<String>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    vm: VmConfig,
+    #[serde(default)]
+    repeat: Option<u32>,
+    #[serde(default)]
+    normalize: Vec<String>,
+    steps: Vec<Value>,
+}
+
+/// The error a reply must be: its ttrpc code name and a substring of its message.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpectError {
+    /// `UNIMPLEMENTED`, `NOT_FOUND`, `DEADLINE_EXCEEDED`, ... (`TRANSPORT` for non-status
+    /// failures).
+    pub code: String,
+    /// A substring of the message.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// `call: Method`: one RPC, as a host runtime makes it.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallStep {
+    /// The RPC name (`Check`, `CreateContainer`).
+    pub call: String,
+    /// The request (proto3 JSON mapping, written as YAML).
+    #[serde(default)]
+    pub request: Option<Value>,
+    /// A subset the reply must contain.
+    #[serde(default)]
+    pub expect: Option<Value>,
+    /// The error the call must fail with.
+    #[serde(default)]
+    pub expect_error: Option<ExpectError>,
+    /// Run in the background under this name; `await:` it later.
+    #[serde(default, rename = "as")]
+    pub background: Option<String>,
+    /// The ttrpc timeout sent with the request (none by default).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub timeout: Option<Duration>,
+}
+
+/// `await: name`: the reply of a background call.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwaitStep {
+    /// The background call's name.
+    #[serde(rename = "await")]
+    pub name: String,
+    /// A subset the reply must contain.
+    #[serde(default)]
+    pub expect: Option<Value>,
+    /// The error the call must have failed with.
+    #[serde(default)]
+    pub expect_error: Option<ExpectError>,
+}
+
+/// `unplug: id`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnplugStep {
+    /// The device's id.
+    pub unplug: String,
+    /// Delay before the guest sees it.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub delay: Option<Duration>,
+}
+
+/// `raw_uevent: "add@/devices/... | ACTION=add | ..."` (a line of a uevent log).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUeventStep {
+    /// The uevent, as `harness record` writes it.
+    pub raw_uevent: String,
+    /// Delay before the guest sees it.
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub delay: Option<Duration>,
+}
+
+/// `drop_uevent`, `delay_uevent`, `reorder_uevent`: what happens to the next matching
+/// uevents.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleStep {
+    /// Drop them.
+    #[serde(default)]
+    pub drop_uevent: Option<UeventMatch>,
+    /// Delay them by `by`.
+    #[serde(default)]
+    pub delay_uevent: Option<UeventMatch>,
+    /// Deliver each after `after` later uevents of its sequence.
+    #[serde(default)]
+    pub reorder_uevent: Option<UeventMatch>,
+    /// How much later (delay).
+    #[serde(default, deserialize_with = "opt_duration")]
+    pub by: Option<Duration>,
+    /// How many uevents later (reorder).
+    #[serde(default)]
+    pub after: Option<usize>,
+    /// How many uevents the rule applies to (default 1).
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+/// `advance: 1s`: let virtual time pass.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceStep {
+    /// How long.
+    #[serde(deserialize_with = "duration")]
+    pub advance: Duration,
+}
+
+/// `oom: /cgroup/path`: the guest kernel OOM-kills in that cgroup.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OomStep {
+    /// The cgroup.
+    pub oom: String,
+}
+
+/// `fault: Op`: the `nth` next call of a seam operation fails with `errno`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultStep {
+    /// The operation (`Mount`, `SysfsWrite`, ... as in agent-fakes' `Op`).
+    pub fault: String,
+    /// The errno name (default `EIO`).
+    #[serde(default)]
+    pub errno: Option<String>,
+    /// Which call from now, from 1 (default 1).
+    #[serde(default)]
+    pub nth: Option<u64>,
+}
+
+/// Checks of guest state; every given check must hold.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Checks {
+    /// File contents (trimmed), by path, in the fake /sys, /dev, /proc, /etc, /run.
+    #[serde(default)]
+    pub files: BTreeMap<String, String>,
+    /// Paths that must exist.
+    #[serde(default)]
+    pub exists: Vec<String>,
+    /// Paths that must not exist.
+    #[serde(default)]
+    pub absent: Vec<String>,
+    /// Symbolic link targets, as stored.
+    #[serde(default)]
+    pub links: BTreeMap<String, String>,
+    /// Device nodes: `block 254:0` or `char 243:1`.
+    #[serde(default)]
+    pub nodes: BTreeMap<String, String>,
+    /// The agent's device watcher.
+    #[serde(default)]
+    pub devices: Option<DeviceCheck>,
+    /// Guest RAM.
+    #[serde(default)]
+    pub memory: Option<MemoryCheck>,
+    /// Network links by name: a subset of `{index, mac, mtu, up}`, or null for absent.
+    #[serde(default)]
+    pub net_links: BTreeMap<String, Option<Value>>,
+    /// Mounts by target: a subset of `{source, fstype, options}`, or null for absent.
+    #[serde(default)]
+    pub mounts: BTreeMap<String, Option<Value>>,
+    /// Cgroups by path: a subset of `{resources, pids, frozen}`, or null for absent.
+    #[serde(default)]
+    pub cgroups: BTreeMap<String, Option<Value>>,
+    /// How many launched processes are still running.
+    #[serde(default)]
+    pub live_processes: Option<usize>,
+    /// The hostname.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// `none`: nothing was left mounted, created or running since the baseline.
+    #[serde(default)]
+    pub leftovers: Option<String>,
+    /// How many armed faults have not fired.
+    #[serde(default)]
+    pub faults_pending: Option<usize>,
+}
+
+/// The agent's device watcher.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceCheck {
+    /// How many devices it knows.
+    #[serde(default)]
+    pub known: Option<usize>,
+    /// How many waits are pending.
+    #[serde(default)]
+    pub pending: Option<usize>,
+    /// Devpath substrings of devices it must know.
+    #[serde(default)]
+    pub present: Vec<String>,
+    /// Devpath substrings of devices it must not know.
+    #[serde(default)]
+    pub absent: Vec<String>,
+}
+
+/// Guest RAM as the VMM maps it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryCheck {
+    /// Number of regions.
+    #[serde(default)]
+    pub regions: Option<usize>,
+    /// Total size (`640M`).
+    #[serde(default)]
+    pub total: Option<crate::vmm::config::Size>,
+}
+
+/// `check: {...}`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckStep {
+    /// The checks.
+    pub check: Checks,
+}
+
+/// `fault_sweep`: replays `steps` on a fresh VM once per seam call they make, with that call
+/// failing, then `after` with no fault armed, and runs `check`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultSweep {
+    /// Steps run before arming (not swept).
+    #[serde(default)]
+    pub setup: Vec<Value>,
+    /// The steps whose seam calls are swept; their expectations are not enforced.
+    pub steps: Vec<Value>,
+    /// Steps run after the swept ones with every fault disarmed (clean-up such as
+    /// RemoveContainer); not enforced either.
+    #[serde(default)]
+    pub after: Vec<Value>,
+    /// Checks after each faulted run.
+    #[serde(default)]
+    pub check: Checks,
+    /// The errno injected (default `EIO`).
+    #[serde(default)]
+    pub errno: Option<String>,
+    /// Sweep only these operations (default: all).
+    #[serde(default)]
+    pub ops: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SweepStep {
+    fault_sweep: FaultSweep,
+}
+
+/// One step.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// An RPC.
+    Call(CallStep),
+    /// The reply of a background RPC.
+    Await(AwaitStep),
+    /// A hotplug.
+    Hotplug(Box<Hotplug>),
+    /// An unplug.
+    Unplug(UnplugStep),
+    /// A raw uevent.
+    RawUevent(RawUeventStep),
+    /// A uevent delivery rule.
+    Rule(RuleStep),
+    /// Virtual time passes.
+    Advance(AdvanceStep),
+    /// Waits until the guest model and the agent's uevent loop are idle.
+    Settle,
+    /// What exists now is not a leftover.
+    Baseline,
+    /// A fault injection.
+    Fault(FaultStep),
+    /// An OOM kill in a cgroup.
+    Oom(OomStep),
+    /// Checks of guest state.
+    Check(Box<CheckStep>),
+    /// A fault sweep.
+    FaultSweep(Box<FaultSweep>),
+}
+
+const VERBS: [&str; 13] = [
+    "oom",
+    "call",
+    "await",
+    "hotplug",
+    "unplug",
+    "raw_uevent",
+    "drop_uevent",
+    "delay_uevent",
+    "reorder_uevent",
+    "advance",
+    "fault",
+    "check",
+    "fault_sweep",
+];
+
+impl Step {
+    /// Parses one step: `settle`, `baseline`, or a map with one verb key.
+    pub fn parse(value: &Value) -> Result<Step, String> {
+        if let Some(word) = value.as_str() {
+            return match word {
+                "settle" => Ok(Step::Settle),
+                "baseline" => Ok(Step::Baseline),
+                other => Err(format!("unknown step {other:?}")),
+            };
+        }
+        let map = value.as_mapping().ok_or_else(|| {
+            "a step is a map with one verb key, `settle` or `baseline`".to_owned()
+        })?;
+        let verbs: Vec<&str> = map
+            .keys()
+            .filter_map(Value::as_str)
+            .filter(|k| VERBS.contains(k))
+            .collect();
+        let verb = match verbs.as_slice() {
+            [one] => *one,
+            [] => return Err(format!("no verb; expected one of {}", VERBS.join(", "))),
+            many => return Err(format!("several verbs: {}", many.join(", "))),
+        };
+        let parsed = |e: serde_yaml::Error| format!("{verb}: {e}");
+        let v = value.clone();
+        Ok(match verb {
+            "call" => Step::Call(serde_yaml::from_value(v).map_err(parsed)?),
+            "await" => Step::Await(serde_yaml::from_value(v).map_err(parsed)?),
+            "hotplug" => Step::Hotplug(Box::new(serde_yaml::from_value(v).map_err(parsed)?)),
+            "unplug" => Step::Unplug(serde_yaml::from_value(v).map_err(parsed)?),
+            "raw_uevent" => Step::RawUevent(serde_yaml::from_value(v).map_err(parsed)?),
+            "advance" => Step::Advance(serde_yaml::from_value(v).map_err(parsed)?),
+            "fault" => Step::Fault(serde_yaml::from_value(v).map_err(parsed)?),
+            "oom" => Step::Oom(serde_yaml::from_value(v).map_err(parsed)?),
+            "check" => Step::Check(Box::new(serde_yaml::from_value(v).map_err(parsed)?)),
+            "fault_sweep" => {
+                let s: SweepStep = serde_yaml::from_value(v).map_err(parsed)?;
+                Step::FaultSweep(Box::new(s.fault_sweep))
+            }
+            _ => {
+                let rule: RuleStep = serde_yaml::from_value(v).map_err(parsed)?;
+                if verb == "delay_uevent" && rule.by.is_none() {
+                    return Err("delay_uevent needs `by`".into());
+                }
+                Step::Rule(rule)
+            }
+        })
+    }
+
+    /// A short description for traces and errors.
+    pub fn describe(&self) -> String {
+        match self {
+            Step::Call(c) => match &c.background {
+                Some(name) => format!("call {} as {name}", c.call),
+                None => format!("call {}", c.call),
+            },
+            Step::Await(a) => format!("await {}", a.name),
+            Step::Hotplug(h) => {
+                let kind = serde_yaml::to_value(h.kind)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                match &h.id {
+                    Some(id) => format!("hotplug {kind} {id}"),
+                    None => format!("hotplug {kind}"),
+                }
+            }
+            Step::Unplug(u) => format!("unplug {}", u.unplug),
+            Step::RawUevent(r) => {
+                let head = r.raw_uevent.split('|').next().unwrap_or_default().trim();
+                format!("raw uevent {head}")
+            }
+            Step::Rule(r) => {
+                if r.drop_uevent.is_some() {
+                    "drop uevent".into()
+                } else if r.delay_uevent.is_some() {
+                    "delay uevent".into()
+                } else {
+                    "reorder uevent".into()
+                }
+            }
+            Step::Advance(a) => format!("advance {}", humantime::format_duration(a.advance)),
+            Step::Settle => "settle".into(),
+            Step::Baseline => "baseline".into(),
+            Step::Fault(f) => format!("fault {}", f.fault),
+            Step::Oom(o) => format!("oom in {}", o.oom),
+            Step::Check(_) => "check".into(),
+            Step::FaultSweep(_) => "fault sweep".into(),
+        }
+    }
+}
+
+impl Scenario {
+    /// Parses a scenario file's text; `name` is its file stem.
+    pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
+        let raw: RawScenario = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+        let steps = parse_steps(&raw.steps)?;
+        Ok(Scenario {
+            name: name.to_owned(),
+            description: raw.description,
+            vm: raw.vm,
+            repeat: raw.repeat.unwrap_or(1).max(1),
+            normalize: raw.normalize,
+            steps,
+        })
+    }
+}
+
+/// Parses a list of steps; an error names the step (from 1).
+pub fn parse_steps(values: &[Value]) -> Result<Vec<Step>, String> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Step::parse(v).map_err(|e| format!("step {}: {e}", i + 1)))
+        .collect()
+}

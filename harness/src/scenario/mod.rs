@@ -1,0 +1,19 @@
+//! Scenarios: YAML files of steps (RPC calls with expected replies, VMM actions, uevent
+//! delivery rules, fault injections, guest-state checks) run against an in-process agent on
+//! the fakes, inside the fake VMM, on paused tokio time; each run yields a deterministic
+//! trace compared with its snapshot. See `format` for the file format.
+
+mod check;
+mod expect;
+pub mod format;
+pub mod record;
+mod runner;
+pub mod suite;
+mod sweep;
+pub mod trace;
+mod vm;
+
+pub use format::{Scenario, Step};
+pub use runner::{Outcome, StepError, run, run_once};
+pub use trace::Trace;
+pub use vm::{BootInfo, GuestVm};

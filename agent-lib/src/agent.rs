@@ -33,23 +33,17 @@ impl Agent {
     pub fn new(config: Config, host: Host) -> Self {
         let (stop, _) = watch::channel(false);
         let devices = Arc::new(DeviceWatcher::new());
+        let device_ctx = DeviceContext {
+            watcher: devices.clone(),
+            sysfs: host.sysfs.clone(),
+            hotplug_timeout: config.hotplug_timeout,
+        };
         let storages = Arc::new(Storages::new(
             host.clone(),
-            crate::device::DeviceContext {
-                watcher: devices.clone(),
-                sysfs: host.sysfs.clone(),
-                hotplug_timeout: config.hotplug_timeout,
-            },
+            device_ctx.clone(),
             DriverRegistry::standard(),
         ));
-        let attach = Attach::new(
-            DeviceContext {
-                watcher: devices.clone(),
-                sysfs: host.sysfs.clone(),
-                hotplug_timeout: config.hotplug_timeout,
-            },
-            storages.clone(),
-        );
+        let attach = Attach::new(device_ctx, storages.clone());
         let sandbox = Arc::new(Sandbox::new(host.clone(), attach.clone()));
         let containers = Arc::new(Containers::new(
             host.clone(),

@@ -168,7 +168,7 @@ async fn scenario(image: PathBuf, mount_point: PathBuf) {
         .expect("the storage add finished")
         .expect("task")
         .expect("the storage mounted");
-    assert_eq!(mounted, [mount_point.clone()]);
+    assert_eq!(mounted, std::slice::from_ref(&mount_point));
     let table = LinuxMounter::new().mounts().unwrap();
     let entry = table
         .iter()

@@ -461,6 +461,11 @@ async fn create_sandbox_sets_hostname_dns_namespaces_hooks_and_modules() {
         Code::ALREADY_EXISTS
     );
 
+    // Guest hooks run for every container (prestart: once its namespaces exist).
+    pod.fake
+        .launcher
+        .script("/hooks/prestart/net.sh", agent_fakes::Script::exit(0));
+
     // The first container's pid namespace becomes the sandbox's; later ones may join it.
     pod.run("sb", &["pause"]).await;
     let first = pod.pid("sb", "");
@@ -488,6 +493,15 @@ async fn create_sandbox_sets_hostname_dns_namespaces_hooks_and_modules() {
     );
     let hooks = setup.spec.hooks().clone().unwrap();
     assert_eq!(hooks.prestart().as_ref().unwrap().len(), 1);
+    let hook_runs = pod
+        .fake
+        .launcher
+        .launches()
+        .into_iter()
+        .filter(|r| r.request.process.args[0] == "/hooks/prestart/net.sh")
+        .filter(|r| r.request.target == LaunchTarget::Host && r.exit.is_some())
+        .count();
+    assert_eq!(hook_runs, 2, "the guest prestart hook ran once per container");
 
     pod.destroy_sandbox().await.unwrap();
     assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());

@@ -2,6 +2,7 @@
 
 use oci_spec::runtime::LinuxResources;
 
+use super::hooks::run_hooks_logged;
 use super::{ContainerError, Containers, Status};
 
 impl Containers {
@@ -26,6 +27,13 @@ impl Containers {
             .map_err(ContainerError::step(cid, "release the init process"))?;
         container.lock().status = Status::Running;
         tracing::info!(container = cid, "container started");
+        if let Some(hooks) = container.setup.spec.hooks()
+            && let Some(poststart) = hooks.poststart()
+        {
+            let state =
+                super::create::hook_state(&container.setup, "running", container.init.pid());
+            run_hooks_logged(&*self.host.launcher, "poststart", poststart, &state).await;
+        }
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use oci_spec::runtime::Spec;
 
+use super::hooks::{HookState, run_hooks};
 use super::teardown::{Step, Teardown};
 use super::{
     Container, ContainerError, Containers, Slot, State, Status, bundle, spec, validate_container_id,
@@ -194,6 +195,28 @@ impl Containers {
                 format!("add pid {pid} to cgroup {cgroup}"),
             ))
             .map_err(fail)?;
+        // The runtime's own hooks, once the container's namespaces exist and before its
+        // program runs: prestart (deprecated by OCI, still used), then createRuntime.
+        if let Some(spec_hooks) = setup.spec.hooks() {
+            let state = hook_state(&setup, "creating", pid);
+            for (kind, list) in [
+                ("prestart", spec_hooks.prestart()),
+                ("createRuntime", spec_hooks.create_runtime()),
+            ] {
+                run_hooks(
+                    &*host.launcher,
+                    kind,
+                    list.as_deref().unwrap_or_default(),
+                    &state,
+                )
+                .await
+                .map_err(|source| ContainerError::Hook {
+                    container: cid.clone(),
+                    source,
+                })
+                .map_err(fail)?;
+            }
+        }
 
         let mut teardown = std::mem::take(teardown);
         teardown.keep_processes();
@@ -211,6 +234,18 @@ impl Containers {
                 removing: false,
             }),
         }))
+    }
+}
+
+/// The OCI state hooks read: `status` is the lifecycle point they run at.
+pub(super) fn hook_state(setup: &ContainerSetup, status: &'static str, pid: i32) -> HookState {
+    HookState {
+        oci_version: setup.spec.version().clone(),
+        id: setup.id.clone(),
+        status,
+        pid,
+        bundle: super::bundle_dir(&setup.id).display().to_string(),
+        annotations: setup.spec.annotations().clone().unwrap_or_default(),
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::io;
 
+use super::hooks::HookError;
 use crate::attach::AttachError;
 use crate::process::ProcessError;
 
@@ -93,6 +94,15 @@ pub enum ContainerError {
     /// A process operation failed.
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// A prestart or createRuntime hook failed.
+    #[error("container {container}: {source}")]
+    Hook {
+        /// The container.
+        container: String,
+        /// Which hook and why.
+        #[source]
+        source: HookError,
+    },
 }
 
 impl ContainerError {

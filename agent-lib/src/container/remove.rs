@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::hooks::run_hooks_logged;
 use super::{Container, ContainerError, Containers, Slot};
 
 /// How long to wait between two looks at a cgroup that still has members after every known
@@ -49,11 +50,25 @@ impl Containers {
             tracing::error!(container = cid, error = %e, "RemoveContainer failed");
             return Err(e);
         }
-        let mut slots = self.slots();
-        if matches!(slots.get(cid), Some(Slot::Ready(c)) if Arc::ptr_eq(c, &container)) {
-            slots.remove(cid);
+        {
+            let mut slots = self.slots();
+            if matches!(slots.get(cid), Some(Slot::Ready(c)) if Arc::ptr_eq(c, &container)) {
+                slots.remove(cid);
+            }
         }
         tracing::info!(container = cid, "container removed");
+        // OCI: poststop hooks run once the container is deleted, before the delete returns.
+        if let Some(poststop) = container
+            .setup
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.poststop().clone())
+        {
+            let state =
+                super::create::hook_state(&container.setup, "stopped", container.init.pid());
+            run_hooks_logged(&*self.host.launcher, "poststop", &poststop, &state).await;
+        }
         Ok(())
     }
 

@@ -189,6 +189,24 @@ async fn wrong_states_are_failed_preconditions() {
     );
     pod.start("c1").await.unwrap();
     assert_eq!(code(pod.start("c1").await), Code::FAILED_PRECONDITION);
+    // No exec into a frozen cgroup: the process could never reach its exec.
+    let pause = pb::PauseContainerRequest {
+        container_id: "c1".into(),
+        ..Default::default()
+    };
+    pod.client
+        .agent
+        .pause_container(ctx(), &pause)
+        .await
+        .unwrap();
+    let refused = pod.exec("c1", "e0", &["sleep"], false).await;
+    assert!(message(refused.clone()).contains("paused"), "{refused:?}");
+    assert_eq!(code(refused), Code::FAILED_PRECONDITION);
+    pod.client
+        .agent
+        .resume_container(ctx(), &resume)
+        .await
+        .unwrap();
     pod.signal("c1", "", 9).await.unwrap();
     assert_eq!(pod.wait("c1", "").await.unwrap(), 137);
     assert_eq!(

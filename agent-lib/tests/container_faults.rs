@@ -191,9 +191,10 @@ async fn a_failed_removal_step_can_be_retried() {
     let msg = message(pod.remove("c1", 0).await);
     assert!(msg.contains("destroy cgroup /c1"), "{msg}");
     assert_eq!(pod.agent.containers().ids(), ["c1"]);
+    // The other steps were done: the retry only destroys the cgroup (no unmount to fail).
     pod.fake.faults.fail_next(Op::Umount, Errno::EBUSY);
-    assert_eq!(code(pod.remove("c1", 0).await), Code::INTERNAL);
     pod.remove("c1", 0).await.unwrap();
+    assert_eq!(pod.fake.faults.pending(), 1);
     assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
 }
 

@@ -501,7 +501,10 @@ async fn create_sandbox_sets_hostname_dns_namespaces_hooks_and_modules() {
         .filter(|r| r.request.process.args[0] == "/hooks/prestart/net.sh")
         .filter(|r| r.request.target == LaunchTarget::Host && r.exit.is_some())
         .count();
-    assert_eq!(hook_runs, 2, "the guest prestart hook ran once per container");
+    assert_eq!(
+        hook_runs, 2,
+        "the guest prestart hook ran once per container"
+    );
 
     pod.destroy_sandbox().await.unwrap();
     assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());

@@ -10,7 +10,6 @@ use std::collections::BTreeSet;
 use std::fs::{self, File};
 use std::io::Read;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,10 +23,8 @@ use oci_spec::runtime::{Process, Spec};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};
 
-const APPLETS: [&str; 20] = [
-    "sh", "cat", "echo", "hostname", "ls", "sleep", "id", "grep", "readlink", "mkdir", "touch",
-    "true", "head", "tail", "stty", "wc", "test", "tty", "mount", "kill",
-];
+mod support;
+use support::rootfs::rootfs;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
@@ -40,39 +37,6 @@ fn require_root() {
         nix::unistd::geteuid().is_root(),
         "this test needs root (container namespaces and mounts); run as root with --include-ignored"
     );
-}
-
-fn busybox() -> PathBuf {
-    ["/usr/bin/busybox", "/bin/busybox"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .expect("busybox not found: apt-get install busybox-static")
-}
-
-/// A busybox rootfs with a marker file, /ro (for readonly paths) and /etc.
-fn rootfs() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new()
-        .prefix("kata-ctr-")
-        .tempdir()
-        .unwrap();
-    let root = dir.path();
-    for d in [
-        "bin", "proc", "sys", "dev", "etc", "tmp", "ro", "data", "secret",
-    ] {
-        fs::create_dir_all(root.join(d)).unwrap();
-    }
-    fs::set_permissions(root, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::set_permissions(root.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
-    fs::copy(busybox(), root.join("bin/busybox")).unwrap();
-    for applet in APPLETS {
-        symlink("busybox", root.join("bin").join(applet)).unwrap();
-    }
-    fs::write(root.join("marker"), "inside\n").unwrap();
-    fs::write(root.join("secret/key"), "hidden\n").unwrap();
-    fs::write(root.join("secret.txt"), "hidden\n").unwrap();
-    fs::write(root.join("etc/passwd"), "root:x:0:0:root:/:/bin/sh\n").unwrap();
-    dir
 }
 
 fn base_spec(root: &Path, args: &[&str]) -> Value {

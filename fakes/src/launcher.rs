@@ -233,8 +233,11 @@ fn stdio(mode: StdioMode, pipe_size: u32) -> io::Result<(AgentEnds, ProcessIo)> 
     }
 }
 
-impl Launcher for FakeLauncher {
-    fn launch(&self, request: &LaunchRequest) -> io::Result<Launched> {
+/// The launcher's operations, callable directly (they never block): the [`Launcher`] impl
+/// delegates here.
+impl FakeLauncher {
+    /// [`Launcher::launch`].
+    pub fn launch(&self, request: &LaunchRequest) -> io::Result<Launched> {
         self.faults.check(Op::Launch)?;
         let program = request
             .process
@@ -316,7 +319,8 @@ impl Launcher for FakeLauncher {
         })
     }
 
-    fn signal(&self, pid: i32, signal: i32) -> io::Result<()> {
+    /// [`Launcher::signal`].
+    pub fn signal(&self, pid: i32, signal: i32) -> io::Result<()> {
         self.faults.check(Op::Signal)?;
         if !(0..=SIGRTMAX).contains(&signal) {
             return Err(errno(Errno::EINVAL));
@@ -334,7 +338,8 @@ impl Launcher for FakeLauncher {
         Ok(())
     }
 
-    fn release(&self, pid: i32) -> io::Result<()> {
+    /// [`Launcher::release`].
+    pub fn release(&self, pid: i32) -> io::Result<()> {
         self.faults.check(Op::Release)?;
         let mut state = lock(&self.shared.state);
         let Some(release) = state.held.remove(&pid) else {
@@ -351,7 +356,8 @@ impl Launcher for FakeLauncher {
         Ok(())
     }
 
-    fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
+    /// [`Launcher::handles_signal`].
+    pub fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
         self.faults.check(Op::HandlesSignal)?;
         let program = {
             let state = lock(&self.shared.state);
@@ -390,5 +396,24 @@ async fn wait_release(
             // A dropped sender means the launcher forgot the hold: run.
             _ = &mut release => return None,
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl Launcher for FakeLauncher {
+    async fn launch(&self, request: &LaunchRequest) -> io::Result<Launched> {
+        FakeLauncher::launch(self, request)
+    }
+
+    async fn release(&self, pid: i32) -> io::Result<()> {
+        FakeLauncher::release(self, pid)
+    }
+
+    fn signal(&self, pid: i32, signal: i32) -> io::Result<()> {
+        FakeLauncher::signal(self, pid, signal)
+    }
+
+    fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
+        FakeLauncher::handles_signal(self, pid, signal)
     }
 }

@@ -155,16 +155,23 @@ impl FakeNetlink {
 
     /// Plugs in a NIC (down, broadcast/multicast) and returns its index.
     ///
-    /// # Panics
-    ///
-    /// When a link is already called `name` or `mac` is malformed: both are harness bugs.
-    pub fn add_link(&self, name: &str, mac: &str, mtu: u32) -> u32 {
-        let mac = parse_mac(mac).unwrap_or_else(|_| panic!("add_link: bad MAC {mac:?}"));
+    /// A name already taken is an `AlreadyExists` error and a malformed `mac` an `InvalidInput`
+    /// one, each naming the culprit (the tables are unchanged): a fake VMM's input comes from scenario files and must not panic it. Not
+    /// counted as a call and never faulted: this is the VMM's side, not the agent's.
+    pub fn add_link(&self, name: &str, mac: &str, mtu: u32) -> io::Result<u32> {
+        let mac = parse_mac(mac).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("bad MAC address {mac:?}"),
+            )
+        })?;
         let mut tables = lock(&self.tables);
-        assert!(
-            !tables.links.values().any(|l| l.name == name),
-            "add_link: a link is already called {name:?}"
-        );
+        if tables.links.values().any(|l| l.name == name) {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("a link is already called {name:?}"),
+            ));
+        }
         let index = tables.next_index;
         tables.next_index += 1;
         tables.links.insert(
@@ -178,7 +185,7 @@ impl FakeNetlink {
                 kind: None,
             },
         );
-        index
+        Ok(index)
     }
 
     /// Unplugs link `index`, with its addresses, routes and neighbours. Returns whether it

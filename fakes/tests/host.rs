@@ -8,7 +8,7 @@ use nix::errno::Errno;
 use nix::mount::MntFlags;
 
 /// A miniature "create container": mount, cgroup, process; undone on failure.
-fn create(host: &Host) -> std::io::Result<i32> {
+async fn create(host: &Host) -> std::io::Result<i32> {
     host.mounter
         .mount(&MountSpec::new("tmpfs", "/run/c1", "tmpfs"))?;
     if let Err(e) = host.cgroups.create("/kata/c1") {
@@ -25,7 +25,7 @@ fn create(host: &Host) -> std::io::Result<i32> {
         pipe_size: 0,
         ..LaunchRequest::default()
     };
-    let launched = match host.launcher.launch(&req) {
+    let launched = match host.launcher.launch(&req).await {
         Ok(l) => l,
         Err(e) => {
             host.cgroups.destroy("/kata/c1")?;
@@ -50,7 +50,7 @@ async fn leftovers_list_mounts_cgroups_and_processes() {
     let fake = fake_host();
     assert!(fake.leftovers().is_empty());
     assert_eq!(fake.leftovers().to_string(), "no leftovers");
-    let pid = create(&fake.host()).unwrap();
+    let pid = create(&fake.host()).await.unwrap();
     let left = fake.leftovers();
     assert_eq!(left.mounts.len(), 1);
     assert_eq!(left.cgroups, ["/kata", "/kata/c1"]);
@@ -72,7 +72,7 @@ async fn leftovers_list_mounts_cgroups_and_processes() {
 async fn exited_processes_leave_their_cgroup() {
     let fake = fake_host();
     let host = fake.host();
-    let pid = create(&host).unwrap();
+    let pid = create(&host).await.unwrap();
     assert_eq!(
         host.cgroups.destroy("/kata/c1").unwrap_err().raw_os_error(),
         Some(libc::EBUSY)
@@ -92,7 +92,7 @@ async fn exited_processes_leave_their_cgroup() {
 #[tokio::test(start_paused = true)]
 async fn baseline_excludes_what_existed() {
     let fake = fake_host();
-    create(&fake.host()).unwrap();
+    create(&fake.host()).await.unwrap();
     fake.baseline();
     assert!(fake.leftovers().is_empty());
 }
@@ -101,7 +101,7 @@ async fn baseline_excludes_what_existed() {
 async fn every_fault_point_of_a_scenario_leaves_nothing() {
     let probe = fake_host();
     let before = probe.faults.counts();
-    create(&probe.host()).unwrap();
+    create(&probe.host()).await.unwrap();
     let points = probe.faults.points_since(&before);
     assert_eq!(
         points,
@@ -128,7 +128,7 @@ async fn every_fault_point_of_a_scenario_leaves_nothing() {
     for point in points {
         let fake = fake_host();
         fake.faults.fail_nth(point.op, point.nth, Errno::EIO);
-        let result = create(&fake.host());
+        let result = create(&fake.host()).await;
         assert_eq!(fake.faults.pending(), 0, "{point} not reached");
         if result.is_err() && !fake.leftovers().is_empty() {
             leaky.push(point);

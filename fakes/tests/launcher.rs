@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent_fakes::{FIRST_PID, FakeLauncher, Faults, Op, Reaction, Script};
-use kata_agent::host::{ExitStatus, LaunchRequest, Launcher, ProcessSpec, StdioMode};
+use kata_agent::host::{ExitStatus, LaunchRequest, ProcessSpec, StdioMode};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 use nix::sys::signal::Signal;

@@ -4,9 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_fakes::{FakeLauncher, Faults, Op, Reaction, Script};
-use kata_agent::host::{
-    ContainerSetup, ExitStatus, LaunchRequest, LaunchTarget, Launcher, ProcessSpec,
-};
+use kata_agent::host::{ContainerSetup, ExitStatus, LaunchRequest, LaunchTarget, ProcessSpec};
 use nix::errno::Errno;
 use nix::sys::signal::Signal;
 

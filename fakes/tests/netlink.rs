@@ -46,9 +46,30 @@ async fn starts_with_loopback_down() {
 }
 
 #[tokio::test]
+async fn plugging_a_taken_name_or_a_bad_mac_is_an_error_not_a_panic() {
+    let n = FakeNetlink::new(Faults::new());
+    assert_eq!(n.add_link("eth0", "02:00:00:00:00:01", 1500).unwrap(), 2);
+    let taken = n.add_link("eth0", "02:00:00:00:00:02", 1500).unwrap_err();
+    assert_eq!(taken.kind(), std::io::ErrorKind::AlreadyExists);
+    assert!(taken.to_string().contains("eth0"), "{taken}");
+    for mac in [
+        "",
+        "02:00:00:00:00",
+        "zz:00:00:00:00:01",
+        "02:00:00:00:00:001",
+    ] {
+        let bad = n.add_link("eth1", mac, 1500).unwrap_err();
+        assert_eq!(bad.kind(), std::io::ErrorKind::InvalidInput, "{mac:?}");
+    }
+    // Nothing changed: lo, eth0, and the next index is still 3.
+    assert_eq!(n.links().await.unwrap().len(), 2);
+    assert_eq!(n.add_link("eth1", "02:00:00:00:00:03", 1500).unwrap(), 3);
+}
+
+#[tokio::test]
 async fn links_are_added_updated_and_removed() {
     let n = FakeNetlink::new(Faults::new());
-    let eth0 = n.add_link("eth0", "02:42:AC:11:00:09", 1500);
+    let eth0 = n.add_link("eth0", "02:42:AC:11:00:09", 1500).unwrap();
     assert_eq!(eth0, 2);
     let update = LinkUpdate {
         name: Some("net1".into()),
@@ -75,8 +96,8 @@ async fn links_are_added_updated_and_removed() {
 #[tokio::test]
 async fn rename_rules_follow_the_kernel() {
     let n = FakeNetlink::new(Faults::new());
-    let a = n.add_link("eth0", "02:00:00:00:00:01", 1500);
-    n.add_link("eth1", "02:00:00:00:00:02", 1500);
+    let a = n.add_link("eth0", "02:00:00:00:00:01", 1500).unwrap();
+    n.add_link("eth1", "02:00:00:00:00:02", 1500).unwrap();
     let rename = |name: &str| LinkUpdate {
         name: Some(name.into()),
         ..LinkUpdate::default()
@@ -116,7 +137,7 @@ async fn rename_rules_follow_the_kernel() {
 #[tokio::test]
 async fn addresses_replace_and_delete() {
     let n = FakeNetlink::new(Faults::new());
-    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500);
+    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500).unwrap();
     let addr = Address {
         index: eth0,
         ip: ip("10.0.0.2"),
@@ -165,7 +186,7 @@ async fn addresses_replace_and_delete() {
 #[tokio::test]
 async fn routes_need_an_up_link_and_a_reachable_gateway() {
     let n = FakeNetlink::new(Faults::new());
-    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500);
+    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500).unwrap();
     let link_route = route(Some(("10.0.0.0", 24)), None, eth0);
     let default = route(None, Some("10.0.0.1"), eth0);
     assert_eq!(
@@ -199,7 +220,7 @@ async fn routes_need_an_up_link_and_a_reachable_gateway() {
 #[tokio::test]
 async fn address_prefix_makes_gateway_reachable() {
     let n = FakeNetlink::new(Faults::new());
-    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500);
+    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500).unwrap();
     n.set_link(eth0, &up()).await.unwrap();
     n.add_address(&Address {
         index: eth0,
@@ -224,7 +245,7 @@ async fn address_prefix_makes_gateway_reachable() {
 #[tokio::test]
 async fn removing_a_link_drops_its_state() {
     let n = FakeNetlink::new(Faults::new());
-    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500);
+    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500).unwrap();
     n.set_link(eth0, &up()).await.unwrap();
     n.add_address(&Address {
         index: eth0,
@@ -258,7 +279,7 @@ async fn removing_a_link_drops_its_state() {
 async fn injected_faults_change_nothing() {
     let faults = Faults::new();
     let n = FakeNetlink::new(faults.clone());
-    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500);
+    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500).unwrap();
     let before = n.snapshot();
     faults.fail_next(Op::SetLink, Errno::EPERM);
     faults.fail_next(Op::AddAddress, Errno::ENOMEM);
@@ -284,7 +305,7 @@ async fn injected_faults_change_nothing() {
 #[tokio::test]
 async fn ipv6_link_local_gateways_and_family_checks() {
     let n = FakeNetlink::new(Faults::new());
-    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500);
+    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500).unwrap();
     let v6_default = Route {
         gateway: Some(ip("fe80::1")),
         ipv6: true,

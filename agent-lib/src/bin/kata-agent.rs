@@ -6,7 +6,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use kata_agent::config::{self, Loaded};
 use kata_agent::host::{CgroupVersion, Host};
 use kata_agent::linux::{
@@ -18,12 +17,57 @@ use kata_agent::rpc::{self, AGENT_VERSION};
 use kata_agent::{Agent, init};
 use tokio::signal::unix::{SignalKind, signal};
 
-#[derive(Parser, Debug)]
-#[command(name = "kata-agent", version, about = "Kata Containers guest agent")]
+const USAGE: &str = "Kata Containers guest agent
+
+Usage: kata-agent [OPTIONS]
+
+Options:
+  -c, --config <FILE>  A TOML configuration file; it overrides the kernel command line
+  -h, --help           Print help
+  -V, --version        Print version
+";
+
+/// The command line. Parsed by hand: one option does not need an argument parser's code in
+/// the agent's memory.
+#[derive(Debug, Default)]
 struct Args {
     /// A TOML configuration file; it overrides the kernel command line.
-    #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
+}
+
+/// What the command line asks for.
+enum Command {
+    Run(Args),
+    Print(String),
+}
+
+impl Args {
+    fn parse(mut args: impl Iterator<Item = std::ffi::OsString>) -> Result<Command, String> {
+        let mut parsed = Args::default();
+        while let Some(arg) = args.next() {
+            let text = arg.to_string_lossy();
+            match text.as_ref() {
+                "-h" | "--help" => return Ok(Command::Print(USAGE.into())),
+                "-V" | "--version" => {
+                    return Ok(Command::Print(format!(
+                        "kata-agent {}\n",
+                        env!("CARGO_PKG_VERSION")
+                    )));
+                }
+                "-c" | "--config" => {
+                    let file = args
+                        .next()
+                        .ok_or_else(|| format!("{text} needs a value: --config <FILE>"))?;
+                    parsed.config = Some(file.into());
+                }
+                _ => match text.strip_prefix("--config=") {
+                    Some(file) => parsed.config = Some(file.into()),
+                    None => return Err(format!("unexpected argument {text:?}\n\n{USAGE}")),
+                },
+            }
+        }
+        Ok(Command::Run(parsed))
+    }
 }
 
 fn main() -> ExitCode {
@@ -31,7 +75,17 @@ fn main() -> ExitCode {
     if let Some(code) = kata_agent::linux::run_if_helper() {
         return code;
     }
-    let args = Args::parse();
+    let args = match Args::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(args)) => args,
+        Ok(Command::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("kata-agent: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -24,6 +24,7 @@ impl Containers {
         self.host
             .launcher
             .release(container.init.pid())
+            .await
             .map_err(ContainerError::step(cid, "release the init process"))?;
         container.lock().status = Status::Running;
         tracing::info!(container = cid, "container started");

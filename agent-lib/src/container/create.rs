@@ -169,6 +169,7 @@ impl Containers {
         let launched = host
             .launcher
             .launch(&launch)
+            .await
             .map_err(ContainerError::step(&cid, "start the init process"))
             .map_err(fail)?;
         let pid = launched.pid;

@@ -94,6 +94,17 @@ pub enum ContainerError {
     /// A process operation failed.
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// Several teardown steps of RemoveContainer failed, or one did and others wait for it:
+    /// the container stays, and a retried RemoveContainer carries on with exactly these.
+    #[error("{}", teardown_message(container, failed, waiting))]
+    Teardown {
+        /// The container.
+        container: String,
+        /// The failed steps, in the order they were tried.
+        failed: Vec<ContainerError>,
+        /// The steps not tried because they must follow a failed one.
+        waiting: Vec<String>,
+    },
     /// A prestart or createRuntime hook failed.
     #[error("container {container}: {source}")]
     Hook {
@@ -103,6 +114,34 @@ pub enum ContainerError {
         #[source]
         source: HookError,
     },
+}
+
+/// `container c1: teardown incomplete, a retry finishes it: unmount /x failed: <why>; ...;
+/// not tried yet: remove /y, ...`.
+fn teardown_message(container: &str, failed: &[ContainerError], waiting: &[String]) -> String {
+    let failed: Vec<String> = failed
+        .iter()
+        .map(|e| match e {
+            ContainerError::Step { step, source, .. } => format!("{step} failed: {source}"),
+            other => {
+                let mut text = other.to_string();
+                let mut cause = std::error::Error::source(other);
+                while let Some(c) = cause {
+                    text.push_str(&format!(": {c}"));
+                    cause = c.source();
+                }
+                text
+            }
+        })
+        .collect();
+    let mut text = format!(
+        "container {container}: teardown incomplete, a retry finishes it: {}",
+        failed.join("; ")
+    );
+    if !waiting.is_empty() {
+        text.push_str(&format!("; not tried yet: {}", waiting.join(", ")));
+    }
+    text
 }
 
 impl ContainerError {

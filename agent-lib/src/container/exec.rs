@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use oci_spec::runtime::Process as OciProcess;
 
-use super::{Container, ContainerError, Containers, validate_exec_id};
+use super::{Container, ContainerError, Containers, Status, validate_exec_id};
 use crate::device::rewrite_pci_env;
 use crate::host::{LaunchRequest, LaunchTarget};
 use crate::process::{Process, launch_spec};
@@ -67,7 +67,10 @@ impl Containers {
         stdio: crate::host::StdioMode,
     ) -> Result<Arc<Process>, ContainerError> {
         let cid = container.id();
-        if container.init.exit_status().is_some() || container.lock().removing {
+        // In a frozen cgroup the new process would never reach its exec, and the release
+        // below would wait for it forever (runc refuses too).
+        let paused = container.status() == Status::Paused;
+        if paused || container.init.exit_status().is_some() || container.lock().removing {
             return Err(container.wrong_state("exec a process"));
         }
         let request = LaunchRequest {
@@ -85,6 +88,7 @@ impl Containers {
             .host
             .launcher
             .launch(&request)
+            .await
             .map_err(ContainerError::step(
                 cid,
                 format!("start process {exec_id}"),
@@ -97,23 +101,21 @@ impl Containers {
                 return Err(e.into());
             }
         };
-        let placed = self
-            .host
-            .cgroups
-            .add_process(&container.cgroup, pid)
-            .map_err(ContainerError::step(
+        let placed = match self.host.cgroups.add_process(&container.cgroup, pid) {
+            Ok(()) => self
+                .host
+                .launcher
+                .release(pid)
+                .await
+                .map_err(ContainerError::step(
+                    cid,
+                    format!("release process {exec_id}"),
+                )),
+            Err(e) => Err(ContainerError::step(
                 cid,
                 format!("add pid {pid} to the cgroup"),
-            ))
-            .and_then(|()| {
-                self.host
-                    .launcher
-                    .release(pid)
-                    .map_err(ContainerError::step(
-                        cid,
-                        format!("release process {exec_id}"),
-                    ))
-            });
+            )(e)),
+        };
         if let Err(e) = placed {
             let _ = self.host.launcher.signal(pid, libc::SIGKILL);
             started.wait().await;
@@ -138,8 +140,7 @@ impl Containers {
         let mut signal = signal as i32;
         if exec_id.is_empty() && signal == libc::SIGKILL {
             let container = self.get(cid)?;
-            self.kill_all(&container);
-            return Ok(());
+            return self.kill_all(&container);
         }
         let process = self.process(cid, exec_id)?;
         if process.exit_status().is_some() {
@@ -172,8 +173,12 @@ impl Containers {
 
     /// SIGKILLs every process of `container`: the cgroup is frozen so none can fork away, each
     /// member and each known process is killed, then the cgroup is thawed so the kills land.
-    /// Failures are logged: this is the last resort of removal.
-    pub(crate) fn kill_all(&self, container: &Container) {
+    ///
+    /// Every process is tried. A kill that cannot be sent (other than to a process already
+    /// gone) or a failed thaw (the kills would not land on frozen processes) is an error naming
+    /// the step: waiting for those processes would never end. A failed freeze or member list
+    /// is only logged: the kills still go out, and removal looks for stragglers.
+    pub(crate) fn kill_all(&self, container: &Container) -> Result<(), ContainerError> {
         let cid = container.id();
         let cgroups = &self.host.cgroups;
         if let Err(e) = cgroups.freeze(&container.cgroup, true) {
@@ -191,16 +196,29 @@ impl Containers {
         if container.init.exit_status().is_none() && !pids.contains(&container.init.pid()) {
             pids.push(container.init.pid());
         }
+        let mut failed: Vec<(i32, std::io::Error)> = Vec::new();
         for pid in pids {
             if let Err(e) = self.host.launcher.signal(pid, libc::SIGKILL)
                 && e.raw_os_error() != Some(libc::ESRCH)
             {
                 tracing::warn!(container = cid, pid, error = %e, "SIGKILL failed");
+                failed.push((pid, e));
             }
         }
-        if let Err(e) = cgroups.freeze(&container.cgroup, false) {
-            tracing::warn!(container = cid, error = %e, "thawing the cgroup failed");
+        let thawed = cgroups
+            .freeze(&container.cgroup, false)
+            .map_err(ContainerError::step(cid, "thaw the cgroup after the kills"));
+        let others = match failed.len() {
+            0 | 1 => String::new(),
+            n => format!(" (and {} other process(es))", n - 1),
+        };
+        if let Some((pid, e)) = failed.into_iter().next() {
+            return Err(ContainerError::step(
+                cid,
+                format!("send SIGKILL to pid {pid}{others}"),
+            )(e));
         }
+        thawed
     }
 
     /// Waits for a process to exit and returns its exit code (128 + signal when signalled).

@@ -120,6 +120,7 @@ async fn run_one(
     };
     let launched = launcher
         .launch(&request)
+        .await
         .map_err(|source| HookError::Start {
             kind,
             path: path.clone(),

@@ -15,8 +15,10 @@ impl Containers {
     /// forever), destroys its cgroup, removes its bundle and releases its storages and devices.
     ///
     /// On timeout the container stays, marked stopping, and the error says ETIME; a later
-    /// RemoveContainer carries on. A failed teardown step also leaves the container for a
-    /// retry, which resumes at that step.
+    /// RemoveContainer carries on. A kill that cannot be sent fails the call at once (nothing
+    /// is torn down; a retry kills again). Teardown attempts every step it can; the failed ones
+    /// (and those that must follow them) leave the container for a retry, which does just
+    /// those.
     pub async fn remove(
         self: &Arc<Self>,
         cid: &str,
@@ -78,16 +80,18 @@ impl Containers {
         timeout: Option<Duration>,
     ) -> Result<(), ContainerError> {
         let cid = container.id();
-        let stop = self.stop(container);
-        match timeout {
-            None => stop.await,
-            Some(limit) => {
-                tokio::time::timeout(limit, stop)
-                    .await
-                    .map_err(|_| ContainerError::Timeout {
+        // A retry after a failed teardown: every process was stopped already.
+        let stopped = container.lock().teardown.started();
+        if !stopped {
+            let stop = self.stop(container);
+            match timeout {
+                None => stop.await?,
+                Some(limit) => tokio::time::timeout(limit, stop).await.map_err(|_| {
+                    ContainerError::Timeout {
                         container: cid.to_owned(),
                         secs: limit.as_secs(),
-                    })?
+                    }
+                })??,
             }
         }
         let mut teardown = std::mem::take(&mut container.lock().teardown);
@@ -96,10 +100,11 @@ impl Containers {
         result
     }
 
-    /// Kills and waits until no process of the container is left.
-    async fn stop(&self, container: &Container) {
+    /// Kills and waits until no process of the container is left; fails at once when a kill
+    /// cannot be sent (waiting for that process would never end).
+    async fn stop(&self, container: &Container) -> Result<(), ContainerError> {
         loop {
-            self.kill_all(container);
+            self.kill_all(container)?;
             let processes: Vec<_> = {
                 let state = container.lock();
                 state.processes.values().cloned().collect()
@@ -114,7 +119,7 @@ impl Containers {
                     tokio::time::sleep(STRAGGLER_POLL).await;
                 }
                 // Empty, or unreadable: the cgroup destroy will tell.
-                _ => return,
+                _ => return Ok(()),
             }
         }
     }

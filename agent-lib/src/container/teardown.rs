@@ -1,7 +1,7 @@
 //! What was set up for a container, as a list of steps undone in reverse: the rollback of a
 //! failed CreateContainer and the last part of RemoveContainer.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use nix::mount::MntFlags;
@@ -12,7 +12,7 @@ use crate::host::Host;
 use crate::process::Process;
 
 /// One thing to undo.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Step {
     /// Give back the container's uses of its storages.
     Storages,
@@ -26,10 +26,50 @@ pub(crate) enum Step {
     Kill(Arc<Process>),
 }
 
+impl Step {
+    /// What undoing it does, as errors name it.
+    fn describe(&self) -> String {
+        match self {
+            Step::Storages => "release the storages".into(),
+            Step::Remove(path) => format!("remove {}", path.display()),
+            Step::Umount(target) => format!("unmount {}", target.display()),
+            Step::Cgroup(path) => format!("destroy cgroup {path}"),
+            Step::Kill(process) => format!("kill pid {}", process.pid()),
+        }
+    }
+
+    fn path(&self) -> Option<&Path> {
+        match self {
+            Step::Remove(path) | Step::Umount(path) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// Whether undoing `self` must wait until `other` (done later, so undone earlier) is undone:
+    /// a folder is not removed, nor a mount under it unmounted, while something below it is
+    /// still there or mounted; storages are not released while a bind of them is still mounted;
+    /// a cgroup is not destroyed while a process may still run in it.
+    fn waits_for(&self, other: &Step) -> bool {
+        match (self, other) {
+            (Step::Storages, Step::Umount(_)) => true,
+            (Step::Cgroup(_), Step::Kill(_)) => true,
+            (Step::Remove(mine) | Step::Umount(mine), _) => {
+                other
+                    .path()
+                    .is_some_and(|theirs| theirs.starts_with(mine) && theirs != mine.as_path())
+                    || matches!((self, other), (Step::Remove(a), Step::Umount(b)) if a == b)
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Steps in the order they were done.
 #[derive(Debug, Default)]
 pub(crate) struct Teardown {
     steps: Vec<Step>,
+    /// [`Teardown::run`] ran at least once: the container's processes were all stopped.
+    started: bool,
 }
 
 impl Teardown {
@@ -45,38 +85,63 @@ impl Teardown {
     /// Undoes everything, best effort: a failed step is logged and the rest still run.
     pub(crate) async fn rollback(mut self, host: &Host, attach: &Attach, cid: &str) {
         while let Some(step) = self.steps.pop() {
-            if let Err(e) = undo(host, attach, cid, step).await {
+            if let Err(e) = undo(host, attach, cid, &step).await {
                 tracing::warn!(container = cid, error = %e, "rollback step failed");
             }
         }
     }
 
-    /// Undoes everything in reverse, stopping at the first failure; the steps not done stay
-    /// for a retry.
+    /// Whether [`Teardown::run`] ran before (a retried RemoveContainer).
+    pub(crate) fn started(&self) -> bool {
+        self.started
+    }
+
+    /// Undoes everything in reverse. Every step is attempted except those that must wait for
+    /// one that failed (see [`Step::waits_for`]); the failed and the waiting steps stay, in
+    /// order, so a later call finishes the teardown. The error names every failed step and
+    /// every step left waiting.
     pub(crate) async fn run(
         &mut self,
         host: &Host,
         attach: &Attach,
         cid: &str,
     ) -> Result<(), ContainerError> {
+        self.started = true;
+        // In undo order: the steps that failed or waited.
+        let mut left: Vec<Step> = Vec::new();
+        let mut failed = Vec::new();
+        let mut waiting = Vec::new();
         while let Some(step) = self.steps.pop() {
-            let retry = match &step {
-                Step::Remove(p) => Step::Remove(p.clone()),
-                Step::Umount(p) => Step::Umount(p.clone()),
-                Step::Cgroup(c) => Step::Cgroup(c.clone()),
-                Step::Kill(p) => Step::Kill(p.clone()),
-                Step::Storages => Step::Storages,
-            };
-            if let Err(e) = undo(host, attach, cid, step).await {
-                self.steps.push(retry);
-                return Err(e);
+            if let Some(blocker) = left.iter().find(|l| step.waits_for(l)) {
+                tracing::debug!(container = cid, step = %step.describe(),
+                    after = %blocker.describe(), "teardown step left for a retry");
+                waiting.push(step.describe());
+                left.push(step);
+                continue;
+            }
+            if let Err(e) = undo(host, attach, cid, &step).await {
+                tracing::warn!(container = cid, error = %e, "teardown step failed");
+                failed.push(e);
+                left.push(step);
             }
         }
-        Ok(())
+        left.reverse();
+        self.steps = left;
+        if failed.len() == 1 && waiting.is_empty() {
+            return Err(failed.remove(0));
+        }
+        if failed.is_empty() {
+            return Ok(());
+        }
+        Err(ContainerError::Teardown {
+            container: cid.to_owned(),
+            failed,
+            waiting,
+        })
     }
 }
 
-async fn undo(host: &Host, attach: &Attach, cid: &str, step: Step) -> Result<(), ContainerError> {
+async fn undo(host: &Host, attach: &Attach, cid: &str, step: &Step) -> Result<(), ContainerError> {
     match step {
         Step::Storages => {
             attach
@@ -86,31 +151,24 @@ async fn undo(host: &Host, attach: &Attach, cid: &str, step: Step) -> Result<(),
                     source,
                 })
         }
-        Step::Remove(path) => host.sysfs.remove_file(&path).map_err(ContainerError::step(
-            cid,
-            format!("remove {}", path.display()),
-        )),
-        Step::Umount(target) => {
-            host.mounter
-                .umount(&target, MntFlags::MNT_DETACH)
-                .map_err(ContainerError::step(
-                    cid,
-                    format!("unmount {}", target.display()),
-                ))
-        }
+        Step::Remove(path) => host
+            .sysfs
+            .remove_file(path)
+            .map_err(ContainerError::step(cid, step.describe())),
+        Step::Umount(target) => host
+            .mounter
+            .umount(target, MntFlags::MNT_DETACH)
+            .map_err(ContainerError::step(cid, step.describe())),
         Step::Cgroup(path) => host
             .cgroups
-            .destroy(&path)
-            .map_err(ContainerError::step(cid, format!("destroy cgroup {path}"))),
+            .destroy(path)
+            .map_err(ContainerError::step(cid, step.describe())),
         Step::Kill(process) => {
             if process.exit_status().is_none()
                 && let Err(e) = host.launcher.signal(process.pid(), libc::SIGKILL)
                 && e.raw_os_error() != Some(libc::ESRCH)
             {
-                return Err(ContainerError::step(
-                    cid,
-                    format!("kill pid {}", process.pid()),
-                )(e));
+                return Err(ContainerError::step(cid, step.describe())(e));
             }
             process.wait().await;
             Ok(())

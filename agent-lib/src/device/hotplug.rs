@@ -222,13 +222,19 @@ pub async fn online_cpu_mem(
         n => Some(online_cpus_until(sysfs, n).await?),
     };
     if !cpu_only {
-        let onlined = online_entries(sysfs, MEMORY_DIR, "memory", None)?;
+        let onlined = online_offline_memory(sysfs)?;
         tracing::info!(onlined, "memory blocks onlined");
     }
     if let Some(online) = online {
         propagate_cpusets(cgroups, &online, containers);
     }
     Ok(())
+}
+
+/// Onlines every offline memory block; returns how many. The uevent loop calls it after its
+/// socket overflowed, when `add` events of hot-added blocks may have been lost.
+pub(super) fn online_offline_memory(sysfs: &dyn Sysfs) -> Result<usize, DeviceError> {
+    online_entries(sysfs, MEMORY_DIR, "memory", None)
 }
 
 /// MemHotplugByProbe: announces each memory block at `addrs` to the kernel through

@@ -5,6 +5,7 @@ use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use oci_spec::runtime::{Process, Spec};
 use tokio::sync::oneshot;
 
@@ -123,12 +124,16 @@ pub struct Launched {
 }
 
 /// Starts processes and reports their exits. The agent is their reaper: no zombies remain.
+///
+/// Starting and releasing are async: a container's setup takes milliseconds of blocking work,
+/// which real implementations run off the agent's executor.
+#[async_trait]
 pub trait Launcher: Send + Sync {
     /// Starts a process. On error nothing is left running and no fd is leaked.
-    fn launch(&self, request: &LaunchRequest) -> io::Result<Launched>;
+    async fn launch(&self, request: &LaunchRequest) -> io::Result<Launched>;
 
     /// Lets a process started with [`LaunchRequest::hold`] execute its program.
-    fn release(&self, pid: i32) -> io::Result<()>;
+    async fn release(&self, pid: i32) -> io::Result<()>;
 
     /// Sends signal `signal` to process `pid`.
     fn signal(&self, pid: i32, signal: i32) -> io::Result<()>;

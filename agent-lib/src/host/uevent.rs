@@ -11,6 +11,10 @@ use async_trait::async_trait;
 /// fake VMM's events take the same path as real ones.
 #[async_trait]
 pub trait UeventSource: Send + Sync {
-    /// Waits for the next datagram. An error ends the stream only if it is not `Interrupted`.
+    /// Waits for the next datagram.
+    ///
+    /// Errors are returned as they come and most are transient: `ENOBUFS` says the kernel
+    /// dropped events because the receive buffer was full, and receiving again works. Only a
+    /// source that is broken for good (a closed stream, `EBADF`...) never delivers again.
     async fn recv(&self) -> io::Result<Vec<u8>>;
 }

@@ -20,6 +20,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::unistd::pipe2;
@@ -27,11 +28,22 @@ use nix::unistd::pipe2;
 use super::container::{ChildStdio, ContainerSpawner};
 use super::pty::open_pty;
 use super::reaper::{ReapMode, Reaper};
+use async_trait::async_trait;
+
 use crate::host::{LaunchRequest, LaunchTarget, Launched, Launcher, StdioMode};
 
 /// Starts processes with fork and exec; a [`Reaper`] task reports their exits.
-#[derive(Debug)]
+///
+/// Starting a process (a container's above all: the setup helper mounts, pivots and reports
+/// back) blocks for milliseconds, so the [`Launcher`] methods run it on tokio's blocking pool;
+/// the inherent `launch` and `release` are the same work for callers off the executor.
+#[derive(Debug, Clone)]
 pub struct LinuxLauncher {
+    core: Arc<Core>,
+}
+
+#[derive(Debug)]
+struct Core {
     reaper: Reaper,
     containers: ContainerSpawner,
 }
@@ -54,19 +66,58 @@ impl LinuxLauncher {
     /// `helper` (for tests and embedders whose own executable is not the agent). A sealed copy
     /// of it is made at the first container launch.
     pub fn with_helper(mode: ReapMode, helper: PathBuf) -> io::Result<Self> {
-        Ok(LinuxLauncher {
+        let core = Core {
             reaper: Reaper::new(mode)?,
             containers: ContainerSpawner::new(helper),
+        };
+        Ok(LinuxLauncher {
+            core: Arc::new(core),
         })
     }
 
     /// The reaper collecting this launcher's children.
     pub fn reaper(&self) -> &Reaper {
-        &self.reaper
+        &self.core.reaper
+    }
+
+    /// Starts a process, blocking the calling thread until it runs (or is held).
+    pub fn launch(&self, request: &LaunchRequest) -> io::Result<Launched> {
+        self.core.launch(request)
+    }
+
+    /// Lets a held process execute its program, blocking until it has.
+    pub fn release(&self, pid: i32) -> io::Result<()> {
+        self.core.release(pid)
     }
 }
 
+#[async_trait]
 impl Launcher for LinuxLauncher {
+    async fn launch(&self, request: &LaunchRequest) -> io::Result<Launched> {
+        let core = self.core.clone();
+        let request = request.clone();
+        tokio::task::spawn_blocking(move || core.launch(&request))
+            .await
+            .map_err(|e| io::Error::other(format!("launch task: {e}")))?
+    }
+
+    async fn release(&self, pid: i32) -> io::Result<()> {
+        let core = self.core.clone();
+        tokio::task::spawn_blocking(move || core.release(pid))
+            .await
+            .map_err(|e| io::Error::other(format!("release task: {e}")))?
+    }
+
+    fn signal(&self, pid: i32, signal: i32) -> io::Result<()> {
+        self.core.signal(pid, signal)
+    }
+
+    fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
+        self.core.handles_signal(pid, signal)
+    }
+}
+
+impl Core {
     fn launch(&self, request: &LaunchRequest) -> io::Result<Launched> {
         if request.target != LaunchTarget::Host {
             return self.launch_container(request);
@@ -192,7 +243,7 @@ impl Launcher for LinuxLauncher {
     }
 }
 
-impl LinuxLauncher {
+impl Core {
     fn launch_container(&self, request: &LaunchRequest) -> io::Result<Launched> {
         let (parent, child) = container_stdio(request)?;
         let tty = request.stdio == StdioMode::Pty;

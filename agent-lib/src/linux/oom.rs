@@ -5,6 +5,10 @@
 //!   re-reads the `oom_kill` counter of `memory.oom_control`.
 //! - **v2**: inotify `IN_MODIFY` on `memory.events`; each wake-up re-reads its `oom_kill` counter.
 //!
+//! On v1 the kernel signals the eventfd when the cgroup *enters* OOM, before the OOM killer has
+//! picked and killed a victim, so a wake-up may find `oom_kill` not raised yet: the counter is
+//! then re-read for up to [`V1_KILL_GRACE`] (on v2 the kill itself modifies `memory.events`).
+//!
 //! One message goes out per kill, only when `oom_kill` goes up (an OOM that the kernel resolved
 //! without killing, or an `oom_kill_disable`d cgroup that waits, sends nothing: Kata PR #8773).
 //! The channel closes when the cgroup's files go away (the cgroup was removed) or the receiver is
@@ -14,12 +18,18 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::mpsc;
 
 use crate::host::{CgroupVersion, OomEvents};
+
+/// How long a v1 wake-up that found no new kill keeps re-reading the counter.
+const V1_KILL_GRACE: Duration = Duration::from_millis(500);
+/// How often it re-reads it meanwhile.
+const V1_KILL_POLL: Duration = Duration::from_millis(5);
 
 /// Starts watching the memory cgroup directory `dir`. Must be called inside a tokio runtime.
 pub(super) fn watch(version: CgroupVersion, dir: &Path) -> io::Result<OomEvents> {
@@ -37,7 +47,11 @@ pub(super) fn watch(version: CgroupVersion, dir: &Path) -> io::Result<OomEvents>
     };
     let (tx, rx) = mpsc::unbounded_channel();
     tracing::debug!(cgroup = %dir.display(), ?version, start, "watching for OOM kills");
-    handle.spawn(run(fd, counter_file, start, tx));
+    let grace = match version {
+        CgroupVersion::V1 => V1_KILL_GRACE,
+        CgroupVersion::V2 => Duration::ZERO,
+    };
+    handle.spawn(run(fd, counter_file, start, grace, tx));
     Ok(rx)
 }
 
@@ -45,6 +59,7 @@ async fn run(
     fd: AsyncFd<OwnedFd>,
     counter_file: PathBuf,
     mut seen: u64,
+    grace: Duration,
     tx: mpsc::UnboundedSender<()>,
 ) {
     loop {
@@ -65,7 +80,7 @@ async fn run(
                 if n <= 0 {
                     break;
                 }
-                let Ok(now) = read_oom_kills(&counter_file) else {
+                let Ok(now) = read_new_kills(&counter_file, seen, grace).await else {
                     // The cgroup is gone.
                     break;
                 };
@@ -82,6 +97,19 @@ async fn run(
         }
     }
     tracing::debug!(file = %counter_file.display(), "OOM watch ended");
+}
+
+/// The `oom_kill` counter, re-read every [`V1_KILL_POLL`] for up to `grace` while it is still
+/// `seen` (a kill in flight).
+async fn read_new_kills(file: &Path, seen: u64, grace: Duration) -> io::Result<u64> {
+    let deadline = tokio::time::Instant::now() + grace;
+    loop {
+        let now = read_oom_kills(file)?;
+        if now > seen || tokio::time::Instant::now() >= deadline {
+            return Ok(now);
+        }
+        tokio::time::sleep(V1_KILL_POLL).await;
+    }
 }
 
 /// The `oom_kill` counter of `memory.oom_control` (v1) or `memory.events` (v2).
@@ -152,5 +180,32 @@ mod tests {
         .unwrap();
         assert_eq!(read_oom_kills(&v2).unwrap(), 1);
         assert!(read_oom_kills(&dir.path().join("gone")).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_kill_counted_just_after_the_wake_up_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("memory.oom_control");
+        fs::write(&file, "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n").unwrap();
+        let later = file.clone();
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            fs::write(&later, "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n").unwrap();
+        });
+        assert_eq!(read_new_kills(&file, 0, V1_KILL_GRACE).await.unwrap(), 1);
+        writer.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn without_a_kill_the_grace_ends_and_v2_does_not_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("memory.events");
+        fs::write(&file, "oom 1\noom_kill 2\n").unwrap();
+        let start = tokio::time::Instant::now();
+        assert_eq!(read_new_kills(&file, 2, V1_KILL_GRACE).await.unwrap(), 2);
+        assert!(start.elapsed() >= V1_KILL_GRACE);
+        let start = tokio::time::Instant::now();
+        assert_eq!(read_new_kills(&file, 2, Duration::ZERO).await.unwrap(), 2);
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 }

@@ -143,11 +143,9 @@ impl UeventSource for NetlinkUevents {
             match guard.try_io(|_| self.recv_now()) {
                 Ok(Ok(Some(data))) => return Ok(data),
                 Ok(Ok(None)) => {}
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    // The kernel dropped events while the buffer was full; keep going.
-                    tracing::warn!("uevent socket overrun: events were lost");
-                }
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                // ENOBUFS (the kernel dropped events while the buffer was full) is returned too:
+                // the caller decides what lost events mean; the socket stays usable.
                 Ok(Err(e)) => return Err(e),
                 Err(_would_block) => {}
             }

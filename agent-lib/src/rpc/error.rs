@@ -105,7 +105,7 @@ pub(crate) fn container_error(err: &crate::container::ContainerError) -> Error {
         E::AlreadyExists(_) | E::ProcessExists { .. } => Code::ALREADY_EXISTS,
         E::WrongState { .. } => Code::FAILED_PRECONDITION,
         E::Timeout { .. } => Code::DEADLINE_EXCEEDED,
-        E::Step { .. } | E::Hook { .. } => Code::INTERNAL,
+        E::Step { .. } | E::Hook { .. } | E::Teardown { .. } => Code::INTERNAL,
         E::Attach { source, .. } => attach_code(source),
         E::Process(e) => process_code(e),
     };

@@ -13,9 +13,7 @@ pub(crate) async fn online_cpu_mem(
     req: agent::OnlineCPUMemRequest,
 ) -> ttrpc::Result<Empty> {
     let host = agent.host();
-    // The containers whose cpusets follow the online CPUs. None until the container registry
-    // exists; then one `CpusetTarget` per container (cgroup path, `linux.resources.cpu.cpus`).
-    let containers: Vec<CpusetTarget> = Vec::new();
+    let containers = cpuset_targets(agent);
     device::online_cpu_mem(
         &*host.sysfs,
         &*host.cgroups,
@@ -26,6 +24,28 @@ pub(crate) async fn online_cpu_mem(
     .await
     .map_err(|e| device_error(&e))?;
     Ok(Empty::new())
+}
+
+/// The containers whose cpusets follow the online CPUs: each one's cgroup and the CPUs its
+/// spec asks for (`linux.resources.cpu.cpus`). A container removed meanwhile is skipped.
+fn cpuset_targets(agent: &Agent) -> Vec<CpusetTarget> {
+    let containers = agent.containers();
+    containers
+        .ids()
+        .iter()
+        .filter_map(|cid| containers.get(cid).ok())
+        .map(|container| CpusetTarget {
+            cgroup_path: container.cgroup().to_owned(),
+            cpus: container
+                .setup()
+                .spec
+                .linux()
+                .as_ref()
+                .and_then(|linux| linux.resources().as_ref())
+                .and_then(|resources| resources.cpu().as_ref())
+                .and_then(|cpu| cpu.cpus().clone()),
+        })
+        .collect()
 }
 
 /// MemHotplugByProbe.

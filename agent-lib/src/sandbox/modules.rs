@@ -45,6 +45,7 @@ pub(crate) async fn load(host: &Host, module: &KernelModule) -> Result<(), Sandb
     let launched = host
         .launcher
         .launch(&request)
+        .await
         .map_err(SandboxError::step(format!(
             "start {MODPROBE} for {}",
             module.name

@@ -126,6 +126,7 @@ pub async fn resize_volume(host: &Host, path: &Path) -> Result<(), StorageError>
     let launched = host
         .launcher
         .launch(&request)
+        .await
         .map_err(|e| fail(format!("cannot start: {e}")))?;
     match launched.exit.await {
         Ok(ExitStatus::Exited(0)) => Ok(()),

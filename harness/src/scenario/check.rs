@@ -73,6 +73,12 @@ pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
             format!("file {path}: expected {want:?}, got {got:?}")
         });
     }
+    for (path, want) in &checks.json {
+        let got = sysfs
+            .contents(path)
+            .and_then(|c| serde_json::from_slice::<Json>(&c).ok());
+        r.subset(&format!("JSON file {path}"), &Some(want.clone()), got);
+    }
     for path in &checks.exists {
         r.check(sysfs.kind(path).is_some(), || {
             format!("{path}: expected to exist")

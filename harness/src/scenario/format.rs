@@ -189,6 +189,9 @@ pub struct Checks {
     /// File contents (trimmed), by path, in the fake /sys, /dev, /proc, /etc, /run.
     #[serde(default)]
     pub files: BTreeMap<String, String>,
+    /// JSON files (a bundle's `config.json`) by path: a subset of their parsed contents.
+    #[serde(default)]
+    pub json: BTreeMap<String, Value>,
     /// Paths that must exist.
     #[serde(default)]
     pub exists: Vec<String>,

@@ -212,13 +212,7 @@ pub fn apply(sysfs: &FakeSysfs, netlink: &FakeNetlink, op: &SysfsOp) -> io::Resu
             Err(e) => return Err(e),
         },
         SysfsOp::NetUp { name, mac, mtu } => {
-            if netlink.snapshot().links.iter().any(|l| &l.name == name) {
-                return Err(io::Error::new(
-                    io::ErrorKind::AlreadyExists,
-                    format!("a link is already called {name}"),
-                ));
-            }
-            return Ok(Some(netlink.add_link(name, mac, *mtu)));
+            return netlink.add_link(name, mac, *mtu).map(Some);
         }
         SysfsOp::NetDown(name) => {
             let index = netlink

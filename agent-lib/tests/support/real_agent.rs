@@ -1,0 +1,527 @@
+//! The real `kata-agent` binary outside a VM, driven only over ttrpc, as a Kata runtime would.
+//!
+//! The agent runs as root in its own mount, UTS and network namespaces (as it would be in a VM:
+//! its mounts, hostname and interfaces are its own), on `unix://<tempdir>/agent.sock`, with
+//! its log in `<tempdir>/agent.log` (printed when a test fails). It still shares the host's
+//! cgroup hierarchies and `/run`, so [`RealAgent`]s take a file lock: one at a time on this
+//! machine. Dropping one (also when a test panics) kills the agent and removes what it may have
+//! left: the processes and directories of the cgroups of its containers, their bundles under
+//! `/run/kata-containers`, any mount under its folders in the host's namespace, and the
+//! `/run` folders it created.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use agent_harness::{AgentClient, context};
+use agent_protos::{agent as pb, oci};
+use protobuf::MessageField;
+
+use super::host_state::{cgroup_dirs, detach_mounts_under, kill_cgroup, stat_state};
+use super::wire;
+
+/// Serializes real agents across threads and processes (they share `/run` and cgroupfs).
+const LOCK_FILE: &str = "/tmp/kata-agent-real-e2e.lock";
+/// The host folders a real agent writes to (bundles, pinned namespaces).
+const RUN_DIRS: [&str; 2] = ["/run/kata-containers", "/run/sandbox-ns"];
+/// The timeout of ordinary calls.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A running agent, its client and everything to clean up.
+pub struct RealAgent {
+    child: Option<Child>,
+    pid: i32,
+    /// The ttrpc client.
+    pub client: AgentClient,
+    prefix: String,
+    /// Container ids handed out (their cgroups and bundles are cleaned up on drop).
+    ids: Mutex<Vec<String>>,
+    /// The folders of [`RUN_DIRS`] that did not exist before the agent started.
+    new_run_dirs: Vec<PathBuf>,
+    dir: tempfile::TempDir,
+    _lock: File,
+}
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test needs root (a real agent with real containers); \
+         run as root with --include-ignored"
+    );
+}
+
+/// A lock held until the returned file is dropped; blocks meanwhile.
+fn lock() -> File {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(LOCK_FILE)
+        .expect("open the lock file");
+    // SAFETY: flock on a descriptor owned by `file`, which outlives the lock.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+    assert_eq!(
+        rc,
+        0,
+        "flock {LOCK_FILE}: {}",
+        std::io::Error::last_os_error()
+    );
+    file
+}
+
+impl RealAgent {
+    /// Starts an agent for test `name` (ids are `e2e-<name>-<pid>-...`) and connects to it.
+    pub async fn start(name: &str) -> RealAgent {
+        require_root();
+        let lock = lock();
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("kata-e2e-{name}-"))
+            .tempdir()
+            .unwrap();
+        let new_run_dirs = RUN_DIRS
+            .iter()
+            .map(PathBuf::from)
+            .filter(|d| !d.exists())
+            .collect();
+        let sock = dir.path().join("agent.sock");
+        let log = File::create(dir.path().join("agent.log")).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_kata-agent"));
+        command
+            .env_clear()
+            .env(
+                "KATA_AGENT_SERVER_ADDR",
+                format!("unix://{}", sock.display()),
+            )
+            .env("KATA_AGENT_LOG_LEVEL", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        // SAFETY: only async-signal-safe system calls between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWNET;
+                if libc::unshare(flags) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                let root = c"/";
+                let rc = libc::mount(
+                    std::ptr::null(),
+                    root.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                );
+                if rc != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().expect("start kata-agent");
+        let pid = i32::try_from(child.id()).unwrap();
+        let log_path = dir.path().join("agent.log");
+        if let Err(why) = wait_listening(&mut child, &sock).await {
+            let _ = child.kill();
+            let _ = child.wait();
+            let log = fs::read_to_string(&log_path).unwrap_or_default();
+            panic!("{why}\n{log}");
+        }
+        let client = AgentClient::connect(&format!("unix://{}", sock.display()))
+            .await
+            .expect("connect to the agent");
+        RealAgent {
+            child: Some(child),
+            pid,
+            client,
+            prefix: format!("e2e-{name}-{}", std::process::id()),
+            ids: Mutex::new(Vec::new()),
+            new_run_dirs,
+            dir,
+            _lock: lock,
+        }
+    }
+
+    /// The agent's pid.
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    /// A fresh folder for this test (removed on drop).
+    pub fn path(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        fs::create_dir_all(&path).unwrap();
+        path
+    }
+
+    /// A busybox rootfs in this test's folder.
+    pub fn rootfs(&self, name: &str) -> PathBuf {
+        let path = self.path(name);
+        super::rootfs::populate(&path);
+        path
+    }
+
+    /// A unique container id, whose cgroup and bundle are cleaned up on drop.
+    pub fn id(&self, name: &str) -> String {
+        let id = format!("{}-{name}", self.prefix);
+        self.ids.lock().unwrap().push(id.clone());
+        id
+    }
+
+    /// What the agent printed so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    // ---- RPCs ----
+
+    /// CreateSandbox with `hostname` and `sandbox_id`, as the runtime does first.
+    pub async fn create_sandbox(&self, sandbox_id: &str, hostname: &str) {
+        let req = pb::CreateSandboxRequest {
+            hostname: hostname.into(),
+            sandbox_id: sandbox_id.into(),
+            sandbox_pidns: false,
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .create_sandbox(ctx(), &req)
+            .await
+            .expect("CreateSandbox");
+    }
+
+    pub async fn create_container(
+        &self,
+        cid: &str,
+        spec: oci::Spec,
+        sandbox_pidns: bool,
+    ) -> ttrpc::Result<()> {
+        let req = wire::create_request(cid, spec, sandbox_pidns);
+        self.client
+            .agent
+            .create_container(ctx(), &req)
+            .await
+            .map(drop)
+    }
+
+    pub async fn start_container(&self, cid: &str) -> ttrpc::Result<()> {
+        let req = pb::StartContainerRequest {
+            container_id: cid.into(),
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .start_container(ctx(), &req)
+            .await
+            .map(drop)
+    }
+
+    /// CreateContainer + StartContainer of `spec`.
+    pub async fn run_container(&self, cid: &str, spec: oci::Spec) {
+        self.create_container(cid, spec, false)
+            .await
+            .expect("CreateContainer");
+        self.start_container(cid).await.expect("StartContainer");
+    }
+
+    pub async fn exec(&self, cid: &str, eid: &str, args: &[&str], terminal: bool) {
+        let req = pb::ExecProcessRequest {
+            container_id: cid.into(),
+            exec_id: eid.into(),
+            process: MessageField::some(wire::process(args, terminal)),
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .exec_process(ctx(), &req)
+            .await
+            .unwrap_or_else(|e| panic!("ExecProcess {eid} {args:?}: {e:?}"));
+    }
+
+    pub async fn signal(&self, cid: &str, eid: &str, signal: i32) -> ttrpc::Result<()> {
+        let req = pb::SignalProcessRequest {
+            container_id: cid.into(),
+            exec_id: eid.into(),
+            signal: u32::try_from(signal).unwrap(),
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .signal_process(ctx(), &req)
+            .await
+            .map(drop)
+    }
+
+    /// WaitProcess: the exit code.
+    pub async fn wait(&self, cid: &str, eid: &str) -> i32 {
+        let req = pb::WaitProcessRequest {
+            container_id: cid.into(),
+            exec_id: eid.into(),
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .wait_process(ctx(), &req)
+            .await
+            .unwrap_or_else(|e| panic!("WaitProcess {eid}: {e:?}"))
+            .status
+    }
+
+    /// One ReadStdout (`stderr`: ReadStderr); empty is end of stream.
+    pub async fn read(&self, cid: &str, eid: &str, stderr: bool) -> Vec<u8> {
+        let req = pb::ReadStreamRequest {
+            container_id: cid.into(),
+            exec_id: eid.into(),
+            len: 64 * 1024,
+            ..Default::default()
+        };
+        let agent = &self.client.agent;
+        let reply = if stderr {
+            agent.read_stderr(ctx(), &req).await
+        } else {
+            agent.read_stdout(ctx(), &req).await
+        };
+        reply.expect("ReadStdout/ReadStderr").data
+    }
+
+    /// Reads stdout (or stderr) until end of stream.
+    pub async fn read_all(&self, cid: &str, eid: &str, stderr: bool) -> String {
+        let mut out = Vec::new();
+        loop {
+            let chunk = self.read(cid, eid, stderr).await;
+            if chunk.is_empty() {
+                return String::from_utf8_lossy(&out).into_owned();
+            }
+            out.extend(chunk);
+        }
+    }
+
+    /// WriteStdin; empty `data` closes stdin.
+    pub async fn write_stdin(&self, cid: &str, eid: &str, data: &[u8]) -> u32 {
+        let req = pb::WriteStreamRequest {
+            container_id: cid.into(),
+            exec_id: eid.into(),
+            data: data.to_vec(),
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .write_stdin(ctx(), &req)
+            .await
+            .expect("WriteStdin")
+            .len
+    }
+
+    pub async fn resize(&self, cid: &str, eid: &str, rows: u32, cols: u32) {
+        let req = pb::TtyWinResizeRequest {
+            container_id: cid.into(),
+            exec_id: eid.into(),
+            row: rows,
+            column: cols,
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .tty_win_resize(ctx(), &req)
+            .await
+            .expect("TtyWinResize");
+    }
+
+    pub async fn pause(&self, cid: &str) {
+        let req = pb::PauseContainerRequest {
+            container_id: cid.into(),
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .pause_container(ctx(), &req)
+            .await
+            .expect("PauseContainer");
+    }
+
+    pub async fn resume(&self, cid: &str) {
+        let req = pb::ResumeContainerRequest {
+            container_id: cid.into(),
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .resume_container(ctx(), &req)
+            .await
+            .expect("ResumeContainer");
+    }
+
+    pub async fn update(&self, cid: &str, resources: oci::LinuxResources) {
+        let req = pb::UpdateContainerRequest {
+            container_id: cid.into(),
+            resources: MessageField::some(resources),
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .update_container(ctx(), &req)
+            .await
+            .expect("UpdateContainer");
+    }
+
+    pub async fn stats(&self, cid: &str) -> pb::StatsContainerResponse {
+        let req = pb::StatsContainerRequest {
+            container_id: cid.into(),
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .stats_container(ctx(), &req)
+            .await
+            .expect("StatsContainer")
+    }
+
+    pub async fn remove(&self, cid: &str) {
+        let req = pb::RemoveContainerRequest {
+            container_id: cid.into(),
+            timeout: 30,
+            ..Default::default()
+        };
+        self.client
+            .agent
+            .remove_container(ctx(), &req)
+            .await
+            .expect("RemoveContainer");
+    }
+
+    /// DestroySandbox, then waits for the agent to exit on its own and checks that it did so
+    /// cleanly, removed its socket and left nothing in cgroupfs or `/run`. Returns its log.
+    pub async fn destroy_and_exit(mut self) -> String {
+        let reply = self
+            .client
+            .agent
+            .destroy_sandbox(ctx(), &pb::DestroySandboxRequest::default())
+            .await;
+        if let Err(e) = reply {
+            panic!("DestroySandbox: {e:?}\n{}", self.log());
+        }
+        let status = self.wait_exit(Duration::from_secs(20)).await;
+        let log = self.log();
+        assert!(status.success(), "the agent exited with {status}\n{log}");
+        assert!(
+            !self.dir.path().join("agent.sock").exists(),
+            "the socket was left behind"
+        );
+        let ids = self.ids.lock().unwrap().clone();
+        for cid in &ids {
+            assert_eq!(
+                cgroup_dirs(cid),
+                Vec::<PathBuf>::new(),
+                "cgroups of {cid} left"
+            );
+            let bundle = Path::new(RUN_DIRS[0]).join(cid);
+            assert!(!bundle.exists(), "{} left", bundle.display());
+        }
+        for dir in &self.new_run_dirs {
+            let left: Vec<_> = fs::read_dir(dir)
+                .map(|d| d.filter_map(|e| Some(e.ok()?.file_name())).collect())
+                .unwrap_or_default();
+            assert!(left.is_empty(), "{} still holds {left:?}", dir.display());
+        }
+        log
+    }
+
+    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        let child = self.child.as_mut().expect("the agent runs");
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the agent did not exit after DestroySandbox"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // ---- observations of the host ----
+
+    /// The agent's mount table.
+    pub fn mountinfo(&self) -> String {
+        fs::read_to_string(format!("/proc/{}/mountinfo", self.pid)).expect("agent mountinfo")
+    }
+
+    /// The pids and states (`R`, `S`, `Z`...) of the agent's children.
+    pub fn children(&self) -> Vec<(i32, char)> {
+        let me = self.pid.to_string();
+        let mut out = Vec::new();
+        for entry in fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if let Some((state, ppid)) = stat_state(pid)
+                && ppid == me
+            {
+                out.push((pid, state));
+            }
+        }
+        out
+    }
+}
+
+/// A context with the usual timeout.
+pub fn ctx() -> ttrpc::context::Context {
+    context(CALL_TIMEOUT)
+}
+
+/// Waits until the agent listens on `sock`; an error if it exits or takes over 20 s.
+async fn wait_listening(child: &mut Child, sock: &Path) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(sock).is_err() {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Err(format!("the agent exited before listening: {status}"));
+        }
+        if Instant::now() > deadline {
+            return Err("the agent never listened".into());
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}
+
+impl Drop for RealAgent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            eprintln!("---- agent log (last 60 lines) ----");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+        let ids = self.ids.lock().map(|ids| ids.clone()).unwrap_or_default();
+        for cid in &ids {
+            kill_cgroup(cid);
+        }
+        let mut roots: Vec<PathBuf> = vec![self.dir.path().to_owned()];
+        roots.extend(ids.iter().map(|cid| Path::new(RUN_DIRS[0]).join(cid)));
+        roots.extend(self.new_run_dirs.iter().cloned());
+        detach_mounts_under(&roots);
+        for cid in &ids {
+            let _ = fs::remove_dir_all(Path::new(RUN_DIRS[0]).join(cid));
+        }
+        for dir in &self.new_run_dirs {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}

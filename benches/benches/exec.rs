@@ -1,0 +1,125 @@
+//! Exec latency: ExecProcess + WaitProcess of a process that exits at once, and
+//! CreateContainer + StartContainer, (a) on the fakes inside the fake VMM (the agent's own
+//! overhead; floor: a Check on the same connection) and (b) on real Linux as root with busybox
+//! containers (skipped, saying so on stderr, without root or busybox).
+//!
+//! Real containers are set up by this executable re-run as `init`, as the agent binary does.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use agent_benches::real::{self, RealPod};
+use agent_benches::{FakePod, calls};
+use criterion::Criterion;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn on_fakes(c: &mut Criterion) {
+    let rt = runtime();
+    let mut pod = rt.block_on(FakePod::boot()).expect("fake pod");
+    rt.block_on(pod.run("c1")).expect("container c1");
+    let mut group = c.benchmark_group("exec_fake");
+    group.bench_function("floor_check", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let began = Instant::now();
+                for _ in 0..iters {
+                    calls::check(&pod.vm.client).await.expect("Check");
+                }
+                began.elapsed()
+            })
+        })
+    });
+    group.bench_function("exec_wait_true", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let began = Instant::now();
+                for _ in 0..iters {
+                    pod.exec_true("c1").await.expect("exec");
+                }
+                began.elapsed()
+            })
+        })
+    });
+    group.bench_function("create_start", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let cid = pod.id("c");
+                    let began = Instant::now();
+                    pod.run(&cid).await.expect("create+start");
+                    total += began.elapsed();
+                    pod.remove(&cid).await.expect("remove");
+                }
+                total
+            })
+        })
+    });
+    group.finish();
+    rt.block_on(async {
+        pod.remove("c1").await.expect("remove c1");
+        pod.vm.shutdown().await;
+    });
+}
+
+fn on_linux(c: &mut Criterion) {
+    if let Some(why) = real::unavailable() {
+        eprintln!("exec_real: skipped: {why}");
+        return;
+    }
+    let rt = runtime();
+    let mut pod = rt.block_on(RealPod::start()).expect("real pod");
+    let cid = pod.id("c");
+    rt.block_on(pod.run(&cid)).expect("busybox container");
+    let mut group = c.benchmark_group("exec_real");
+    group.sample_size(20);
+    group.bench_function("exec_wait_true_busybox", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let began = Instant::now();
+                for _ in 0..iters {
+                    pod.exec_true(&cid).await.expect("exec");
+                }
+                began.elapsed()
+            })
+        })
+    });
+    group.bench_function("create_start_busybox", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let other = pod.id("c");
+                    let began = Instant::now();
+                    pod.run(&other).await.expect("create+start");
+                    total += began.elapsed();
+                    pod.remove(&other).await.expect("remove");
+                }
+                total
+            })
+        })
+    });
+    group.finish();
+    rt.block_on(async {
+        pod.remove(&cid).await.expect("remove");
+        pod.stop().await.expect("stop the real pod");
+    });
+}
+
+fn main() -> ExitCode {
+    // Container setup helpers are this executable run as `init`.
+    if let Some(code) = kata_agent::linux::run_if_helper() {
+        return code;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    on_fakes(&mut c);
+    on_linux(&mut c);
+    c.final_summary();
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,102 @@
+//! The release agent binary, started fresh several times: time to the first answered Check and
+//! resident memory once idle.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// How many fresh starts; the medians are reported.
+const RUNS: usize = 7;
+/// How long the agent idles after its first Check before its RSS is read.
+const IDLE: Duration = Duration::from_millis(200);
+
+/// Medians over [`RUNS`] fresh starts.
+pub struct Measured {
+    /// Spawn to the first answered Check, ms.
+    pub start_ms: f64,
+    /// VmRSS after [`IDLE`], KiB.
+    pub rss_kib: u64,
+    /// Its file-backed part (the binary's and libraries' pages), KiB.
+    pub rss_file_kib: u64,
+    /// Its anonymous part (heap, stacks), KiB.
+    pub rss_anon_kib: u64,
+}
+
+/// Starts the agent on a private unix socket [`RUNS`] times.
+pub fn start_and_rss(binary: &Path) -> anyhow::Result<Measured> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let dir = tempfile::tempdir()?;
+    let mut starts = Vec::new();
+    let (mut rss, mut file, mut anon) = (Vec::new(), Vec::new(), Vec::new());
+    for run in 0..RUNS {
+        let sock = dir.path().join(format!("agent{run}.sock"));
+        let addr = format!("unix://{}", sock.display());
+        let began = Instant::now();
+        let mut child = Command::new(binary)
+            .env_clear()
+            .env("KATA_AGENT_SERVER_ADDR", &addr)
+            .env("KATA_AGENT_LOG_LEVEL", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let answered = rt.block_on(first_check(&addr, &sock));
+        let started = began.elapsed();
+        std::thread::sleep(IDLE);
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        let _ = child.kill();
+        let _ = child.wait();
+        answered?;
+        let status = status.context("/proc/<agent>/status")?;
+        starts.push(started.as_secs_f64() * 1000.0);
+        rss.push(kib(&status, "VmRSS").context("VmRSS")?);
+        file.push(kib(&status, "RssFile").context("RssFile")?);
+        anon.push(kib(&status, "RssAnon").context("RssAnon")?);
+    }
+    Ok(Measured {
+        start_ms: median(&mut starts),
+        rss_kib: median(&mut rss),
+        rss_file_kib: median(&mut file),
+        rss_anon_kib: median(&mut anon),
+    })
+}
+
+fn median<T: PartialOrd + Copy>(values: &mut [T]) -> T {
+    values.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    values[values.len() / 2]
+}
+
+async fn first_check(addr: &str, sock: &Path) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if sock.exists()
+            && let Ok(client) = agent_harness::AgentClient::connect(addr).await
+        {
+            agent_benches::calls::check(&client)
+                .await
+                .context("Check")?;
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the agent did not answer within 10 s");
+        }
+        tokio::time::sleep(Duration::from_micros(100)).await;
+    }
+}
+
+/// A `Name:   1234 kB` field of /proc/<pid>/status.
+fn kib(status: &str, name: &str) -> Option<u64> {
+    let fields: BTreeMap<&str, &str> = status.lines().filter_map(|l| l.split_once(':')).collect();
+    fields
+        .get(name)?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}

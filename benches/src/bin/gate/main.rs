@@ -1,0 +1,217 @@
+//! The performance regression gate.
+//!
+//! Reads the results of the last bench run (criterion estimates, the scale bench's summary),
+//! counts the instructions of one uevent under callgrind, measures the release `kata-agent`
+//! binary (stripped size, start to first Check, idle RSS), and compares everything with the
+//! committed baseline (`benches/baseline.json`):
+//!
+//! - wall times as ratios of a bench to its floor measured in the same run (stable on noisy
+//!   machines where absolute times are not), each within a tolerance of its baseline ratio;
+//! - the scale bench's wall time per exec with 100 containers over that with 1;
+//! - instruction counts (machine-load independent) within a tolerance of their baseline;
+//! - binary size, idle RSS and start time against absolute budgets.
+//!
+//! Absolute times (real-Linux exec, round trip, hotplug) are printed next to their targets
+//! for information. Exits 1 when a figure is worse than its limit, 2 when it cannot measure.
+//! `benches/gate.sh` runs the benches and then this.
+//!
+//! Usage: `gate [--binary PATH]`; results are read from `$CARGO_TARGET_DIR` (default: the
+//! target directory this executable was built in). Results older than `$GATE_SINCE` (unix
+//! seconds, set by gate.sh) count as missing.
+
+mod agent;
+mod callgrind;
+mod results;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use agent_benches::stats::target_dir;
+use anyhow::Context;
+use serde::Deserialize;
+
+use results::Results;
+
+#[derive(Deserialize)]
+struct Baseline {
+    /// `bench` over `floor`, each a criterion id (`group/function`).
+    ratios: Vec<RatioCheck>,
+    /// The scale bench: wall time per exec, 100 containers over 1.
+    scale: Tolerated,
+    /// Instructions per operation under callgrind.
+    instructions: Vec<InstructionCheck>,
+    /// Absolute times shown for information, with their targets.
+    reported: Vec<Reported>,
+    budgets: Budgets,
+}
+
+#[derive(Deserialize)]
+struct RatioCheck {
+    bench: String,
+    floor: String,
+    /// The ratio measured when the baseline was taken.
+    baseline: f64,
+    /// How much worse than `baseline` is tolerated, as a fraction (0.5 = +50 %).
+    tolerance: f64,
+}
+
+#[derive(Deserialize)]
+struct Tolerated {
+    baseline: f64,
+    tolerance: f64,
+}
+
+#[derive(Deserialize)]
+struct InstructionCheck {
+    /// What is counted.
+    name: String,
+    /// A binary of this package, run as `<binary> N`: the work of N operations.
+    binary: String,
+    /// Operations per run: the cost is (Ir(N) - Ir(0)) / N.
+    operations: u64,
+    baseline: f64,
+    tolerance: f64,
+}
+
+#[derive(Deserialize)]
+struct Reported {
+    bench: String,
+    /// What the number is compared with, in words (`aim 3.5 ms, Kata 11.8 ms`).
+    target: String,
+}
+
+#[derive(Deserialize)]
+struct Budgets {
+    binary_bytes: u64,
+    idle_rss_kib: u64,
+    start_ms: f64,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("gate: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> anyhow::Result<bool> {
+    let mut args = std::env::args().skip(1);
+    let mut binary = None;
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--binary" => binary = args.next().map(PathBuf::from),
+            other => anyhow::bail!("unknown argument {other:?} (usage: gate [--binary PATH])"),
+        }
+    }
+    let target = target_dir();
+    let binary = binary.unwrap_or_else(|| target.join("release/kata-agent"));
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let baseline: Baseline = serde_json::from_str(
+        &std::fs::read_to_string(root.join("baseline.json")).context("baseline.json")?,
+    )
+    .context("parsing baseline.json")?;
+    let results = Results::new(target.join("criterion"));
+    let mut ok = true;
+
+    for check in &baseline.ratios {
+        let bench = results.median_ns(&check.bench)?;
+        let floor = results.median_ns(&check.floor)?;
+        let ratio = bench / floor;
+        let limit = check.baseline * (1.0 + check.tolerance);
+        ok &= report(
+            &format!("{} / {}", check.bench, check.floor),
+            format!("{ratio:.2} ({} / {})", time(bench), time(floor)),
+            format!("<= {limit:.2}, baseline {:.2}", check.baseline),
+            ratio <= limit,
+        );
+    }
+
+    let scale = results.scale()?;
+    let (one, hundred) = (scale.one_container, scale.hundred_containers);
+    let ratio = hundred.per_op_us / one.per_op_us;
+    let limit = baseline.scale.baseline * (1.0 + baseline.scale.tolerance);
+    ok &= report(
+        "scale: time per exec, 100 containers / 1",
+        format!(
+            "{ratio:.2} (p50 {:.0} / {:.0} µs, p99 {:.0} / {:.0} µs)",
+            hundred.p50_us, one.p50_us, hundred.p99_us, one.p99_us
+        ),
+        format!("<= {limit:.2}, baseline {:.2}", baseline.scale.baseline),
+        ratio <= limit,
+    );
+
+    for check in &baseline.instructions {
+        let program = target.join("release").join(&check.binary);
+        let per_op = callgrind::instructions_per_op(&program, check.operations)?;
+        let limit = check.baseline * (1.0 + check.tolerance);
+        ok &= report(
+            &format!("{} (callgrind)", check.name),
+            format!("{per_op:.0} instructions"),
+            format!("<= {limit:.0}, baseline {:.0}", check.baseline),
+            per_op <= limit,
+        );
+    }
+
+    for item in &baseline.reported {
+        match results.median_ns_if_present(&item.bench)? {
+            Some(ns) => println!("info {}: {} ({})", item.bench, time(ns), item.target),
+            None => println!("info {}: not measured in this run", item.bench),
+        }
+    }
+
+    let size = std::fs::metadata(&binary)
+        .with_context(|| format!("{} (run cargo build --release first)", binary.display()))?
+        .len();
+    let budgets = &baseline.budgets;
+    ok &= report(
+        "kata-agent stripped size",
+        format!("{:.2} MiB", mib(size)),
+        format!("<= {:.2} MiB", mib(budgets.binary_bytes)),
+        size <= budgets.binary_bytes,
+    );
+    let measured = agent::start_and_rss(&binary)?;
+    ok &= report(
+        "kata-agent start to first Check (median of 7)",
+        format!("{:.2} ms", measured.start_ms),
+        format!("<= {:.2} ms", budgets.start_ms),
+        measured.start_ms <= budgets.start_ms,
+    );
+    ok &= report(
+        "kata-agent idle RSS after 200 ms (median of 7)",
+        format!(
+            "{:.2} MiB ({:.2} file, {:.2} anon)",
+            measured.rss_kib as f64 / 1024.0,
+            measured.rss_file_kib as f64 / 1024.0,
+            measured.rss_anon_kib as f64 / 1024.0
+        ),
+        format!("<= {:.2} MiB", budgets.idle_rss_kib as f64 / 1024.0),
+        measured.rss_kib <= budgets.idle_rss_kib,
+    );
+    println!("gate: {}", if ok { "passed" } else { "FAILED" });
+    Ok(ok)
+}
+
+fn report(what: &str, got: String, limit: String, pass: bool) -> bool {
+    let mark = if pass { "ok  " } else { "FAIL" };
+    println!("{mark} {what}: {got} (limit {limit})");
+    pass
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / 1048576.0
+}
+
+/// `ns` in the unit that suits it.
+fn time(ns: f64) -> String {
+    if ns >= 1e6 {
+        format!("{:.2} ms", ns / 1e6)
+    } else if ns >= 1e3 {
+        format!("{:.1} µs", ns / 1e3)
+    } else {
+        format!("{ns:.0} ns")
+    }
+}

@@ -1,0 +1,80 @@
+//! The RPC sequences the benches time, over any [`AgentClient`] (fake transport or unix
+//! socket, agent on the fakes or on real Linux).
+
+use agent_harness::AgentClient;
+use agent_protos::agent as pb;
+use agent_protos::health::CheckRequest;
+
+use crate::requests;
+
+fn ctx() -> ttrpc::context::Context {
+    // No deadline: a wait lasts as long as the process.
+    ttrpc::context::with_timeout(0)
+}
+
+/// `grpc.Health/Check`: the floor of every RPC sequence.
+pub async fn check(client: &AgentClient) -> ttrpc::Result<()> {
+    client
+        .health
+        .check(ctx(), &CheckRequest::new())
+        .await
+        .map(drop)
+}
+
+/// CreateSandbox (pod `pod`, id `sb`).
+pub async fn create_sandbox(client: &AgentClient) -> ttrpc::Result<()> {
+    client
+        .agent
+        .create_sandbox(ctx(), &requests::create_sandbox())
+        .await
+        .map(drop)
+}
+
+/// DestroySandbox.
+pub async fn destroy_sandbox(client: &AgentClient) -> ttrpc::Result<()> {
+    client
+        .agent
+        .destroy_sandbox(ctx(), &pb::DestroySandboxRequest::new())
+        .await
+        .map(drop)
+}
+
+/// CreateContainer then StartContainer.
+pub async fn create_start(
+    client: &AgentClient,
+    req: &pb::CreateContainerRequest,
+) -> ttrpc::Result<()> {
+    client.agent.create_container(ctx(), req).await?;
+    client
+        .agent
+        .start_container(ctx(), &requests::start_container(&req.container_id))
+        .await
+        .map(drop)
+}
+
+/// RemoveContainer, killing what runs.
+pub async fn remove(client: &AgentClient, cid: &str) -> ttrpc::Result<()> {
+    client
+        .agent
+        .remove_container(ctx(), &requests::remove_container(cid))
+        .await
+        .map(drop)
+}
+
+/// ExecProcess of `args` as `exec_id`, then WaitProcess; returns the exit status.
+pub async fn exec_wait(
+    client: &AgentClient,
+    cid: &str,
+    exec_id: &str,
+    args: &[&str],
+) -> ttrpc::Result<i32> {
+    client
+        .agent
+        .exec_process(ctx(), &requests::exec_process(cid, exec_id, args))
+        .await?;
+    client
+        .agent
+        .wait_process(ctx(), &requests::wait_process(cid, exec_id))
+        .await
+        .map(|r| r.status)
+}

@@ -1,5 +1,11 @@
 //! The release agent binary, started fresh several times: time to the first answered Check and
 //! resident memory once idle.
+//!
+//! Most of the agent's RSS is file pages of its binary, and how many depends on the page
+//! cache: a fault maps the cached pages around it too (fault-around). So each start is made
+//! in a defined state: **cold**, the binary's pages dropped from the cache first (as at a
+//! guest's boot, when nothing has read the binary yet), or **warm**, the whole binary read
+//! first (as from an initramfs, the worst case).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use nix::fcntl::PosixFadviseAdvice;
 
 /// How many fresh starts; the medians are reported.
 const RUNS: usize = 7;
@@ -25,8 +32,31 @@ pub struct Measured {
     pub rss_anon_kib: u64,
 }
 
-/// Starts the agent on a private unix socket [`RUNS`] times.
-pub fn start_and_rss(binary: &Path) -> anyhow::Result<Measured> {
+/// The binary's page-cache state at each start.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cache {
+    /// Its pages dropped from the page cache (`POSIX_FADV_DONTNEED`).
+    Cold,
+    /// All of it read just before.
+    Warm,
+}
+
+fn prepare(binary: &Path, cache: Cache) -> anyhow::Result<()> {
+    match cache {
+        Cache::Cold => {
+            let file = std::fs::File::open(binary)?;
+            nix::fcntl::posix_fadvise(&file, 0, 0, PosixFadviseAdvice::POSIX_FADV_DONTNEED)
+                .context("posix_fadvise(DONTNEED)")?;
+        }
+        Cache::Warm => {
+            std::fs::read(binary)?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts the agent on a private unix socket [`RUNS`] times, in `cache` state.
+pub fn start_and_rss(binary: &Path, cache: Cache) -> anyhow::Result<Measured> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -36,6 +66,8 @@ pub fn start_and_rss(binary: &Path) -> anyhow::Result<Measured> {
     for run in 0..RUNS {
         let sock = dir.path().join(format!("agent{run}.sock"));
         let addr = format!("unix://{}", sock.display());
+        prepare(binary, cache)
+            .with_context(|| format!("{cache:?} page cache for {}", binary.display()))?;
         let began = Instant::now();
         let mut child = Command::new(binary)
             .env_clear()

@@ -9,7 +9,9 @@
 //!   machines where absolute times are not), each within a tolerance of its baseline ratio;
 //! - the scale bench's wall time per exec with 100 containers over that with 1;
 //! - instruction counts (machine-load independent) within a tolerance of their baseline;
-//! - binary size, idle RSS and start time against absolute budgets.
+//! - binary size, idle RSS and start time against absolute budgets: RSS both with the binary's
+//!   pages dropped from the page cache first (cold, as at a guest's boot) and with the binary
+//!   read just before (warm); start warm (cold start is the disk's time, printed).
 //!
 //! Absolute times (real-Linux exec, round trip, hotplug) are printed next to their targets
 //! for information. Exits 1 when a figure is worse than its limit, 2 when it cannot measure.
@@ -30,6 +32,7 @@ use agent_benches::stats::target_dir;
 use anyhow::Context;
 use serde::Deserialize;
 
+use agent::Cache;
 use results::Results;
 
 #[derive(Deserialize)]
@@ -84,7 +87,11 @@ struct Reported {
 struct Budgets {
     binary_bytes: u64,
     idle_rss_kib: u64,
+    /// The start-time limit: Kata's figure, so that noise on a shared machine does not fail
+    /// the gate while a real regression does.
     start_ms: f64,
+    /// What the agent aims at, reported.
+    start_aim_ms: f64,
 }
 
 fn main() -> ExitCode {
@@ -173,24 +180,30 @@ fn run() -> anyhow::Result<bool> {
         format!("<= {:.2} MiB", mib(budgets.binary_bytes)),
         size <= budgets.binary_bytes,
     );
-    let measured = agent::start_and_rss(&binary)?;
+    let cold = agent::start_and_rss(&binary, Cache::Cold)?;
+    let warm = agent::start_and_rss(&binary, Cache::Warm)?;
     ok &= report(
-        "kata-agent start to first Check (median of 7)",
-        format!("{:.2} ms", measured.start_ms),
-        format!("<= {:.2} ms", budgets.start_ms),
-        measured.start_ms <= budgets.start_ms,
-    );
-    ok &= report(
-        "kata-agent idle RSS after 200 ms (median of 7)",
+        "kata-agent start to first Check, warm (median of 7)",
         format!(
-            "{:.2} MiB ({:.2} file, {:.2} anon)",
-            measured.rss_kib as f64 / 1024.0,
-            measured.rss_file_kib as f64 / 1024.0,
-            measured.rss_anon_kib as f64 / 1024.0
+            "{:.2} ms (cold {:.2} ms; aim {:.1} ms)",
+            warm.start_ms, cold.start_ms, budgets.start_aim_ms
         ),
-        format!("<= {:.2} MiB", budgets.idle_rss_kib as f64 / 1024.0),
-        measured.rss_kib <= budgets.idle_rss_kib,
+        format!("<= {:.2} ms", budgets.start_ms),
+        warm.start_ms <= budgets.start_ms,
     );
+    for (state, m) in [("cold", &cold), ("warm", &warm)] {
+        ok &= report(
+            &format!("kata-agent idle RSS 200 ms after the first Check, {state} (median of 7)"),
+            format!(
+                "{:.2} MiB ({:.2} file, {:.2} anon)",
+                m.rss_kib as f64 / 1024.0,
+                m.rss_file_kib as f64 / 1024.0,
+                m.rss_anon_kib as f64 / 1024.0
+            ),
+            format!("<= {:.2} MiB", budgets.idle_rss_kib as f64 / 1024.0),
+            m.rss_kib <= budgets.idle_rss_kib,
+        );
+    }
     println!("gate: {}", if ok { "passed" } else { "FAILED" });
     Ok(ok)
 }

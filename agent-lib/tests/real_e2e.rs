@@ -301,7 +301,13 @@ async fn an_oom_kill_is_reported_by_get_oom_event() {
         .expect("GetOOMEvent");
     assert_eq!(event.container_id, cid);
     let control = cgroup_file("memory", &cid, "memory.oom_control");
-    assert!(control.contains("oom_kill 1"), "{control}");
+    // The killer may take more than one process of the pipeline: at least one kill.
+    let kills: u64 = control
+        .lines()
+        .find_map(|l| l.strip_prefix("oom_kill "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(kills >= 1, "{control}");
     agent.destroy_and_exit().await;
 }
 

@@ -3,7 +3,6 @@
 
 use agent_harness::AgentClient;
 use agent_protos::agent as pb;
-use agent_protos::health::CheckRequest;
 
 use crate::requests;
 
@@ -14,11 +13,7 @@ fn ctx() -> ttrpc::context::Context {
 
 /// `grpc.Health/Check`: the floor of every RPC sequence.
 pub async fn check(client: &AgentClient) -> ttrpc::Result<()> {
-    client
-        .health
-        .check(ctx(), &CheckRequest::new())
-        .await
-        .map(drop)
+    client.check().await
 }
 
 /// CreateSandbox (pod `pod`, id `sb`).
@@ -32,11 +27,7 @@ pub async fn create_sandbox(client: &AgentClient) -> ttrpc::Result<()> {
 
 /// DestroySandbox.
 pub async fn destroy_sandbox(client: &AgentClient) -> ttrpc::Result<()> {
-    client
-        .agent
-        .destroy_sandbox(ctx(), &pb::DestroySandboxRequest::new())
-        .await
-        .map(drop)
+    client.destroy_sandbox().await
 }
 
 /// CreateContainer then StartContainer.
@@ -44,21 +35,13 @@ pub async fn create_start(
     client: &AgentClient,
     req: &pb::CreateContainerRequest,
 ) -> ttrpc::Result<()> {
-    client.agent.create_container(ctx(), req).await?;
-    client
-        .agent
-        .start_container(ctx(), &requests::start_container(&req.container_id))
-        .await
-        .map(drop)
+    client.create_container(req).await?;
+    client.start_container(&req.container_id).await
 }
 
 /// RemoveContainer, killing what runs.
 pub async fn remove(client: &AgentClient, cid: &str) -> ttrpc::Result<()> {
-    client
-        .agent
-        .remove_container(ctx(), &requests::remove_container(cid))
-        .await
-        .map(drop)
+    client.remove_container(cid, 0).await
 }
 
 /// ExecProcess of `args` as `exec_id`, then WaitProcess; returns the exit status.
@@ -72,9 +55,5 @@ pub async fn exec_wait(
         .agent
         .exec_process(ctx(), &requests::exec_process(cid, exec_id, args))
         .await?;
-    client
-        .agent
-        .wait_process(ctx(), &requests::wait_process(cid, exec_id))
-        .await
-        .map(|r| r.status)
+    client.wait_process(cid, exec_id).await
 }

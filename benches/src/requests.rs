@@ -74,38 +74,12 @@ pub fn blk_storage(pci_path: &str, mount_point: &str) -> pb::Storage {
     }
 }
 
-/// StartContainer of `cid`.
-pub fn start_container(cid: &str) -> pb::StartContainerRequest {
-    pb::StartContainerRequest {
-        container_id: cid.into(),
-        ..Default::default()
-    }
-}
-
-/// RemoveContainer of `cid`, killing what runs at once.
-pub fn remove_container(cid: &str) -> pb::RemoveContainerRequest {
-    pb::RemoveContainerRequest {
-        container_id: cid.into(),
-        timeout: 0,
-        ..Default::default()
-    }
-}
-
 /// ExecProcess of `args` as `exec_id` in `cid`.
 pub fn exec_process(cid: &str, exec_id: &str, args: &[&str]) -> pb::ExecProcessRequest {
     pb::ExecProcessRequest {
         container_id: cid.into(),
         exec_id: exec_id.into(),
         process: MessageField::some(process(args)),
-        ..Default::default()
-    }
-}
-
-/// WaitProcess of `exec_id` in `cid`.
-pub fn wait_process(cid: &str, exec_id: &str) -> pb::WaitProcessRequest {
-    pb::WaitProcessRequest {
-        container_id: cid.into(),
-        exec_id: exec_id.into(),
         ..Default::default()
     }
 }

@@ -5,6 +5,7 @@
 pub mod call;
 pub mod client;
 pub mod scenario;
+mod shortcuts;
 pub mod vmm;
 
 pub use call::{CallError, call_json};

@@ -94,23 +94,11 @@ impl Pod {
     }
 
     pub async fn create_req(&self, req: pb::CreateContainerRequest) -> ttrpc::Result<()> {
-        self.client
-            .agent
-            .create_container(ctx(), &req)
-            .await
-            .map(drop)
+        self.client.create_container(&req).await
     }
 
     pub async fn start(&self, cid: &str) -> ttrpc::Result<()> {
-        let req = pb::StartContainerRequest {
-            container_id: cid.into(),
-            ..Default::default()
-        };
-        self.client
-            .agent
-            .start_container(ctx(), &req)
-            .await
-            .map(drop)
+        self.client.start_container(cid).await
     }
 
     pub async fn run(&self, cid: &str, args: &[&str]) {
@@ -127,106 +115,45 @@ impl Pod {
         args: &[&str],
         terminal: bool,
     ) -> ttrpc::Result<()> {
-        let req = pb::ExecProcessRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            process: MessageField::some(process(args, terminal)),
-            ..Default::default()
-        };
-        self.client.agent.exec_process(ctx(), &req).await.map(drop)
+        self.client
+            .exec_process(cid, eid, process(args, terminal))
+            .await
     }
 
     pub async fn signal(&self, cid: &str, eid: &str, signal: i32) -> ttrpc::Result<()> {
-        let req = pb::SignalProcessRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            signal: signal as u32,
-            ..Default::default()
-        };
-        self.client
-            .agent
-            .signal_process(ctx(), &req)
-            .await
-            .map(drop)
+        self.client.signal_process(cid, eid, signal as u32).await
     }
 
     pub async fn wait(&self, cid: &str, eid: &str) -> ttrpc::Result<i32> {
-        let req = pb::WaitProcessRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            ..Default::default()
-        };
-        self.client
-            .agent
-            .wait_process(ctx(), &req)
-            .await
-            .map(|r| r.status)
+        self.client.wait_process(cid, eid).await
     }
 
     pub async fn read_stdout(&self, cid: &str, eid: &str) -> ttrpc::Result<Vec<u8>> {
-        let req = read_req(cid, eid);
-        self.client
-            .agent
-            .read_stdout(ctx(), &req)
-            .await
-            .map(|r| r.data)
+        self.client.read_output(cid, eid, false).await
     }
 
     pub async fn read_stderr(&self, cid: &str, eid: &str) -> ttrpc::Result<Vec<u8>> {
-        let req = read_req(cid, eid);
-        self.client
-            .agent
-            .read_stderr(ctx(), &req)
-            .await
-            .map(|r| r.data)
+        self.client.read_output(cid, eid, true).await
     }
 
     /// Reads stdout until end of stream.
     pub async fn read_all(&self, cid: &str, eid: &str) -> Vec<u8> {
-        let mut out = Vec::new();
-        loop {
-            let chunk = self.read_stdout(cid, eid).await.expect("ReadStdout");
-            if chunk.is_empty() {
-                return out;
-            }
-            out.extend(chunk);
-        }
+        self.client
+            .read_to_end(cid, eid, false)
+            .await
+            .expect("ReadStdout")
     }
 
     pub async fn write_stdin(&self, cid: &str, eid: &str, data: &[u8]) -> ttrpc::Result<u32> {
-        let req = pb::WriteStreamRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            data: data.to_vec(),
-            ..Default::default()
-        };
-        self.client
-            .agent
-            .write_stdin(ctx(), &req)
-            .await
-            .map(|r| r.len)
+        self.client.write_stdin(cid, eid, data).await
     }
 
     pub async fn remove(&self, cid: &str, timeout: u32) -> ttrpc::Result<()> {
-        let req = pb::RemoveContainerRequest {
-            container_id: cid.into(),
-            timeout,
-            ..Default::default()
-        };
-        self.client
-            .agent
-            .remove_container(ctx(), &req)
-            .await
-            .map(drop)
+        self.client.remove_container(cid, timeout).await
     }
 
     pub async fn destroy_sandbox(&self) -> ttrpc::Result<()> {
-        let req = pb::DestroySandboxRequest::default();
-        self.client
-            .agent
-            .destroy_sandbox(ctx(), &req)
-            .await
-            .map(drop)
+        self.client.destroy_sandbox().await
     }
 
     /// The fake cgroup of container `cid` (default path).
@@ -247,15 +174,6 @@ impl Pod {
 /// A context without a timeout (long-polls, waits).
 pub fn ctx() -> ttrpc::context::Context {
     context(Duration::ZERO)
-}
-
-fn read_req(cid: &str, eid: &str) -> pb::ReadStreamRequest {
-    pb::ReadStreamRequest {
-        container_id: cid.into(),
-        exec_id: eid.into(),
-        len: 64 * 1024,
-        ..Default::default()
-    }
 }
 
 /// An OCI process running `args`.

@@ -201,23 +201,11 @@ impl RealAgent {
         sandbox_pidns: bool,
     ) -> ttrpc::Result<()> {
         let req = wire::create_request(cid, spec, sandbox_pidns);
-        self.client
-            .agent
-            .create_container(ctx(), &req)
-            .await
-            .map(drop)
+        self.client.create_container(&req).await
     }
 
     pub async fn start_container(&self, cid: &str) -> ttrpc::Result<()> {
-        let req = pb::StartContainerRequest {
-            container_id: cid.into(),
-            ..Default::default()
-        };
-        self.client
-            .agent
-            .start_container(ctx(), &req)
-            .await
-            .map(drop)
+        self.client.start_container(cid).await
     }
 
     /// CreateContainer + StartContainer of `spec`.
@@ -229,91 +217,49 @@ impl RealAgent {
     }
 
     pub async fn exec(&self, cid: &str, eid: &str, args: &[&str], terminal: bool) {
-        let req = pb::ExecProcessRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            process: MessageField::some(wire::process(args, terminal)),
-            ..Default::default()
-        };
         self.client
-            .agent
-            .exec_process(ctx(), &req)
+            .exec_process(cid, eid, wire::process(args, terminal))
             .await
             .unwrap_or_else(|e| panic!("ExecProcess {eid} {args:?}: {e:?}"));
     }
 
     pub async fn signal(&self, cid: &str, eid: &str, signal: i32) -> ttrpc::Result<()> {
-        let req = pb::SignalProcessRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            signal: u32::try_from(signal).unwrap(),
-            ..Default::default()
-        };
-        self.client
-            .agent
-            .signal_process(ctx(), &req)
-            .await
-            .map(drop)
+        let signal = u32::try_from(signal).unwrap();
+        self.client.signal_process(cid, eid, signal).await
     }
 
     /// WaitProcess: the exit code.
     pub async fn wait(&self, cid: &str, eid: &str) -> i32 {
-        let req = pb::WaitProcessRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            ..Default::default()
-        };
         self.client
-            .agent
-            .wait_process(ctx(), &req)
+            .wait_process(cid, eid)
             .await
             .unwrap_or_else(|e| panic!("WaitProcess {eid}: {e:?}"))
-            .status
     }
 
     /// One ReadStdout (`stderr`: ReadStderr); empty is end of stream.
     pub async fn read(&self, cid: &str, eid: &str, stderr: bool) -> Vec<u8> {
-        let req = pb::ReadStreamRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            len: 64 * 1024,
-            ..Default::default()
-        };
-        let agent = &self.client.agent;
-        let reply = if stderr {
-            agent.read_stderr(ctx(), &req).await
-        } else {
-            agent.read_stdout(ctx(), &req).await
-        };
-        reply.expect("ReadStdout/ReadStderr").data
+        self.client
+            .read_output(cid, eid, stderr)
+            .await
+            .expect("ReadStdout/ReadStderr")
     }
 
     /// Reads stdout (or stderr) until end of stream.
     pub async fn read_all(&self, cid: &str, eid: &str, stderr: bool) -> String {
-        let mut out = Vec::new();
-        loop {
-            let chunk = self.read(cid, eid, stderr).await;
-            if chunk.is_empty() {
-                return String::from_utf8_lossy(&out).into_owned();
-            }
-            out.extend(chunk);
-        }
+        let out = self
+            .client
+            .read_to_end(cid, eid, stderr)
+            .await
+            .expect("ReadStdout/ReadStderr");
+        String::from_utf8_lossy(&out).into_owned()
     }
 
     /// WriteStdin; empty `data` closes stdin.
     pub async fn write_stdin(&self, cid: &str, eid: &str, data: &[u8]) -> u32 {
-        let req = pb::WriteStreamRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            data: data.to_vec(),
-            ..Default::default()
-        };
         self.client
-            .agent
-            .write_stdin(ctx(), &req)
+            .write_stdin(cid, eid, data)
             .await
             .expect("WriteStdin")
-            .len
     }
 
     pub async fn resize(&self, cid: &str, eid: &str, rows: u32, cols: u32) {
@@ -381,14 +327,8 @@ impl RealAgent {
     }
 
     pub async fn remove(&self, cid: &str) {
-        let req = pb::RemoveContainerRequest {
-            container_id: cid.into(),
-            timeout: 30,
-            ..Default::default()
-        };
         self.client
-            .agent
-            .remove_container(ctx(), &req)
+            .remove_container(cid, 30)
             .await
             .expect("RemoveContainer");
     }

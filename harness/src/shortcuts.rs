@@ -1,0 +1,139 @@
+//! Shortcuts for the lifecycle RPCs: build the request from ids, call without a deadline
+//! (waits and long polls last as long as they must), return the interesting part of the reply.
+
+use agent_protos::agent as pb;
+use agent_protos::health::CheckRequest;
+use agent_protos::oci;
+use protobuf::MessageField;
+
+use crate::client::AgentClient;
+
+/// No deadline.
+fn ctx() -> ttrpc::context::Context {
+    ttrpc::context::with_timeout(0)
+}
+
+impl AgentClient {
+    /// `grpc.Health/Check`.
+    pub async fn check(&self) -> ttrpc::Result<()> {
+        self.health
+            .check(ctx(), &CheckRequest::new())
+            .await
+            .map(drop)
+    }
+
+    /// CreateContainer.
+    pub async fn create_container(&self, req: &pb::CreateContainerRequest) -> ttrpc::Result<()> {
+        self.agent.create_container(ctx(), req).await.map(drop)
+    }
+
+    /// StartContainer.
+    pub async fn start_container(&self, cid: &str) -> ttrpc::Result<()> {
+        let req = pb::StartContainerRequest {
+            container_id: cid.into(),
+            ..Default::default()
+        };
+        self.agent.start_container(ctx(), &req).await.map(drop)
+    }
+
+    /// ExecProcess of `process` as `exec_id`.
+    pub async fn exec_process(
+        &self,
+        cid: &str,
+        exec_id: &str,
+        process: oci::Process,
+    ) -> ttrpc::Result<()> {
+        let req = pb::ExecProcessRequest {
+            container_id: cid.into(),
+            exec_id: exec_id.into(),
+            process: MessageField::some(process),
+            ..Default::default()
+        };
+        self.agent.exec_process(ctx(), &req).await.map(drop)
+    }
+
+    /// SignalProcess.
+    pub async fn signal_process(&self, cid: &str, exec_id: &str, signal: u32) -> ttrpc::Result<()> {
+        let req = pb::SignalProcessRequest {
+            container_id: cid.into(),
+            exec_id: exec_id.into(),
+            signal,
+            ..Default::default()
+        };
+        self.agent.signal_process(ctx(), &req).await.map(drop)
+    }
+
+    /// WaitProcess: the exit code.
+    pub async fn wait_process(&self, cid: &str, exec_id: &str) -> ttrpc::Result<i32> {
+        let req = pb::WaitProcessRequest {
+            container_id: cid.into(),
+            exec_id: exec_id.into(),
+            ..Default::default()
+        };
+        self.agent.wait_process(ctx(), &req).await.map(|r| r.status)
+    }
+
+    /// One ReadStdout (ReadStderr when `stderr`) of up to 64 KiB; empty is end of stream.
+    pub async fn read_output(
+        &self,
+        cid: &str,
+        exec_id: &str,
+        stderr: bool,
+    ) -> ttrpc::Result<Vec<u8>> {
+        let req = pb::ReadStreamRequest {
+            container_id: cid.into(),
+            exec_id: exec_id.into(),
+            len: 64 * 1024,
+            ..Default::default()
+        };
+        let reply = match stderr {
+            true => self.agent.read_stderr(ctx(), &req).await,
+            false => self.agent.read_stdout(ctx(), &req).await,
+        };
+        reply.map(|r| r.data)
+    }
+
+    /// Reads stdout (stderr when `stderr`) to the end of the stream.
+    pub async fn read_to_end(
+        &self,
+        cid: &str,
+        exec_id: &str,
+        stderr: bool,
+    ) -> ttrpc::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let chunk = self.read_output(cid, exec_id, stderr).await?;
+            if chunk.is_empty() {
+                return Ok(out);
+            }
+            out.extend(chunk);
+        }
+    }
+
+    /// WriteStdin: the bytes written; empty `data` closes stdin.
+    pub async fn write_stdin(&self, cid: &str, exec_id: &str, data: &[u8]) -> ttrpc::Result<u32> {
+        let req = pb::WriteStreamRequest {
+            container_id: cid.into(),
+            exec_id: exec_id.into(),
+            data: data.to_vec(),
+            ..Default::default()
+        };
+        self.agent.write_stdin(ctx(), &req).await.map(|r| r.len)
+    }
+
+    /// RemoveContainer with `timeout` seconds (0: wait as long as it takes).
+    pub async fn remove_container(&self, cid: &str, timeout: u32) -> ttrpc::Result<()> {
+        let req = pb::RemoveContainerRequest {
+            container_id: cid.into(),
+            timeout,
+            ..Default::default()
+        };
+        self.agent.remove_container(ctx(), &req).await.map(drop)
+    }
+
+    /// DestroySandbox.
+    pub async fn destroy_sandbox(&self) -> ttrpc::Result<()> {
+        let req = pb::DestroySandboxRequest::default();
+        self.agent.destroy_sandbox(ctx(), &req).await.map(drop)
+    }
+}

@@ -21,6 +21,7 @@ pub struct Agent {
     config: Config,
     host: Host,
     devices: Arc<DeviceWatcher>,
+    device_ctx: DeviceContext,
     storages: Arc<Storages>,
     sandbox: Arc<Sandbox>,
     containers: Arc<Containers>,
@@ -43,7 +44,7 @@ impl Agent {
             device_ctx.clone(),
             DriverRegistry::standard(),
         ));
-        let attach = Attach::new(device_ctx, storages.clone());
+        let attach = Attach::new(device_ctx.clone(), storages.clone());
         let sandbox = Arc::new(Sandbox::new(host.clone(), attach.clone()));
         let containers = Arc::new(Containers::new(
             host.clone(),
@@ -55,6 +56,7 @@ impl Agent {
             config,
             host,
             devices,
+            device_ctx,
             storages,
             sandbox,
             containers,
@@ -97,11 +99,7 @@ impl Agent {
 
     /// What device lookups and handlers need: the watcher, sysfs and `agent.hotplug_timeout`.
     pub fn device_context(&self) -> DeviceContext {
-        DeviceContext {
-            watcher: self.devices.clone(),
-            sysfs: self.host.sysfs.clone(),
-            hotplug_timeout: self.config.hotplug_timeout,
-        }
+        self.device_ctx.clone()
     }
 
     /// The sandbox's storages: drivers and the refcount table by mount point.

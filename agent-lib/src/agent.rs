@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::container::Containers;
 use crate::device::{DeviceContext, DeviceWatcher, watch_uevents};
 use crate::host::Host;
+use crate::network::Network;
 use crate::sandbox::Sandbox;
 use crate::storage::{DriverRegistry, Storages};
 
@@ -25,6 +26,7 @@ pub struct Agent {
     storages: Arc<Storages>,
     sandbox: Arc<Sandbox>,
     containers: Arc<Containers>,
+    network: Arc<Network>,
     stop: watch::Sender<bool>,
 }
 
@@ -52,6 +54,7 @@ impl Agent {
             sandbox.clone(),
             config.container_pipe_size.unwrap_or(0),
         ));
+        let network = Arc::new(Network::new(host.clone(), device_ctx.clone()));
         Agent {
             config,
             host,
@@ -60,6 +63,7 @@ impl Agent {
             storages,
             sandbox,
             containers,
+            network,
             stop,
         }
     }
@@ -115,6 +119,11 @@ impl Agent {
     /// The containers and their processes.
     pub fn containers(&self) -> &Arc<Containers> {
         &self.containers
+    }
+
+    /// The guest's interfaces, routes, neighbours and packet filter.
+    pub fn network(&self) -> &Arc<Network> {
+        &self.network
     }
 
     /// Asks whoever runs the agent to stop it (DestroySandbox).

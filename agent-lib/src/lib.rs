@@ -13,6 +13,7 @@ pub mod host;
 pub mod init;
 pub mod linux;
 pub mod logging;
+pub mod network;
 pub mod process;
 pub mod rpc;
 pub mod sandbox;

@@ -98,11 +98,15 @@ pub enum Op {
     SysfsChmod,
     /// `Sysfs::symlink`.
     SysfsSymlink,
+    /// `Netlink::neighbours`.
+    Neighbours,
+    /// `Netlink::del_neighbour`.
+    DelNeighbour,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 43] = [
+    pub const ALL: [Op; 45] = [
         Op::Mount,
         Op::Umount,
         Op::Mounts,
@@ -146,6 +150,8 @@ impl Op {
         Op::SysfsChown,
         Op::SysfsChmod,
         Op::SysfsSymlink,
+        Op::Neighbours,
+        Op::DelNeighbour,
     ];
 }
 

@@ -143,31 +143,37 @@ async fn addresses_replace_and_delete() {
         ip: ip("10.0.0.2"),
         prefix_len: 24,
     };
-    n.add_address(&addr).await.unwrap();
-    n.add_address(&Address {
+    let wide = Address {
         prefix_len: 16,
         ..addr.clone()
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        n.addresses().await.unwrap(),
-        [Address {
-            prefix_len: 16,
-            ..addr.clone()
-        }]
-    );
+    };
+    n.add_address(&addr).await.unwrap();
+    n.add_address(&addr).await.expect("adding again replaces");
+    // IPv4, as the kernel: the same address with another prefix is a second address.
+    n.add_address(&wide).await.unwrap();
+    assert_eq!(n.addresses().await.unwrap(), [addr.clone(), wide.clone()]);
+    n.del_address(&addr).await.unwrap();
     assert_eq!(
         errno(n.del_address(&addr).await.unwrap_err()),
         Errno::EADDRNOTAVAIL
     );
-    n.del_address(&Address {
-        prefix_len: 16,
-        ..addr.clone()
+    n.del_address(&wide).await.unwrap();
+    assert!(n.addresses().await.unwrap().is_empty());
+    // IPv6: one address per IP; a replace keeps the prefix it was added with.
+    let v6 = Address {
+        index: eth0,
+        ip: ip("fd00::2"),
+        prefix_len: 64,
+    };
+    n.add_address(&v6).await.unwrap();
+    n.add_address(&Address {
+        prefix_len: 48,
+        ..v6.clone()
     })
     .await
     .unwrap();
-    assert!(n.addresses().await.unwrap().is_empty());
+    assert_eq!(n.addresses().await.unwrap(), std::slice::from_ref(&v6));
+    n.del_address(&v6).await.unwrap();
     let missing = Address {
         index: 42,
         ..addr.clone()

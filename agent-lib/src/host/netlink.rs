@@ -118,8 +118,14 @@ pub trait Netlink: Send + Sync {
     /// Removes a route from the main table.
     async fn del_route(&self, route: &Route) -> io::Result<()>;
 
+    /// Every neighbour entry (IPv4 and IPv6) of every link.
+    async fn neighbours(&self) -> io::Result<Vec<Neighbour>>;
+
     /// Adds (or replaces) a neighbour entry.
     async fn add_neighbour(&self, neigh: &Neighbour) -> io::Result<()>;
+
+    /// Removes the neighbour entry for `neigh.ip` on link `neigh.index`.
+    async fn del_neighbour(&self, neigh: &Neighbour) -> io::Result<()>;
 
     /// The link called `name`.
     async fn link_by_name(&self, name: &str) -> io::Result<Link> {

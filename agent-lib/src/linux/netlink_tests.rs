@@ -298,11 +298,11 @@ fn links_addresses_routes_and_neighbours() {
         nl.add_neighbour(&v6_neigh).await.unwrap();
         let entries = neighbours(&nl, idx).await;
         assert!(
-            entries.contains(&(neigh.ip, 0x80, Some(vec![2, 0, 0, 0, 0, 0xfe]))),
+            entries.contains(&(neigh.ip, 0x80, Some("02:00:00:00:00:fe".into()))),
             "{entries:?}"
         );
         assert!(
-            entries.contains(&(v6_neigh.ip, 0x02, Some(vec![2, 0, 0, 0, 0, 0xfd]))),
+            entries.contains(&(v6_neigh.ip, 0x02, Some("02:00:00:00:00:fd".into()))),
             "{entries:?}"
         );
         // A permanent entry needs a hardware address: the kernel's EINVAL comes back as is.
@@ -313,6 +313,11 @@ fn links_addresses_routes_and_neighbours() {
         };
         let err = nl.add_neighbour(&no_lladdr).await.unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err:?}");
+        nl.del_neighbour(&v6_neigh).await.unwrap();
+        let entries = neighbours(&nl, idx).await;
+        assert!(!entries.iter().any(|e| e.0 == v6_neigh.ip), "{entries:?}");
+        let err = nl.del_neighbour(&v6_neigh).await.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err:?}");
 
         for r in [&onlink, &default, &net] {
             nl.del_route(r).await.unwrap();
@@ -350,35 +355,12 @@ fn links_addresses_routes_and_neighbours() {
 }
 
 /// The neighbour entries of link `index`: (ip, NUD state, lladdr).
-async fn neighbours(nl: &RtNetlink, index: u32) -> Vec<(IpAddr, u16, Option<Vec<u8>>)> {
-    use futures::TryStreamExt;
-    use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
-    let messages: Vec<_> = nl
-        .handle()
-        .neighbours()
-        .get()
-        .execute()
-        .try_collect()
+async fn neighbours(nl: &RtNetlink, index: u32) -> Vec<(IpAddr, u16, Option<String>)> {
+    nl.neighbours()
         .await
-        .unwrap();
-    messages
-        .iter()
-        .filter(|m| m.header.ifindex == index)
-        .filter_map(|m| {
-            let ip = m.attributes.iter().find_map(|a| match a {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
-                    Some(IpAddr::V4(*ip))
-                }
-                NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => {
-                    Some(IpAddr::V6(*ip))
-                }
-                _ => None,
-            })?;
-            let lladdr = m.attributes.iter().find_map(|a| match a {
-                NeighbourAttribute::LinkLayerAddress(mac) => Some(mac.clone()),
-                _ => None,
-            });
-            Some((ip, u16::from(m.header.state), lladdr))
-        })
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.index == index)
+        .map(|n| (n.ip, n.state, n.lladdr))
         .collect()
 }

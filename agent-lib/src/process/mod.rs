@@ -5,6 +5,7 @@
 //! exit report) and its [`Stdio`], each stream behind its own lock. Nothing here locks more than
 //! one process, so a slow read never delays a signal or another process.
 
+mod command;
 mod error;
 mod spec;
 mod stdio;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use command::{Command, CommandError, CommandOutput, HELPER_PATH, find_program};
 pub use error::ProcessError;
 pub use spec::launch_spec;
 pub use stdio::{MAX_READ, Output, Stdio};

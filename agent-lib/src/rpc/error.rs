@@ -135,3 +135,19 @@ pub(crate) fn sandbox_error(err: &crate::sandbox::SandboxError) -> Error {
 pub(crate) fn oci_error(err: &super::oci::OciError) -> Error {
     status(Code::INVALID_ARGUMENT, err.to_string())
 }
+
+/// The status of a failed network RPC: bad input `INVALID_ARGUMENT`, an unknown link
+/// `NOT_FOUND` (its message starts with "Link not found", which the Kata runtime retries on),
+/// a NIC that did not appear in time `DEADLINE_EXCEEDED`, a missing iptables program
+/// `FAILED_PRECONDITION`, anything else `INTERNAL`.
+pub(crate) fn network_error(err: &crate::network::NetworkError) -> Error {
+    use crate::network::NetworkError as E;
+    let code = match err {
+        e if e.is_invalid_input() => Code::INVALID_ARGUMENT,
+        E::LinkNotFound(_) => Code::NOT_FOUND,
+        E::Device { source, .. } if source.is_timeout() => Code::DEADLINE_EXCEEDED,
+        E::MissingProgram { .. } => Code::FAILED_PRECONDITION,
+        _ => Code::INTERNAL,
+    };
+    status(code, chain(err))
+}

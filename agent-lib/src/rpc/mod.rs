@@ -11,6 +11,7 @@ mod error;
 mod frame_guard;
 mod guest_hotplug;
 mod health;
+pub mod network;
 pub mod oci;
 mod process;
 mod sandbox;

@@ -309,6 +309,8 @@ enum Setup {
     Holder,
     /// The NIC is configured as `eth0` with an IPv4 and an IPv6 address.
     Configured,
+    /// As `Configured`, with IPv4 and IPv6 routes through `eth0`.
+    Routed,
 }
 
 impl Setup {
@@ -329,6 +331,14 @@ impl Setup {
                     .unwrap();
             }
             Setup::Configured => configured(pod).await,
+            Setup::Routed => {
+                configured(pod).await;
+                let routes = vec![
+                    route("", "10.0.0.1", "eth0"),
+                    route("fd00:1::/64", "fd00::1", "eth0"),
+                ];
+                pod.client.update_routes(routes).await.unwrap();
+            }
         }
     }
 }
@@ -611,5 +621,34 @@ async fn iptables_programs_run_with_the_rules_on_stdin() {
         "{text}"
     );
     assert_eq!(pod.fake.launcher.live(), Vec::<i32>::new());
+    pod.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_fault_in_renaming_an_up_link_puts_back_what_going_down_dropped() {
+    faults_leave_the_tables_unchanged(Setup::Routed, |pod| async move {
+        let wanted = iface("eth5", MAC, &[("10.0.5.2", "24")], 1500);
+        let ok = pod.client.update_interface(wanted).await.is_ok();
+        (pod, ok)
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_up_link_keeps_its_ipv6_addresses_and_routes_unless_it_must_go_down() {
+    let (pod, index) = pod_with_nic().await;
+    Setup::Routed.apply(&pod).await;
+    let before = state(&pod);
+    let wanted = iface("eth0", MAC, &[("10.0.0.2", "24"), ("10.0.1.2", "24")], 1400);
+    pod.client.update_interface(wanted).await.unwrap();
+    let after = state(&pod);
+    assert_eq!(after.routes, before.routes, "not brought down: routes kept");
+    assert!(
+        after
+            .addresses
+            .iter()
+            .any(|a| a.index == index && a.ip.is_ipv6())
+    );
+    assert_eq!(pod.fake.netlink.link(index).unwrap().mtu, 1400);
     pod.shutdown().await;
 }

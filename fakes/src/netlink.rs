@@ -121,6 +121,7 @@ fn parse_mac(mac: &str) -> io::Result<String> {
 /// - an IPv4 route through a link that is down is `ENETDOWN`; a gateway not covered by a
 ///   gateway-less route or an address of an up link on the output link is `ENETUNREACH`
 ///   (unless `RTNH_F_ONLINK`);
+/// - a link going down loses its IPv6 addresses and the routes through it;
 /// - deleting a missing address is `EADDRNOTAVAIL`, a missing route `ESRCH`, a missing
 ///   neighbour `ENOENT`.
 ///
@@ -270,6 +271,7 @@ impl Netlink for FakeNetlink {
         if let Some(mac) = mac {
             link.mac = mac;
         }
+        let going_down = update.up == Some(false) && link.is_up();
         match update.up {
             Some(true) => link.flags |= UP_FLAGS,
             Some(false) => link.flags &= !UP_FLAGS,
@@ -279,6 +281,14 @@ impl Netlink for FakeNetlink {
             Some(true) => link.flags &= !(libc::IFF_NOARP as u32),
             Some(false) => link.flags |= libc::IFF_NOARP as u32,
             None => {}
+        }
+        if going_down {
+            // As the kernel (with the default keep_addr_on_down=0): a link going down loses
+            // its IPv6 addresses and every route through it.
+            tables
+                .addresses
+                .retain(|a| a.index != index || a.ip.is_ipv4());
+            tables.routes.retain(|r| r.oif != Some(index));
         }
         Ok(())
     }

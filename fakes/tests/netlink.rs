@@ -24,6 +24,7 @@ fn route(dest: Option<(&str, u8)>, gateway: Option<&str>, oif: u32) -> Route {
         mtu: 0,
         flags: 0,
         ipv6: false,
+        kernel: false,
     }
 }
 
@@ -241,6 +242,7 @@ async fn address_prefix_makes_gateway_reachable() {
     let v6 = Route {
         dest: Some((ip("fd00::"), 64)),
         ipv6: true,
+        kernel: false,
         ..route(None, None, eth0)
     };
     n.add_route(&v6).await.unwrap();
@@ -315,6 +317,7 @@ async fn ipv6_link_local_gateways_and_family_checks() {
     let v6_default = Route {
         gateway: Some(ip("fe80::1")),
         ipv6: true,
+        kernel: false,
         ..route(None, None, eth0)
     };
     // IPv6 routes may use a link that is down, and a link-local gateway needs no prefix.

@@ -74,6 +74,9 @@ pub struct Route {
     pub flags: u32,
     /// Whether this is an IPv6 route.
     pub ipv6: bool,
+    /// Whether the kernel made it (protocol `kernel`: the prefix route of an address, IPv6
+    /// link-local routes). Such routes come and go with addresses; ignored when adding.
+    pub kernel: bool,
 }
 
 /// An ARP/NDP neighbour entry.

@@ -187,6 +187,7 @@ fn route_from_message(msg: &RouteMessage) -> Route {
         mtu: 0,
         flags: msg.header.flags.bits(),
         ipv6: msg.header.address_family == AddressFamily::Inet6,
+        kernel: msg.header.protocol == RouteProtocol::Kernel,
     };
     for attr in &msg.attributes {
         match attr {

@@ -57,6 +57,7 @@ fn route_messages_carry_the_route() {
         mtu: 1400,
         flags: 0x4 | 0x10, // RTNH_F_ONLINK | RTNH_F_LINKDOWN
         ipv6: false,
+        kernel: false,
     };
     let msg = route_message(&route, false).unwrap();
     assert_eq!(msg.header.table, RouteHeader::RT_TABLE_MAIN);
@@ -89,6 +90,7 @@ fn route_messages_carry_the_route() {
         mtu: 0,
         flags: 0,
         ipv6: true,
+        kernel: false,
     };
     let msg = route_message(&default_v6, false).unwrap();
     assert_eq!(msg.header.address_family, AddressFamily::Inet6);
@@ -106,6 +108,7 @@ fn route_messages_reject_mixed_families_and_long_prefixes() {
         mtu: 0,
         flags: 0,
         ipv6: true,
+        kernel: false,
     };
     assert_eq!(
         route_message(&v4_gw, false).unwrap_err().kind(),
@@ -114,6 +117,7 @@ fn route_messages_reject_mixed_families_and_long_prefixes() {
     let long = Route {
         dest: Some((IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 33)),
         ipv6: false,
+        kernel: false,
         ..v4_gw
     };
     assert_eq!(
@@ -240,6 +244,7 @@ fn links_addresses_routes_and_neighbours() {
             mtu: 1300,
             flags: 0,
             ipv6: false,
+            kernel: false,
         };
         let default = Route {
             dest: None,
@@ -250,6 +255,7 @@ fn links_addresses_routes_and_neighbours() {
             mtu: 0,
             flags: 0,
             ipv6: false,
+            kernel: false,
         };
         let onlink = Route {
             dest: Some(("203.0.113.0".parse().unwrap(), 24)),
@@ -260,6 +266,7 @@ fn links_addresses_routes_and_neighbours() {
             mtu: 0,
             flags: 0,
             ipv6: false,
+            kernel: false,
         };
         for r in [&net, &default, &onlink] {
             nl.add_route(r).await.unwrap();

@@ -2,10 +2,11 @@
 //!
 //! UpdateInterface finds the NIC (by hardware address; else by its PCI netdev or its name, and
 //! then gives it the wanted address, as Kata does for VM templates and VFIO NICs), and then,
-//! in this order: brings it down, sets its hardware address, adds its addresses, renames it
-//! (moving a link that holds the wanted name aside and giving it the NIC's old name), sets
-//! MTU, ARP and up. Every change is journalled; if a step fails, the changes already made are
-//! undone in reverse order.
+//! in this order: brings it down (only if it is up and must be renamed or given a new hardware
+//! address: a link going down loses its IPv6 addresses and routes), sets its hardware address,
+//! adds its addresses, renames it (moving a link that holds the wanted name aside and giving
+//! it the NIC's old name), sets MTU, ARP and up. Every change is journalled; if a step fails,
+//! the changes already made are undone in reverse order.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -60,10 +61,6 @@ impl Network {
         let _updates = self.updates.lock().await;
         let links = nl.links().await.map_err(NetworkError::step("list links"))?;
         let link = find_link(&links, config, pci_netdev.as_deref())?.clone();
-        let addresses = nl
-            .addresses()
-            .await
-            .map_err(NetworkError::step("list addresses"))?;
         let mut journal = Journal::default();
         let plan = Plan {
             nl,
@@ -73,7 +70,7 @@ impl Network {
         };
         // Reading the result back is part of the request: if it fails, the caller learns
         // nothing of the new state, so the change is undone too.
-        let result = match plan.apply(&mut journal, &addresses, ipv6).await {
+        let result = match plan.apply(&mut journal, ipv6).await {
             Ok(()) => read_interface(nl, link.index).await,
             Err(error) => Err(error),
         };
@@ -160,30 +157,28 @@ struct Plan<'a> {
 }
 
 impl Plan<'_> {
-    async fn apply(
-        &self,
-        journal: &mut Journal,
-        addresses: &[Address],
-        ipv6: bool,
-    ) -> Result<(), NetworkError> {
+    async fn apply(&self, journal: &mut Journal, ipv6: bool) -> Result<(), NetworkError> {
         let (link, config) = (self.link, self.config);
-        if link.is_up() {
-            self.set(journal, link, up(false), up(true), "bring down")
-                .await?;
+        let new_mac = config.mac.as_ref().filter(|m| link.mac != m.as_str());
+        if link.is_up() && (new_mac.is_some() || link.name != config.name) {
+            self.bring_down(journal, link).await?;
         }
-        if let Some(mac) = &config.mac
-            && link.mac != mac.as_str()
-        {
+        if let Some(mac) = new_mac {
             let (new, old) = (mac_update(mac.as_str()), mac_update(&link.mac));
             self.set(journal, link, new, old, "set the hardware address of")
                 .await?;
         }
+        let addresses = self
+            .nl
+            .addresses()
+            .await
+            .map_err(NetworkError::step("list addresses"))?;
         for net in &config.addresses {
             if net.is_ipv6() && !ipv6 {
                 tracing::debug!(address = %net, "IPv6 is disabled in the guest: address skipped");
                 continue;
             }
-            self.add_address(journal, addresses, net).await?;
+            self.add_address(journal, &addresses, net).await?;
         }
         let moved = if link.name != config.name {
             self.rename(journal).await?
@@ -227,8 +222,7 @@ impl Plan<'_> {
         let moved = match holder {
             Some(other) => {
                 if other.is_up() {
-                    self.set(journal, other, up(false), up(true), "bring down")
-                        .await?;
+                    self.bring_down(journal, other).await?;
                 }
                 let temp = temporary_name(self.links, other.index);
                 let (new, old) = (name_update(&temp), name_update(&other.name));
@@ -281,6 +275,35 @@ impl Plan<'_> {
             )))?;
         journal.push(Undo::DelAddress(wanted));
         Ok(())
+    }
+
+    /// Brings `link` down for a rename or a new hardware address. The kernel then drops the
+    /// link's IPv6 addresses and every route through it: they are journalled first, so an
+    /// undo brings the link up and puts them back (after the success of the request they are
+    /// gone, as with Kata's agent).
+    async fn bring_down(&self, journal: &mut Journal, link: &Link) -> Result<(), NetworkError> {
+        let routes = self
+            .nl
+            .routes()
+            .await
+            .map_err(NetworkError::step("list routes"))?;
+        let addresses = self
+            .nl
+            .addresses()
+            .await
+            .map_err(NetworkError::step("list addresses"))?;
+        // Routes the kernel made come back with their addresses.
+        for route in routes
+            .into_iter()
+            .filter(|r| r.oif == Some(link.index) && !r.kernel)
+        {
+            journal.push(Undo::AddRoute(route));
+        }
+        for address in addresses.into_iter().filter(|a| a.index == link.index) {
+            journal.push(Undo::AddAddress(address));
+        }
+        self.set(journal, link, up(false), up(true), "bring down")
+            .await
     }
 
     /// Applies `update` to `link`, journalling `undo`.

@@ -100,6 +100,7 @@ fn to_route(config: &RouteConfig, links: &[Link]) -> Result<Route, NetworkError>
         mtu: config.mtu,
         flags: config.flags,
         ipv6: config.ipv6,
+        kernel: false,
     })
 }
 

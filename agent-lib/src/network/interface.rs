@@ -292,7 +292,15 @@ impl Plan<'_> {
             .addresses()
             .await
             .map_err(NetworkError::step("list addresses"))?;
-        // Routes the kernel made come back with their addresses.
+        self.nl
+            .set_link(link.index, &up(false))
+            .await
+            .map_err(NetworkError::step(format!(
+                "bring down {} (index {})",
+                link.name, link.index
+            )))?;
+        // Undone last first: up, then the addresses, then the routes through them (routes the
+        // kernel made come back with their addresses).
         for route in routes
             .into_iter()
             .filter(|r| r.oif == Some(link.index) && !r.kernel)
@@ -302,8 +310,8 @@ impl Plan<'_> {
         for address in addresses.into_iter().filter(|a| a.index == link.index) {
             journal.push(Undo::AddAddress(address));
         }
-        self.set(journal, link, up(false), up(true), "bring down")
-            .await
+        journal.push(Undo::SetLink(link.index, up(true)));
+        Ok(())
     }
 
     /// Applies `update` to `link`, journalling `undo`.

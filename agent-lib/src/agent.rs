@@ -7,6 +7,7 @@ use tokio::task::JoinHandle;
 
 use crate::attach::Attach;
 use crate::config::Config;
+use crate::console::{ConsoleMode, SHELLS, console_mode, find_shell, serve_console, serve_port};
 use crate::container::Containers;
 use crate::device::{DeviceContext, DeviceWatcher, watch_uevents};
 use crate::host::Host;
@@ -83,7 +84,45 @@ impl Agent {
                 }
             })
         };
-        vec![uevents]
+        let mut tasks = vec![uevents];
+        tasks.extend(self.start_console());
+        tasks
+    }
+
+    /// The debug console the configuration asks for, if a shell is there.
+    fn start_console(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        let (mode, warning) = console_mode(&self.config);
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+        if mode == ConsoleMode::Off {
+            return None;
+        }
+        let Some(shell) = find_shell(&self.host) else {
+            tracing::warn!(searched = ?SHELLS, "no shell in the guest: no debug console");
+            return None;
+        };
+        let host = self.host.clone();
+        let agent = self.clone();
+        let serve = async move {
+            match mode {
+                ConsoleMode::Port(port) => {
+                    let addr = agent.config.server_addr.port_addr(port);
+                    if let Err(e) = serve_port(host, addr, shell).await {
+                        tracing::warn!(error = %e, port, "debug console unavailable");
+                    }
+                }
+                ConsoleMode::Console => serve_console(host, shell).await,
+                ConsoleMode::Off => {}
+            }
+        };
+        let agent = self.clone();
+        Some(tokio::spawn(async move {
+            tokio::select! {
+                _ = serve => {}
+                _ = agent.stopped() => {}
+            }
+        }))
     }
 
     /// The configuration the agent runs with.

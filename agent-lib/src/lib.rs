@@ -7,6 +7,7 @@
 mod agent;
 pub mod attach;
 pub mod config;
+pub mod console;
 pub mod container;
 pub mod device;
 pub mod host;

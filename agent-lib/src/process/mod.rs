@@ -101,6 +101,19 @@ impl Process {
         }
     }
 
+    /// A future resolving with its exit that keeps neither the process nor its streams: the
+    /// caller can drop the process (closing its pty or pipes) and still learn how it ended.
+    pub fn exit_watch(&self) -> impl Future<Output = ExitStatus> + Send + 'static {
+        let mut rx = self.exit.clone();
+        async move {
+            match rx.wait_for(Option::is_some).await {
+                Ok(status) => status.unwrap_or(ExitStatus::Exited(255)),
+                // The sender only goes away after sending.
+                Err(_) => ExitStatus::Exited(255),
+            }
+        }
+    }
+
     /// Its standard streams.
     pub fn stdio(&self) -> &Stdio {
         &self.stdio

@@ -6,6 +6,7 @@
 //! the sandbox and container code: one call per step, each undone by its counterpart.
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use oci_spec::runtime::Spec;
 
@@ -55,7 +56,10 @@ impl Attach {
             return Ok(DeviceAdditions::default());
         }
         tracing::debug!(container = cid, count = devices.len(), "adding devices");
-        Ok(add_devices(&self.devices, devices, spec).await?)
+        let span = tracing::info_span!("add_devices", container_id = cid, count = devices.len());
+        Ok(add_devices(&self.devices, devices, spec)
+            .instrument(span)
+            .await?)
     }
 
     /// Mounts `storages` for container `cid`, all or nothing.
@@ -67,8 +71,10 @@ impl Attach {
         if storages.is_empty() {
             return Ok(());
         }
+        let span = tracing::info_span!("add_storages", container_id = cid, count = storages.len());
         self.storages
             .add(&StorageContext::container(cid), storages, cid)
+            .instrument(span)
             .await?;
         Ok(())
     }
@@ -86,8 +92,10 @@ impl Attach {
         if storages.is_empty() {
             return Ok(());
         }
+        let span = tracing::info_span!("add_storages", count = storages.len());
         self.storages
             .add(&StorageContext::sandbox(), storages, SANDBOX_OWNER)
+            .instrument(span)
             .await?;
         Ok(())
     }

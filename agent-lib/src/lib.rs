@@ -19,5 +19,6 @@ pub mod process;
 pub mod rpc;
 pub mod sandbox;
 pub mod storage;
+pub mod telemetry;
 
 pub use agent::Agent;

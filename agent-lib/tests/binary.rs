@@ -64,7 +64,7 @@ impl RunningAgent {
             match StdUnixStream::connect(self.port_socket(port)) {
                 Ok(stream) => {
                     stream
-                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .set_read_timeout(Some(Duration::from_secs(30)))
                         .unwrap();
                     return stream;
                 }
@@ -420,4 +420,99 @@ fn a_reserved_console_port_is_refused_with_a_warning_and_the_agent_serves() {
         out.contains("agent.debug_console_vport=1025 is reserved"),
         "{out}"
     );
+}
+
+/// Reads one span frame (8-byte big-endian length, then JSON) from the collector side:
+/// the JSON text (a 128-bit trace id does not fit a JSON value's number) and its value.
+fn read_span(conn: &mut StdUnixStream) -> (String, serde_json::Value) {
+    let mut len = [0u8; 8];
+    conn.read_exact(&mut len).unwrap();
+    let mut payload = vec![0u8; u64::from_be_bytes(len) as usize];
+    conn.read_exact(&mut payload).unwrap();
+    let text = String::from_utf8(payload).unwrap();
+    let value = serde_json::from_str(&text).unwrap();
+    (text, value)
+}
+
+#[test]
+fn rpc_spans_continue_the_hosts_trace_and_reach_the_collector() {
+    let agent = RunningAgent::start_with_config("tracing = true\n");
+    // The host's collector, where an agent on `<socket>` sends spans: `<socket>_10240`.
+    let collector = std::os::unix::net::UnixListener::bind(agent.port_socket(10240)).unwrap();
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let parent = "00f067aa0ba902b7";
+    runtime().block_on(async {
+        let client = HealthClient::new(Client::connect(&agent.addr()).await.unwrap());
+        let mut ctx = ttrpc::context::with_timeout(TIMEOUT_NS);
+        ctx.add("traceparent".into(), format!("00-{trace}-{parent}-01"));
+        client.check(ctx, &CheckRequest::new()).await.unwrap();
+    });
+    let (mut conn, _) = collector.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let (text, span) = read_span(&mut conn);
+    assert_eq!(span["name"], "check", "{text}");
+    let trace_id = u128::from_str_radix(trace, 16).unwrap();
+    assert!(
+        text.contains(&format!("\"trace_id\":{trace_id},")),
+        "{text}"
+    );
+    assert_eq!(
+        span["parent_span_id"].as_u64(),
+        Some(u64::from_str_radix(parent, 16).unwrap())
+    );
+    assert_eq!(span["span_kind"], "Internal");
+    assert_eq!(
+        span["attributes"]["map"]["method"]["String"],
+        "Health/Check"
+    );
+    assert_eq!(span["status_code"], "Unset");
+}
+
+#[test]
+fn without_a_collector_spans_are_dropped_with_one_warning() {
+    let agent = RunningAgent::start_with_config("tracing = true\n");
+    runtime().block_on(async {
+        for _ in 0..5 {
+            assert_eq!(
+                check(&agent.addr()).await.unwrap(),
+                ServingStatus::SERVING as i32
+            );
+        }
+    });
+    let (_, out) = agent.terminate();
+    assert_eq!(
+        out.matches("no trace collector").count(),
+        1,
+        "one warning: {out}"
+    );
+}
+
+#[test]
+fn debug_mode_logs_each_rpc_with_its_duration_and_outcome() {
+    let agent = RunningAgent::start();
+    runtime().block_on(async {
+        check(&agent.addr()).await.unwrap();
+        let client = Client::connect(&agent.addr()).await.unwrap();
+        let err = raw_call(&client, "grpc.AgentService", "StatsContainer").await;
+        assert_eq!(status_code(&err), ttrpc::Code::NOT_FOUND);
+    });
+    let (_, out) = agent.terminate();
+    let rpcs: Vec<serde_json::Value> = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["msg"] == "rpc")
+        .collect();
+    let check = rpcs
+        .iter()
+        .find(|l| l["method"] == "Health/Check")
+        .unwrap_or_else(|| panic!("no Check line: {out}"));
+    assert_eq!(check["level"], "DEBG");
+    assert_eq!(check["outcome"], "OK");
+    assert!(check["duration_us"].as_u64().is_some());
+    let stats = rpcs
+        .iter()
+        .find(|l| l["method"] == "AgentService/StatsContainer")
+        .unwrap_or_else(|| panic!("no StatsContainer line: {out}"));
+    assert_eq!(stats["outcome"], "NOT_FOUND");
 }

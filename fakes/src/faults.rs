@@ -102,11 +102,13 @@ pub enum Op {
     Neighbours,
     /// `Netlink::del_neighbour`.
     DelNeighbour,
+    /// `Transport::dial`.
+    Dial,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 45] = [
+    pub const ALL: [Op; 46] = [
         Op::Mount,
         Op::Umount,
         Op::Mounts,
@@ -152,6 +154,7 @@ impl Op {
         Op::SysfsSymlink,
         Op::Neighbours,
         Op::DelNeighbour,
+        Op::Dial,
     ];
 }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures::Stream;
+use futures::future::BoxFuture;
 use kata_agent::host::{Connection, Incoming, ServerAddr, Transport};
 use nix::errno::Errno;
 use tokio::io::DuplexStream;
@@ -103,6 +104,20 @@ impl Transport for FakeTransport {
             id,
             registry: Arc::clone(&self.registry),
         }))
+    }
+
+    /// Connects to a listener of this transport (a test playing the host listens with
+    /// [`Transport::listen`]); `ECONNREFUSED` when nobody listens.
+    fn dial(&self, addr: &ServerAddr) -> BoxFuture<'static, io::Result<Box<dyn Connection>>> {
+        let result = self.dial_now(addr);
+        Box::pin(async move { result })
+    }
+}
+
+impl FakeTransport {
+    fn dial_now(&self, addr: &ServerAddr) -> io::Result<Box<dyn Connection>> {
+        self.faults.check(Op::Dial)?;
+        Ok(Box::new(self.connect(addr)?))
     }
 }
 

@@ -14,9 +14,17 @@ use kata_agent::linux::{
 };
 use kata_agent::logging::{JsonFields, KataJsonFormat, LOG_BUFFER, LogForwarder};
 use kata_agent::rpc::{self, AGENT_VERSION};
+use kata_agent::telemetry::{SpanLayer, SpanRecord, collector_addr, export};
 use kata_agent::{Agent, init};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Finished spans waiting for the exporter; more are dropped.
+const SPAN_QUEUE: usize = 1024;
 
 const USAGE: &str = "Kata Containers guest agent
 
@@ -122,7 +130,7 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
     }
     let loaded = load_config(args.config.as_deref());
     let log_port = log_port(&loaded.config);
-    let forwarder = set_up_logging(&loaded, matches!(log_port, Ok(Some(_))));
+    let logging = set_up_logging(&loaded, matches!(log_port, Ok(Some(_))));
     loaded.log_warnings();
     let config = loaded.config;
     if let Err(warning) = &log_port {
@@ -167,7 +175,17 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
     }
 
     let addr = config.server_addr.clone();
-    if let (Some(forwarder), Ok(Some(port))) = (forwarder, log_port) {
+    if let Some(spans) = logging.spans {
+        let collector = collector_addr(&addr);
+        tracing::info!(%collector, "exporting traces");
+        tokio::spawn(export(
+            spans,
+            host.transport.clone(),
+            collector,
+            "kata-agent",
+        ));
+    }
+    if let (Some(forwarder), Ok(Some(port))) = (logging.forwarder, log_port) {
         let serve = forwarder.serve(host.transport.clone(), addr.port_addr(port));
         tokio::spawn(async move {
             if let Err(e) = serve.await {
@@ -228,28 +246,47 @@ fn log_port(config: &Config) -> Result<Option<u32>, String> {
     Ok(Some(port))
 }
 
-/// Installs the subscriber: JSON lines on stdout, or into a [`LogForwarder`] (returned) when
-/// the log goes to the host. Developer mode logs at debug level at least.
-fn set_up_logging(loaded: &Loaded, forward: bool) -> Option<LogForwarder> {
-    let mut level = loaded.config.log_level.level_filter();
-    if loaded.config.dev_mode {
-        level = level.max(tracing::level_filters::LevelFilter::DEBUG);
+/// What the subscriber feeds besides stdout.
+struct Logging {
+    /// The log's buffer for the host (`agent.log_vport`).
+    forwarder: Option<LogForwarder>,
+    /// Finished spans for the exporter (`agent.trace`).
+    spans: Option<mpsc::Receiver<SpanRecord>>,
+}
+
+/// Installs the subscriber: JSON lines on stdout, or into a [`LogForwarder`] when the log goes
+/// to the host; with `agent.trace`, a [`SpanLayer`] too. Developer mode logs at debug level at
+/// least.
+fn set_up_logging(loaded: &Loaded, forward: bool) -> Logging {
+    let config = &loaded.config;
+    let mut level = config.log_level.level_filter();
+    if config.dev_mode {
+        level = level.max(LevelFilter::DEBUG);
     }
     let forwarder = forward.then(|| LogForwarder::new(LOG_BUFFER));
     let writer = match &forwarder {
         Some(forwarder) => BoxMakeWriter::new(forwarder.clone()),
         None => BoxMakeWriter::new(std::io::stdout),
     };
-    let subscriber = tracing_subscriber::fmt()
+    let log = tracing_subscriber::fmt::layer()
         .event_format(KataJsonFormat::new(AGENT_VERSION))
         .fmt_fields(JsonFields)
-        .with_max_level(level)
         .with_writer(writer)
-        .finish();
+        .with_filter(level);
+    let (span_layer, spans) = if config.tracing {
+        let (tx, rx) = mpsc::channel(SPAN_QUEUE);
+        (
+            Some(SpanLayer::new(tx).with_filter(LevelFilter::INFO)),
+            Some(rx),
+        )
+    } else {
+        (None, None)
+    };
+    let subscriber = tracing_subscriber::registry().with(log).with(span_layer);
     if tracing::subscriber::set_global_default(subscriber).is_err() {
         eprintln!("kata-agent: a log subscriber was already installed");
     }
-    forwarder
+    Logging { forwarder, spans }
 }
 
 /// PID 1 must not exit: flush the disks and power the guest off.

@@ -3,6 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 
 use oci_spec::runtime::Spec;
 
@@ -49,7 +50,9 @@ impl Containers {
             first
         };
         let this = self.clone();
-        let task = tokio::spawn(async move { this.build(request, first).await });
+        // The task is a child of the caller's span (the RPC's), so its steps are traced under it.
+        let span = tracing::info_span!("create_container_task", container_id = %cid);
+        let task = tokio::spawn(async move { this.build(request, first).await }.instrument(span));
         let result = match task.await {
             Ok(result) => result,
             Err(e) => Err(ContainerError::Step {

@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use super::error::DeviceError;
 use super::matchers::{
@@ -91,9 +92,11 @@ async fn locate(
         tracing::debug!(device = %matcher, devpath = %seen.devpath, "device found in sysfs");
         return Ok(seen);
     }
+    let span = tracing::info_span!("wait_for_device", device = %matcher);
     Ok(ctx
         .watcher
         .wait_for(matcher, ctx.hotplug_timeout)
+        .instrument(span)
         .await?
         .into())
 }
@@ -401,9 +404,11 @@ pub async fn net_pci(ctx: &DeviceContext, path: &PciPath) -> Result<String, Devi
     if let Some(name) = probe(&*ctx.sysfs, &matcher).map(|s| s.devname) {
         return Ok(name);
     }
+    let span = tracing::info_span!("wait_for_device", device = %matcher);
     let event = ctx
         .watcher
         .wait_for(Box::new(matcher), ctx.hotplug_timeout)
+        .instrument(span)
         .await?;
     Ok(current(&*ctx.sysfs).unwrap_or(event.interface))
 }

@@ -84,6 +84,14 @@ pub async fn watch_uevents(
                 continue;
             }
         };
+        tracing::debug!(
+            action = %event.action,
+            devpath = %event.devpath,
+            subsystem = %event.subsystem,
+            devname = %event.devname,
+            seqnum = event.seqnum,
+            "uevent"
+        );
         if event.is_add() && event.subsystem == "memory" {
             online_memory_block(&*sysfs, &event);
         }

@@ -2,6 +2,7 @@
 
 use std::io;
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -21,4 +22,7 @@ pub trait Transport: Send + Sync {
     ///
     /// Whatever the listener creates (a socket file) is removed when the stream is dropped.
     fn listen(&self, addr: &ServerAddr) -> io::Result<Incoming>;
+
+    /// Connects out to `addr` (the trace collector on the host).
+    fn dial(&self, addr: &ServerAddr) -> BoxFuture<'static, io::Result<Box<dyn Connection>>>;
 }

@@ -3,13 +3,16 @@
 use std::io;
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::FileTypeExt;
-use std::os::unix::net::{SocketAddr, UnixListener as StdUnixListener};
+use std::os::unix::net::{
+    SocketAddr, UnixListener as StdUnixListener, UnixStream as StdUnixStream,
+};
 use std::path::{Path, PathBuf};
 use std::task::Poll;
 
 use futures::StreamExt;
-use tokio::net::UnixListener;
-use tokio_vsock::{VsockAddr, VsockListener};
+use futures::future::BoxFuture;
+use tokio::net::{UnixListener, UnixStream};
+use tokio_vsock::{VsockAddr, VsockListener, VsockStream};
 
 use crate::host::{Connection, Incoming, ServerAddr, Transport};
 
@@ -37,6 +40,25 @@ impl Transport for LinuxTransport {
             ServerAddr::Unix(path) => listen_unix_path(path),
             ServerAddr::UnixAbstract(name) => listen_abstract(name),
         }
+    }
+
+    fn dial(&self, addr: &ServerAddr) -> BoxFuture<'static, io::Result<Box<dyn Connection>>> {
+        let addr = addr.clone();
+        Box::pin(async move {
+            let conn: Box<dyn Connection> = match addr {
+                ServerAddr::Vsock { cid, port } => {
+                    Box::new(VsockStream::connect(VsockAddr::new(cid, port)).await?)
+                }
+                ServerAddr::Unix(path) => Box::new(UnixStream::connect(path).await?),
+                ServerAddr::UnixAbstract(name) => {
+                    let addr = SocketAddr::from_abstract_name(name.as_bytes())?;
+                    let std = StdUnixStream::connect_addr(&addr)?;
+                    std.set_nonblocking(true)?;
+                    Box::new(UnixStream::from_std(std)?)
+                }
+            };
+            Ok(conn)
+        })
     }
 }
 

@@ -217,6 +217,13 @@ mod tests {
                 .take()
                 .ok_or_else(|| io::Error::from(io::ErrorKind::AddrInUse))
         }
+
+        fn dial(
+            &self,
+            _: &ServerAddr,
+        ) -> futures::future::BoxFuture<'static, io::Result<Box<dyn Connection>>> {
+            Box::pin(async { Err(io::Error::from(io::ErrorKind::ConnectionRefused)) })
+        }
     }
 
     fn log(forwarder: &LogForwarder, text: &str) {

@@ -12,6 +12,7 @@ mod frame_guard;
 mod guest_hotplug;
 mod health;
 pub mod network;
+mod observe;
 pub mod oci;
 mod process;
 mod sandbox;
@@ -31,6 +32,8 @@ use ttrpc::r#async::transport::Listener;
 pub use agent_service::AgentRpc;
 pub use frame_guard::FrameGuard;
 pub use health::{AGENT_VERSION, API_VERSION, HealthService};
+use observe::observe;
+pub use observe::snake_case;
 pub use storage::{decode_storage, decode_storages};
 
 use crate::Agent;
@@ -63,8 +66,10 @@ pub async fn serve(agent: Arc<Agent>, addr: &ServerAddr) -> io::Result<RpcServer
     let listener = Listener::new(incoming.map_ok(FrameGuard::new));
     let mut server = Server::new()
         .add_listener(listener)
-        .register_service(create_agent_service(Arc::new(AgentRpc::new(agent.clone()))))
-        .register_service(create_health(Arc::new(HealthService)));
+        .register_service(observe(create_agent_service(Arc::new(AgentRpc::new(
+            agent.clone(),
+        )))))
+        .register_service(observe(create_health(Arc::new(HealthService))));
     server.start().await.map_err(ttrpc_io_error)?;
     tracing::info!(%addr, "ttRPC server started");
     Ok(RpcServer { server })

@@ -83,6 +83,7 @@ pub(crate) fn mount(
     options: &MountOptions,
     undo: &mut Undo,
 ) -> Result<(), StorageError> {
+    let _span = tracing::info_span!("mount_storage", target = %target.display(), fstype).entered();
     let bind = options.flags.contains(MsFlags::MS_BIND);
     let spec = MountSpec {
         source: Some(source.to_owned()),

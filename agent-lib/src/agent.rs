@@ -9,6 +9,7 @@ use crate::attach::Attach;
 use crate::config::Config;
 use crate::container::Containers;
 use crate::device::{DeviceContext, DeviceWatcher, watch_uevents};
+use crate::guest::Guest;
 use crate::host::Host;
 use crate::sandbox::Sandbox;
 use crate::storage::{DriverRegistry, Storages};
@@ -25,6 +26,7 @@ pub struct Agent {
     storages: Arc<Storages>,
     sandbox: Arc<Sandbox>,
     containers: Arc<Containers>,
+    guest: Guest,
     stop: watch::Sender<bool>,
 }
 
@@ -60,6 +62,7 @@ impl Agent {
             storages,
             sandbox,
             containers,
+            guest: Guest::new(),
             stop,
         }
     }
@@ -115,6 +118,11 @@ impl Agent {
     /// The containers and their processes.
     pub fn containers(&self) -> &Arc<Containers> {
         &self.containers
+    }
+
+    /// The guest services' state: metrics.
+    pub fn guest(&self) -> &Guest {
+        &self.guest
     }
 
     /// Asks whoever runs the agent to stop it (DestroySandbox).

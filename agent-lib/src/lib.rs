@@ -9,6 +9,7 @@ pub mod attach;
 pub mod config;
 pub mod container;
 pub mod device;
+pub mod guest;
 pub mod host;
 pub mod init;
 pub mod linux;

@@ -98,11 +98,17 @@ pub enum Op {
     SysfsChmod,
     /// `Sysfs::symlink`.
     SysfsSymlink,
+    /// `System::reseed_random`.
+    Reseed,
+    /// `FileTree::open_base`, `TreeDir::walk`, `TreeDir::open_file`.
+    FilesOpen,
+    /// Every change through the `FileTree` seam: writes, links, removals, renames, attributes.
+    FilesWrite,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 43] = [
+    pub const ALL: [Op; 46] = [
         Op::Mount,
         Op::Umount,
         Op::Mounts,
@@ -146,6 +152,9 @@ impl Op {
         Op::SysfsChown,
         Op::SysfsChmod,
         Op::SysfsSymlink,
+        Op::Reseed,
+        Op::FilesOpen,
+        Op::FilesWrite,
     ];
 }
 

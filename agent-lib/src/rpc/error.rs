@@ -131,6 +131,21 @@ pub(crate) fn sandbox_error(err: &crate::sandbox::SandboxError) -> Error {
     status(code, chain(err))
 }
 
+/// The status of a failed guest-service request: a bad field `INVALID_ARGUMENT`, a CopyFile
+/// path refused because it leads outside the shared directory or through a link or fifo
+/// `PERMISSION_DENIED`, a missing termination log `NOT_FOUND`, the mem-agent RPCs while it is
+/// disabled `INTERNAL "mem-agent is disabled"` (Kata's answer), failed OS steps `INTERNAL`.
+pub(crate) fn guest_error(err: &crate::guest::GuestError) -> Error {
+    use crate::guest::GuestError as E;
+    let code = match err {
+        E::Invalid { .. } => Code::INVALID_ARGUMENT,
+        E::Refused { .. } => Code::PERMISSION_DENIED,
+        E::NoTerminationLog { .. } => Code::NOT_FOUND,
+        E::MemAgentDisabled | E::Io { .. } | E::Metrics(_) => Code::INTERNAL,
+    };
+    status(code, chain(err))
+}
+
 /// The status of a wire spec that does not convert: `INVALID_ARGUMENT`.
 pub(crate) fn oci_error(err: &super::oci::OciError) -> Error {
     status(Code::INVALID_ARGUMENT, err.to_string())

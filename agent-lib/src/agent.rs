@@ -54,6 +54,7 @@ impl Agent {
             sandbox.clone(),
             config.container_pipe_size.unwrap_or(0),
         ));
+        let guest = Guest::new(config.mem_agent.clone());
         Agent {
             config,
             host,
@@ -62,13 +63,13 @@ impl Agent {
             storages,
             sandbox,
             containers,
-            guest: Guest::new(),
+            guest,
             stop,
         }
     }
 
-    /// Spawns the background tasks on the current tokio runtime: the uevent loop. They end
-    /// when a stop is requested.
+    /// Spawns the background tasks on the current tokio runtime: the uevent loop and, when
+    /// enabled, the mem-agent. They end when a stop is requested.
     pub fn start(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
         let uevents = {
             let source = self.host.uevents.clone();
@@ -82,7 +83,18 @@ impl Agent {
                 }
             })
         };
-        vec![uevents]
+        let mut tasks = vec![uevents];
+        if let Ok(mem_agent) = self.guest.mem_agent() {
+            let mem_agent = mem_agent.clone();
+            let agent = self.clone();
+            tasks.push(tokio::spawn(async move {
+                tokio::select! {
+                    () = mem_agent.run(agent.host.clone()) => {}
+                    () = agent.stopped() => {}
+                }
+            }));
+        }
+        tasks
     }
 
     /// The configuration the agent runs with.
@@ -120,7 +132,7 @@ impl Agent {
         &self.containers
     }
 
-    /// The guest services' state: metrics.
+    /// The guest services' state: metrics, mem-agent.
     pub fn guest(&self) -> &Guest {
         &self.guest
     }

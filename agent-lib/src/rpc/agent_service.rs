@@ -238,17 +238,17 @@ impl AgentService for AgentRpc {
     async fn mem_agent_memcg_set(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::MemAgentMemcgConfig,
+        req: agent::MemAgentMemcgConfig,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("MemAgentMemcgSet"))
+        super::guest::mem_agent_memcg_set(&self.agent, req)
     }
 
     async fn mem_agent_compact_set(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::MemAgentCompactConfig,
+        req: agent::MemAgentCompactConfig,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("MemAgentCompactSet"))
+        super::guest::mem_agent_compact_set(&self.agent, req)
     }
 
     async fn create_sandbox(

@@ -8,6 +8,7 @@ use super::error::{container_error, guest_error, status};
 use super::health::AGENT_VERSION;
 use crate::Agent;
 use crate::device::DEVICE_HANDLERS;
+use crate::guest::mem_agent::{CompactUpdate, MemcgUpdate};
 use crate::guest::{self, CopyFileRequest, DetailsRequest, EXTRA_FEATURES, LogType};
 
 /// GetGuestDetails. The device handlers listed are the types CreateContainer handles (Kata
@@ -124,4 +125,49 @@ pub(crate) fn set_policy() -> ttrpc::Error {
         ttrpc::Code::NOT_FOUND,
         "/grpc.AgentService/SetPolicy is not supported",
     )
+}
+
+/// MemAgentMemcgSet: `INTERNAL "mem-agent is disabled"` unless enabled at boot, as Kata.
+pub(crate) fn mem_agent_memcg_set(
+    agent: &Agent,
+    req: agent::MemAgentMemcgConfig,
+) -> ttrpc::Result<Empty> {
+    let update = MemcgUpdate {
+        disabled: req.disabled,
+        swap: req.swap,
+        swappiness_max: req.swappiness_max,
+        period_secs: req.period_secs,
+        period_psi_percent_limit: req.period_psi_percent_limit,
+        eviction_psi_percent_limit: req.eviction_psi_percent_limit,
+        eviction_run_aging_count_min: req.eviction_run_aging_count_min,
+    };
+    agent
+        .guest()
+        .mem_agent()
+        .and_then(|m| m.set_memcg(&update))
+        .map_err(|e| guest_error(&e))?;
+    Ok(Empty::new())
+}
+
+/// MemAgentCompactSet: `INTERNAL "mem-agent is disabled"` unless enabled at boot, as Kata.
+pub(crate) fn mem_agent_compact_set(
+    agent: &Agent,
+    req: agent::MemAgentCompactConfig,
+) -> ttrpc::Result<Empty> {
+    let update = CompactUpdate {
+        disabled: req.disabled,
+        period_secs: req.period_secs,
+        period_psi_percent_limit: req.period_psi_percent_limit,
+        compact_psi_percent_limit: req.compact_psi_percent_limit,
+        compact_sec_max: req.compact_sec_max,
+        compact_order: req.compact_order,
+        compact_threshold: req.compact_threshold,
+        compact_force_times: req.compact_force_times,
+    };
+    agent
+        .guest()
+        .mem_agent()
+        .and_then(|m| m.set_compact(&update))
+        .map_err(|e| guest_error(&e))?;
+    Ok(Empty::new())
 }

@@ -537,3 +537,36 @@ async fn set_policy_answers_as_kata_without_the_policy_feature() {
     assert_eq!(code(result), Code::NOT_FOUND);
     pod.shutdown().await;
 }
+
+#[tokio::test]
+async fn metrics_parse_the_real_proc_files_of_this_machine() {
+    use std::sync::Arc;
+
+    use kata_agent::linux::{LinuxMounter, LinuxSysfs, LinuxSystem};
+
+    let fake = agent_fakes::FakeHost::new();
+    let host = kata_agent::host::Host {
+        sysfs: Arc::new(LinuxSysfs::new("/")),
+        mounter: Arc::new(LinuxMounter::new()),
+        system: Arc::new(LinuxSystem::new()),
+        ..fake.host()
+    };
+    let metrics = kata_agent::guest::Metrics::new();
+    let text = metrics.scrape(&host).unwrap();
+    let value = |prefix: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert!(value("kata_agent_threads ") >= 1.0);
+    assert!(value("kata_agent_total_rss ") > 0.0);
+    assert!(value("kata_agent_total_vm ") > 0.0);
+    assert!(value("kata_guest_meminfo{item=\"mem_total\"}") > 0.0);
+    assert!(value("kata_guest_tasks{item=\"max\"}") >= 1.0);
+    assert!(value("kata_guest_cpu_time{cpu=\"total\",item=\"user\"}") > 0.0);
+    assert!(text.contains("kata_guest_vm_stat{item=\"pgfault\"}"));
+    assert!(text.contains("kata_guest_netdev_stat{interface=\"lo\",item=\"recv_bytes\"}"));
+    assert_eq!(value("kata_agent_scrape_count "), 1.0);
+}

@@ -9,7 +9,9 @@
 //! A regular file is written to a temporary name beside its target and renamed into place
 //! when the last chunk makes its size `file_size`: readers never see a partial file, and an
 //! older file at the target stays until then. Setuid and setgid bits from the host are
-//! dropped: the host must not be able to plant set-id programs for the container.
+//! dropped: the host must not be able to plant set-id programs for the container. A symbolic
+//! link's target is stored as sent and may point anywhere: the agent never follows links in
+//! the shared directory, and containers see them through their own root.
 
 use std::ffi::{OsStr, OsString};
 use std::io;

@@ -4,8 +4,12 @@
 //!
 //! Everything goes through the seams: PSI, `/proc/meminfo`, `/proc/pagetypeinfo`,
 //! `memory.stat`, `memory.reclaim` and `/proc/sys/vm/compact_memory` through [`Sysfs`]. PSI
-//! comes from the cgroup v2 root's `memory.pressure`, or `/proc/pressure/memory` on v1 (Kata
-//! adds io pressure; this agent counts memory stalls only).
+//! comes from the cgroup v2 root's `memory.pressure`, else `/proc/pressure/memory` (Kata adds
+//! io pressure; this agent counts memory stalls only).
+//!
+//! Not done as Kata does: the compaction is one synchronous write that cannot be cut short, so
+//! `compact_sec_max` and `compact_psi_percent_limit` are validated and kept but do not stop a
+//! running compaction; reclaim uses `memory.reclaim` rather than MGLRU aging (see `memcg`).
 
 mod compact;
 mod memcg;
@@ -66,9 +70,10 @@ impl MemAgent {
 
     /// Runs both loops until the future is dropped.
     pub async fn run(&self, host: Host) {
+        let root_psi = PathBuf::from(CGROUP_ROOT).join("memory.pressure");
         let psi_path = match host.cgroups.version() {
-            CgroupVersion::V2 => PathBuf::from(CGROUP_ROOT).join("memory.pressure"),
-            CgroupVersion::V1 => PathBuf::from("/proc/pressure/memory"),
+            CgroupVersion::V2 if host.sysfs.exists(&root_psi) => root_psi,
+            _ => PathBuf::from("/proc/pressure/memory"),
         };
         tokio::join!(
             self.memcg_loop(host.sysfs.clone(), psi_path.clone(), host.cgroups.version()),

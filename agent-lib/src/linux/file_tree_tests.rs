@@ -336,3 +336,40 @@ fn the_seam_refuses_links_and_special_files_by_itself() {
         assert_eq!(base.kind_of(OsStr::new("none")).unwrap(), None);
     });
 }
+
+#[test]
+#[ignore = "needs root: mount(2) in a private mount namespace"]
+fn the_termination_log_is_read_beneath_the_shared_directory_only() {
+    as_root_in_ns("termination log reads", |g| {
+        let spec: oci_spec::runtime::Spec = serde_json::from_value(serde_json::json!({
+            "ociVersion": "1.1.0",
+            "annotations": {
+                "io.kubernetes.container.terminationMessagePath": "/dev/termination-log"
+            },
+            "mounts": [{
+                "destination": "/dev/termination-log",
+                "source": format!("{SHARED_DIR}/c1-log"),
+                "type": "bind",
+                "options": ["rbind"]
+            }]
+        }))
+        .unwrap();
+        let tree = g.tree();
+        let read = |tree: &LinuxFileTree| crate::guest::termination_log(tree, "c1", &spec);
+        assert_eq!(read(&tree).unwrap(), "", "not written yet");
+        fs::write(g.shared("c1-log"), vec![b'y'; 5000]).unwrap();
+        assert_eq!(read(&tree).unwrap().len(), 4096);
+        fs::remove_file(g.shared("c1-log")).unwrap();
+        symlink(g.outside().join("victim"), g.shared("c1-log")).unwrap();
+        match read(&tree) {
+            Err(GuestError::Refused { .. }) => {}
+            other => panic!("a link to outside was followed: {other:?}"),
+        }
+        fs::remove_file(g.shared("c1-log")).unwrap();
+        nix::unistd::mkfifo(&g.shared("c1-log"), Mode::from_bits_truncate(0o600)).unwrap();
+        match read(&tree) {
+            Err(GuestError::Refused { .. }) => {}
+            other => panic!("a fifo was read: {other:?}"),
+        }
+    });
+}

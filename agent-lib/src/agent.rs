@@ -7,10 +7,12 @@ use tokio::task::JoinHandle;
 
 use crate::attach::Attach;
 use crate::config::Config;
+use crate::console::{ConsoleMode, SHELLS, console_mode, find_shell, serve_console, serve_port};
 use crate::container::Containers;
 use crate::device::{DeviceContext, DeviceWatcher, watch_uevents};
 use crate::guest::Guest;
 use crate::host::Host;
+use crate::network::Network;
 use crate::sandbox::Sandbox;
 use crate::storage::{DriverRegistry, Storages};
 
@@ -26,6 +28,7 @@ pub struct Agent {
     storages: Arc<Storages>,
     sandbox: Arc<Sandbox>,
     containers: Arc<Containers>,
+    network: Arc<Network>,
     guest: Guest,
     stop: watch::Sender<bool>,
 }
@@ -54,6 +57,7 @@ impl Agent {
             sandbox.clone(),
             config.container_pipe_size.unwrap_or(0),
         ));
+        let network = Arc::new(Network::new(host.clone(), device_ctx.clone()));
         let guest = Guest::new(config.mem_agent.clone());
         Agent {
             config,
@@ -63,6 +67,7 @@ impl Agent {
             storages,
             sandbox,
             containers,
+            network,
             guest,
             stop,
         }
@@ -84,17 +89,57 @@ impl Agent {
             })
         };
         let mut tasks = vec![uevents];
-        if let Ok(mem_agent) = self.guest.mem_agent() {
-            let mem_agent = mem_agent.clone();
-            let agent = self.clone();
-            tasks.push(tokio::spawn(async move {
-                tokio::select! {
-                    () = mem_agent.run(agent.host.clone()) => {}
-                    () = agent.stopped() => {}
-                }
-            }));
-        }
+        tasks.extend(self.start_console());
+        tasks.extend(self.start_mem_agent());
         tasks
+    }
+
+    /// The mem-agent, when `agent.mem_agent_enable` was set.
+    fn start_mem_agent(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        let mem_agent = self.guest.mem_agent().ok()?.clone();
+        let agent = self.clone();
+        Some(tokio::spawn(async move {
+            tokio::select! {
+                () = mem_agent.run(agent.host.clone()) => {}
+                () = agent.stopped() => {}
+            }
+        }))
+    }
+
+    /// The debug console the configuration asks for, if a shell is there.
+    fn start_console(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        let (mode, warning) = console_mode(&self.config);
+        if let Some(warning) = warning {
+            tracing::warn!("{warning}");
+        }
+        if mode == ConsoleMode::Off {
+            return None;
+        }
+        let Some(shell) = find_shell(&self.host) else {
+            tracing::warn!(searched = ?SHELLS, "no shell in the guest: no debug console");
+            return None;
+        };
+        let host = self.host.clone();
+        let agent = self.clone();
+        let serve = async move {
+            match mode {
+                ConsoleMode::Port(port) => {
+                    let addr = agent.config.server_addr.port_addr(port);
+                    if let Err(e) = serve_port(host, addr, shell).await {
+                        tracing::warn!(error = %e, port, "debug console unavailable");
+                    }
+                }
+                ConsoleMode::Console => serve_console(host, shell).await,
+                ConsoleMode::Off => {}
+            }
+        };
+        let agent = self.clone();
+        Some(tokio::spawn(async move {
+            tokio::select! {
+                _ = serve => {}
+                _ = agent.stopped() => {}
+            }
+        }))
     }
 
     /// The configuration the agent runs with.
@@ -130,6 +175,11 @@ impl Agent {
     /// The containers and their processes.
     pub fn containers(&self) -> &Arc<Containers> {
         &self.containers
+    }
+
+    /// The guest's interfaces, routes, neighbours and packet filter.
+    pub fn network(&self) -> &Arc<Network> {
+        &self.network
     }
 
     /// The guest services' state: metrics, mem-agent.

@@ -7,6 +7,7 @@
 mod agent;
 pub mod attach;
 pub mod config;
+pub mod console;
 pub mod container;
 pub mod device;
 pub mod guest;
@@ -14,6 +15,7 @@ pub mod host;
 pub mod init;
 pub mod linux;
 pub mod logging;
+pub mod network;
 pub mod process;
 pub mod rpc;
 pub mod sandbox;

@@ -21,9 +21,18 @@ struct RunningAgent {
 
 impl RunningAgent {
     fn start() -> Self {
+        Self::start_with_config("")
+    }
+
+    /// An agent with `toml` as its configuration file (`--config`).
+    fn start_with_config(toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("agent.sock");
+        let config = dir.path().join("agent.toml");
+        std::fs::write(&config, toml).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_kata-agent"))
+            .arg("--config")
+            .arg(&config)
             .env_clear()
             .env(
                 "KATA_AGENT_SERVER_ADDR",
@@ -41,6 +50,28 @@ impl RunningAgent {
 
     fn socket(&self) -> PathBuf {
         self.dir.path().join("agent.sock")
+    }
+
+    /// The unix socket serving the agent's vsock port `port` (`<socket>_<port>`).
+    fn port_socket(&self, port: u32) -> PathBuf {
+        self.dir.path().join(format!("agent.sock_{port}"))
+    }
+
+    /// Connects to port `port`, waiting for it to listen.
+    fn connect_port(&self, port: u32) -> StdUnixStream {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match StdUnixStream::connect(self.port_socket(port)) {
+                Ok(stream) => {
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(10)))
+                        .unwrap();
+                    return stream;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "port {port}: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn addr(&self) -> String {
@@ -273,4 +304,123 @@ fn version_flag_prints_the_version() {
 
 fn socket_exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
+}
+
+/// Reads from `stream` until what was read contains `needle`; returns all of it.
+fn read_until(stream: &mut StdUnixStream, needle: &str) -> String {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains(needle) {
+        let n = stream
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("waiting for {needle:?}: {e}; got {seen:?}"));
+        assert!(
+            n > 0,
+            "closed before {needle:?}: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+const OPERATOR: &str = "debug_console_vport = 1026\nlog_vport = 1025\n";
+
+#[test]
+fn the_debug_console_gives_each_connection_a_shell_on_a_pty() {
+    let agent = RunningAgent::start_with_config(OPERATOR);
+    let mut console = agent.connect_port(1026);
+    console
+        .write_all(b"echo hello-$((6*7)); tty; stty size\n")
+        .unwrap();
+    let out = read_until(&mut console, "hello-42");
+    let out = out + &read_until(&mut console, "24 80");
+    assert!(out.contains("/dev/pts/"), "a pty: {out}");
+    // A second connection gets a shell of its own, at the same time.
+    let mut second = agent.connect_port(1026);
+    second.write_all(b"echo other-$$\n").unwrap();
+    read_until(&mut second, "other-");
+    console.write_all(b"exit 3\n").unwrap();
+    // The shell's exit ends the session: the agent closes the connection.
+    let mut rest = Vec::new();
+    console.read_to_end(&mut rest).unwrap();
+    // The RPC server was never in the way.
+    runtime().block_on(async {
+        assert_eq!(
+            check(&agent.addr()).await.unwrap(),
+            ServingStatus::SERVING as i32
+        );
+    });
+}
+
+#[test]
+fn closing_a_console_connection_ends_and_reaps_its_shell() {
+    let agent = RunningAgent::start_with_config(OPERATOR);
+    let mut console = agent.connect_port(1026);
+    // The terminal echoes the command as typed (`"P""ID=$$;"`); only the output reads PID=.
+    console.write_all(b"echo \"P\"\"ID=$$;\"\n").unwrap();
+    let mut out = read_until(&mut console, "PID=");
+    while !out.rsplit("PID=").next().unwrap().contains(';') {
+        out += &read_until(&mut console, ";");
+    }
+    let pid: i32 = out
+        .rsplit("PID=")
+        .next()
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {out:?}"));
+    assert!(Path::new(&format!("/proc/{pid}")).exists());
+    drop(console);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // Gone, not a zombie: the agent reaped it.
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        assert!(Instant::now() < deadline, "shell {pid} still there");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn the_log_port_streams_the_log_from_its_first_line() {
+    let agent = RunningAgent::start_with_config(OPERATOR);
+    // Logged before anyone connects: kept for the host.
+    runtime().block_on(async {
+        check(&agent.addr()).await.unwrap();
+    });
+    let mut log = agent.connect_port(1025);
+    let text = read_until(&mut log, "debug console listening");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(
+        lines[0]["msg"], "announce",
+        "the first line comes first: {text}"
+    );
+    assert!(lines.iter().all(|l| l["name"] == "kata-agent"));
+    // Live lines follow: a console session's start is logged.
+    let _console = agent.connect_port(1026);
+    read_until(&mut log, "debug console session started");
+    let (_, stdout) = agent.terminate();
+    assert!(
+        !stdout.contains("announce"),
+        "with a log port nothing goes to stdout: {stdout}"
+    );
+}
+
+#[test]
+fn a_reserved_console_port_is_refused_with_a_warning_and_the_agent_serves() {
+    let agent = RunningAgent::start_with_config("debug_console_vport = 1025\n");
+    runtime().block_on(async {
+        assert_eq!(
+            check(&agent.addr()).await.unwrap(),
+            ServingStatus::SERVING as i32
+        );
+    });
+    assert!(!agent.port_socket(1025).exists());
+    let (_, out) = agent.terminate();
+    assert!(
+        out.contains("agent.debug_console_vport=1025 is reserved"),
+        "{out}"
+    );
 }

@@ -98,6 +98,10 @@ pub enum Op {
     SysfsChmod,
     /// `Sysfs::symlink`.
     SysfsSymlink,
+    /// `Netlink::neighbours`.
+    Neighbours,
+    /// `Netlink::del_neighbour`.
+    DelNeighbour,
     /// `System::reseed_random`.
     Reseed,
     /// `FileTree::open_base`, `TreeDir::walk`, `TreeDir::open_file`.
@@ -108,7 +112,7 @@ pub enum Op {
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 46] = [
+    pub const ALL: [Op; 48] = [
         Op::Mount,
         Op::Umount,
         Op::Mounts,
@@ -152,6 +156,8 @@ impl Op {
         Op::SysfsChown,
         Op::SysfsChmod,
         Op::SysfsSymlink,
+        Op::Neighbours,
+        Op::DelNeighbour,
         Op::Reseed,
         Op::FilesOpen,
         Op::FilesWrite,

@@ -190,7 +190,8 @@ fn process_end(fd: OwnedFd) -> io::Result<Arc<AsyncFd<OwnedFd>>> {
 /// closed) on error.
 fn stdio(mode: StdioMode, pipe_size: u32) -> io::Result<(AgentEnds, ProcessIo)> {
     match mode {
-        StdioMode::Null => Ok((AgentEnds::default(), ProcessIo::default())),
+        // The console is the VM's: a scripted process's output there goes nowhere.
+        StdioMode::Null | StdioMode::Console => Ok((AgentEnds::default(), ProcessIo::default())),
         StdioMode::Pipes => {
             let (in_r, in_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
             let (out_r, out_w) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;

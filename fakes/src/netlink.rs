@@ -115,12 +115,15 @@ fn parse_mac(mac: &str) -> io::Result<String> {
 /// - `ENODEV` for an unknown link index (also a route's `oif`);
 /// - `EEXIST` when renaming onto another link's name, `EBUSY` when renaming a link that is up,
 ///   `EINVAL` for a bad name, MTU (outside 68..=65535), MAC or prefix length;
-/// - adds replace: an address is identified by (link, IP), a route by (family, destination),
-///   a neighbour by (link, IP);
+/// - adds replace: an IPv4 address is identified by (link, IP, prefix), an IPv6 one by
+///   (link, IP) (a replace keeps its prefix), a route by (family, destination), a neighbour by
+///   (link, IP);
 /// - an IPv4 route through a link that is down is `ENETDOWN`; a gateway not covered by a
 ///   gateway-less route or an address of an up link on the output link is `ENETUNREACH`
 ///   (unless `RTNH_F_ONLINK`);
-/// - deleting a missing address is `EADDRNOTAVAIL`, a missing route `ESRCH`.
+/// - a link going down loses its IPv6 addresses and the routes through it;
+/// - deleting a missing address is `EADDRNOTAVAIL`, a missing route `ESRCH`, a missing
+///   neighbour `ENOENT`.
 ///
 /// Validation happens before any change, so a failed call changes nothing. The kernel's own
 /// routes (connected prefixes, local table) are not listed.
@@ -268,6 +271,7 @@ impl Netlink for FakeNetlink {
         if let Some(mac) = mac {
             link.mac = mac;
         }
+        let going_down = update.up == Some(false) && link.is_up();
         match update.up {
             Some(true) => link.flags |= UP_FLAGS,
             Some(false) => link.flags &= !UP_FLAGS,
@@ -277,6 +281,14 @@ impl Netlink for FakeNetlink {
             Some(true) => link.flags &= !(libc::IFF_NOARP as u32),
             Some(false) => link.flags |= libc::IFF_NOARP as u32,
             None => {}
+        }
+        if going_down {
+            // As the kernel (with the default keep_addr_on_down=0): a link going down loses
+            // its IPv6 addresses and every route through it.
+            tables
+                .addresses
+                .retain(|a| a.index != index || a.ip.is_ipv4());
+            tables.routes.retain(|r| r.oif != Some(index));
         }
         Ok(())
     }
@@ -293,13 +305,16 @@ impl Netlink for FakeNetlink {
         if addr.prefix_len > max_prefix(addr.ip) {
             return Err(errno(Errno::EINVAL));
         }
-        match tables
-            .addresses
-            .iter_mut()
-            .find(|a| a.index == addr.index && a.ip == addr.ip)
-        {
-            Some(existing) => existing.prefix_len = addr.prefix_len,
-            None => tables.addresses.push(addr.clone()),
+        // As the kernel: an IPv4 address is (link, address, prefix), so the same address with
+        // another prefix is a second one; an IPv6 address is (link, address), and a replace
+        // keeps the prefix it was added with.
+        let exists = tables.addresses.iter().any(|a| {
+            a.index == addr.index
+                && a.ip == addr.ip
+                && (addr.ip.is_ipv6() || a.prefix_len == addr.prefix_len)
+        });
+        if !exists {
+            tables.addresses.push(addr.clone());
         }
         Ok(())
     }
@@ -371,6 +386,24 @@ impl Netlink for FakeNetlink {
             })
             .ok_or_else(|| errno(Errno::ESRCH))?;
         tables.routes.remove(pos);
+        Ok(())
+    }
+
+    async fn neighbours(&self) -> io::Result<Vec<Neighbour>> {
+        self.faults.check(Op::Neighbours)?;
+        Ok(lock(&self.tables).neighbours.clone())
+    }
+
+    async fn del_neighbour(&self, neigh: &Neighbour) -> io::Result<()> {
+        self.faults.check(Op::DelNeighbour)?;
+        let mut tables = lock(&self.tables);
+        tables.link(neigh.index)?;
+        let pos = tables
+            .neighbours
+            .iter()
+            .position(|n| n.index == neigh.index && n.ip == neigh.ip)
+            .ok_or_else(|| errno(Errno::ENOENT))?;
+        tables.neighbours.remove(pos);
         Ok(())
     }
 

@@ -24,6 +24,7 @@ fn route(dest: Option<(&str, u8)>, gateway: Option<&str>, oif: u32) -> Route {
         mtu: 0,
         flags: 0,
         ipv6: false,
+        kernel: false,
     }
 }
 
@@ -143,31 +144,37 @@ async fn addresses_replace_and_delete() {
         ip: ip("10.0.0.2"),
         prefix_len: 24,
     };
-    n.add_address(&addr).await.unwrap();
-    n.add_address(&Address {
+    let wide = Address {
         prefix_len: 16,
         ..addr.clone()
-    })
-    .await
-    .unwrap();
-    assert_eq!(
-        n.addresses().await.unwrap(),
-        [Address {
-            prefix_len: 16,
-            ..addr.clone()
-        }]
-    );
+    };
+    n.add_address(&addr).await.unwrap();
+    n.add_address(&addr).await.expect("adding again replaces");
+    // IPv4, as the kernel: the same address with another prefix is a second address.
+    n.add_address(&wide).await.unwrap();
+    assert_eq!(n.addresses().await.unwrap(), [addr.clone(), wide.clone()]);
+    n.del_address(&addr).await.unwrap();
     assert_eq!(
         errno(n.del_address(&addr).await.unwrap_err()),
         Errno::EADDRNOTAVAIL
     );
-    n.del_address(&Address {
-        prefix_len: 16,
-        ..addr.clone()
+    n.del_address(&wide).await.unwrap();
+    assert!(n.addresses().await.unwrap().is_empty());
+    // IPv6: one address per IP; a replace keeps the prefix it was added with.
+    let v6 = Address {
+        index: eth0,
+        ip: ip("fd00::2"),
+        prefix_len: 64,
+    };
+    n.add_address(&v6).await.unwrap();
+    n.add_address(&Address {
+        prefix_len: 48,
+        ..v6.clone()
     })
     .await
     .unwrap();
-    assert!(n.addresses().await.unwrap().is_empty());
+    assert_eq!(n.addresses().await.unwrap(), std::slice::from_ref(&v6));
+    n.del_address(&v6).await.unwrap();
     let missing = Address {
         index: 42,
         ..addr.clone()
@@ -235,6 +242,7 @@ async fn address_prefix_makes_gateway_reachable() {
     let v6 = Route {
         dest: Some((ip("fd00::"), 64)),
         ipv6: true,
+        kernel: false,
         ..route(None, None, eth0)
     };
     n.add_route(&v6).await.unwrap();
@@ -309,6 +317,7 @@ async fn ipv6_link_local_gateways_and_family_checks() {
     let v6_default = Route {
         gateway: Some(ip("fe80::1")),
         ipv6: true,
+        kernel: false,
         ..route(None, None, eth0)
     };
     // IPv6 routes may use a link that is down, and a link-local gateway needs no prefix.

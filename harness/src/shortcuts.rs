@@ -1,9 +1,10 @@
-//! Shortcuts for the lifecycle RPCs: build the request from ids, call without a deadline
-//! (waits and long polls last as long as they must), return the interesting part of the reply.
+//! Shortcuts for the lifecycle and network RPCs: build the request from ids, call without a
+//! deadline (waits and long polls last as long as they must), return the interesting part of
+//! the reply.
 
 use agent_protos::agent as pb;
 use agent_protos::health::CheckRequest;
-use agent_protos::oci;
+use agent_protos::{oci, types};
 use protobuf::MessageField;
 
 use crate::client::AgentClient;
@@ -135,5 +136,56 @@ impl AgentClient {
     pub async fn destroy_sandbox(&self) -> ttrpc::Result<()> {
         let req = pb::DestroySandboxRequest::default();
         self.agent.destroy_sandbox(ctx(), &req).await.map(drop)
+    }
+
+    /// UpdateInterface: the interface as the agent configured it.
+    pub async fn update_interface(
+        &self,
+        iface: types::Interface,
+    ) -> ttrpc::Result<types::Interface> {
+        let req = pb::UpdateInterfaceRequest {
+            interface: MessageField::some(iface),
+            ..Default::default()
+        };
+        self.agent.update_interface(ctx(), &req).await
+    }
+
+    /// UpdateRoutes: the main table afterwards.
+    pub async fn update_routes(
+        &self,
+        routes: Vec<types::Route>,
+    ) -> ttrpc::Result<Vec<types::Route>> {
+        let req = pb::UpdateRoutesRequest {
+            routes: MessageField::some(pb::Routes {
+                Routes: routes,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Ok(self.agent.update_routes(ctx(), &req).await?.Routes)
+    }
+
+    /// ListInterfaces.
+    pub async fn list_interfaces(&self) -> ttrpc::Result<Vec<types::Interface>> {
+        let req = pb::ListInterfacesRequest::new();
+        Ok(self.agent.list_interfaces(ctx(), &req).await?.Interfaces)
+    }
+
+    /// ListRoutes.
+    pub async fn list_routes(&self) -> ttrpc::Result<Vec<types::Route>> {
+        let req = pb::ListRoutesRequest::new();
+        Ok(self.agent.list_routes(ctx(), &req).await?.Routes)
+    }
+
+    /// AddARPNeighbors.
+    pub async fn add_arp_neighbors(&self, neighbors: Vec<types::ARPNeighbor>) -> ttrpc::Result<()> {
+        let req = pb::AddARPNeighborsRequest {
+            neighbors: MessageField::some(pb::ARPNeighbors {
+                ARPNeighbors: neighbors,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        self.agent.add_arp_neighbors(ctx(), &req).await.map(drop)
     }
 }

@@ -6,16 +6,17 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kata_agent::config::{self, Loaded};
-use kata_agent::host::{CgroupVersion, Host};
+use kata_agent::config::{self, Config, Loaded};
+use kata_agent::host::{CgroupVersion, Host, ServerAddr};
 use kata_agent::linux::{
     LinuxCgroups, LinuxFileTree, LinuxLauncher, LinuxMounter, LinuxSysfs, LinuxSystem,
-    LinuxTransport, NetlinkUevents, ReapMode, RtNetlink,
+    LinuxTransport, NetlinkUevents, ReapMode, RtNetlink, set_core_dumps,
 };
-use kata_agent::logging::{JsonFields, KataJsonFormat};
+use kata_agent::logging::{JsonFields, KataJsonFormat, LOG_BUFFER, LogForwarder};
 use kata_agent::rpc::{self, AGENT_VERSION};
 use kata_agent::{Agent, init};
 use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 const USAGE: &str = "Kata Containers guest agent
 
@@ -120,9 +121,16 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
         init::mount_base(&*mounter, &*sysfs).context("init mounts")?;
     }
     let loaded = load_config(args.config.as_deref());
-    set_up_logging(&loaded);
+    let log_port = log_port(&loaded.config);
+    let forwarder = set_up_logging(&loaded, matches!(log_port, Ok(Some(_))));
     loaded.log_warnings();
     let config = loaded.config;
+    if let Err(warning) = &log_port {
+        tracing::warn!("{warning}");
+    }
+    if let Err(e) = set_core_dumps(config.dev_mode) {
+        tracing::warn!(error = %e, dev_mode = config.dev_mode, "cannot set core dumps");
+    }
     tracing::info!(
         version = AGENT_VERSION,
         init_mode,
@@ -160,6 +168,14 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
     }
 
     let addr = config.server_addr.clone();
+    if let (Some(forwarder), Ok(Some(port))) = (forwarder, log_port) {
+        let serve = forwarder.serve(host.transport.clone(), addr.port_addr(port));
+        tokio::spawn(async move {
+            if let Err(e) = serve.await {
+                tracing::warn!(error = %e, port, "cannot forward the log");
+            }
+        });
+    }
     let agent = Arc::new(Agent::new(config, host));
     let tasks = agent.start();
     let server = rpc::serve(agent.clone(), &addr)
@@ -195,16 +211,46 @@ fn load_config(cli_config: Option<&Path>) -> Loaded {
     )
 }
 
-fn set_up_logging(loaded: &Loaded) {
+/// The log port (`agent.log_vport`), if one is set and usable; an error names a port that
+/// clashes with the agent's own or the debug console's.
+fn log_port(config: &Config) -> Result<Option<u32>, String> {
+    let Some(port) = config.log_vport else {
+        return Ok(None);
+    };
+    let own = match &config.server_addr {
+        ServerAddr::Vsock { port, .. } => *port,
+        _ => ServerAddr::DEFAULT_VSOCK_PORT,
+    };
+    if port == own || Some(port) == config.debug_console_vport {
+        return Err(format!(
+            "agent.log_vport={port} is taken by the agent or the debug console: logging to stdout"
+        ));
+    }
+    Ok(Some(port))
+}
+
+/// Installs the subscriber: JSON lines on stdout, or into a [`LogForwarder`] (returned) when
+/// the log goes to the host. Developer mode logs at debug level at least.
+fn set_up_logging(loaded: &Loaded, forward: bool) -> Option<LogForwarder> {
+    let mut level = loaded.config.log_level.level_filter();
+    if loaded.config.dev_mode {
+        level = level.max(tracing::level_filters::LevelFilter::DEBUG);
+    }
+    let forwarder = forward.then(|| LogForwarder::new(LOG_BUFFER));
+    let writer = match &forwarder {
+        Some(forwarder) => BoxMakeWriter::new(forwarder.clone()),
+        None => BoxMakeWriter::new(std::io::stdout),
+    };
     let subscriber = tracing_subscriber::fmt()
         .event_format(KataJsonFormat::new(AGENT_VERSION))
         .fmt_fields(JsonFields)
-        .with_max_level(loaded.config.log_level.level_filter())
-        .with_writer(std::io::stdout)
+        .with_max_level(level)
+        .with_writer(writer)
         .finish();
     if tracing::subscriber::set_global_default(subscriber).is_err() {
         eprintln!("kata-agent: a log subscriber was already installed");
     }
+    forwarder
 }
 
 /// PID 1 must not exit: flush the disks and power the guest off.

@@ -1,5 +1,5 @@
 //! Finding devices: block disks by PCI path, name, SCSI address or pmem name; PCI devices;
-//! VFIO groups.
+//! NICs; VFIO groups.
 //!
 //! Every lookup goes the same way: a device the watcher already saw is returned at once; a
 //! device already in sysfs (cold-plugged before the agent listened, so possibly never
@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use super::error::DeviceError;
 use super::matchers::{
-    PciDeviceMatcher, PmemMatcher, ScsiBlockMatcher, VfioGroupMatcher, VirtioBlkMmioMatcher,
-    VirtioBlkPciMatcher, is_virtio_dir,
+    NetPciMatcher, PciDeviceMatcher, PmemMatcher, ScsiBlockMatcher, VfioGroupMatcher,
+    VirtioBlkMmioMatcher, VirtioBlkPciMatcher, is_virtio_dir,
 };
 use super::pci::{self, PciDevice, PciPath};
 use super::uevent::Uevent;
@@ -372,4 +372,38 @@ pub async fn vfio_group(ctx: &DeviceContext, group: u32) -> Result<DeviceNode, D
         seen.devname = format!("vfio/{group}");
     }
     node(&*ctx.sysfs, seen, &label)
+}
+
+/// The network interface of the NIC at PCI path `path` (virtio-net under `…/virtioN/net/`, or
+/// a NIC with its own driver, such as a VFIO-assigned one, under `…/net/`), present in sysfs or
+/// announced within the hotplug timeout. Returns its current name, read again from sysfs so a
+/// rename since its uevent is seen.
+pub async fn net_pci(ctx: &DeviceContext, path: &PciPath) -> Result<String, DeviceError> {
+    let pci = pci::resolve(&*ctx.sysfs, path)?;
+    let matcher = NetPciMatcher::new(&pci.devpath);
+    let current = |sysfs: &dyn Sysfs| -> Option<String> {
+        let direct = format!("/sys{}/net", pci.devpath);
+        let virtio = names(sysfs, &format!("/sys{}", pci.devpath))
+            .into_iter()
+            .filter(|n| is_virtio_dir(n))
+            .map(|v| format!("/sys{}/{v}/net", pci.devpath));
+        std::iter::once(direct)
+            .chain(virtio)
+            .find_map(|dir| names(sysfs, &dir).into_iter().next())
+    };
+    let probe = |sysfs: &dyn Sysfs, _: &dyn UeventMatcher| {
+        current(sysfs).map(|name| Seen {
+            devpath: pci.devpath.clone(),
+            devname: name,
+            numbers: None,
+        })
+    };
+    if let Some(name) = probe(&*ctx.sysfs, &matcher).map(|s| s.devname) {
+        return Ok(name);
+    }
+    let event = ctx
+        .watcher
+        .wait_for(Box::new(matcher), ctx.hotplug_timeout)
+        .await?;
+    Ok(current(&*ctx.sysfs).unwrap_or(event.interface))
 }

@@ -18,8 +18,8 @@ pub use error::DeviceError;
 pub use handlers::{AddedDevice, DEVICE_HANDLERS, DeviceAdditions, DeviceRequest, add_devices};
 pub use hotplug::{CpuList, CpusetTarget, mem_hotplug_by_probe, online_cpu_mem};
 pub use lookup::{
-    BlockDevice, DeviceContext, DeviceNode, block_device_node, parse_scsi_address, pci_device,
-    pmem, scsi, vfio_group, virtio_blk_mmio, virtio_blk_pci,
+    BlockDevice, DeviceContext, DeviceNode, block_device_node, net_pci, parse_scsi_address,
+    pci_device, pmem, scsi, vfio_group, virtio_blk_mmio, virtio_blk_pci,
 };
 pub use matchers::{
     ACPI_DEVPATH_PREFIX, NetPciMatcher, PciDeviceMatcher, PmemMatcher, ScsiBlockMatcher,

@@ -38,6 +38,9 @@ pub enum StdioMode {
     Pipes,
     /// A pseudo terminal; the agent keeps the master.
     Pty,
+    /// The guest's console (`/dev/console`) on all three, as the controlling terminal (the
+    /// debug console's shell); the agent keeps nothing. Host processes only.
+    Console,
 }
 
 /// What to run.

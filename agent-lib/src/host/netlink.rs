@@ -74,6 +74,9 @@ pub struct Route {
     pub flags: u32,
     /// Whether this is an IPv6 route.
     pub ipv6: bool,
+    /// Whether the kernel made it (protocol `kernel`: the prefix route of an address, IPv6
+    /// link-local routes). Such routes come and go with addresses; ignored when adding.
+    pub kernel: bool,
 }
 
 /// An ARP/NDP neighbour entry.
@@ -118,8 +121,14 @@ pub trait Netlink: Send + Sync {
     /// Removes a route from the main table.
     async fn del_route(&self, route: &Route) -> io::Result<()>;
 
+    /// Every neighbour entry (IPv4 and IPv6) of every link.
+    async fn neighbours(&self) -> io::Result<Vec<Neighbour>>;
+
     /// Adds (or replaces) a neighbour entry.
     async fn add_neighbour(&self, neigh: &Neighbour) -> io::Result<()>;
+
+    /// Removes the neighbour entry for `neigh.ip` on link `neigh.index`.
+    async fn del_neighbour(&self, neigh: &Neighbour) -> io::Result<()>;
 
     /// The link called `name`.
     async fn link_by_name(&self, name: &str) -> io::Result<Link> {

@@ -47,6 +47,22 @@ impl ServerAddr {
             port,
         }
     }
+
+    /// Where the agent's other vsock port `port` (debug console, logs, passfd) is served
+    /// next to this address: the same CID on vsock; outside a VM, on a unix socket, the path
+    /// (or abstract name) followed by `_<port>`, the way Firecracker and Cloud Hypervisor
+    /// name a hybrid-vsock port's socket.
+    pub fn port_addr(&self, port: u32) -> ServerAddr {
+        match self {
+            ServerAddr::Vsock { cid, .. } => ServerAddr::Vsock { cid: *cid, port },
+            ServerAddr::Unix(path) => {
+                let mut name = path.clone().into_os_string();
+                name.push(format!("_{port}"));
+                ServerAddr::Unix(name.into())
+            }
+            ServerAddr::UnixAbstract(name) => ServerAddr::UnixAbstract(format!("{name}_{port}")),
+        }
+    }
 }
 
 impl Default for ServerAddr {

@@ -17,6 +17,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -143,12 +144,28 @@ impl Core {
         }
 
         let mut parent = ParentEnds::default();
-        let pty = request.stdio == StdioMode::Pty;
+        let tty = match request.stdio {
+            StdioMode::Pty => Some(Ctty::Own),
+            StdioMode::Console => Some(Ctty::Steal),
+            StdioMode::Null | StdioMode::Pipes => None,
+        };
         match request.stdio {
             StdioMode::Null => {
                 cmd.stdin(Stdio::null())
                     .stdout(Stdio::null())
                     .stderr(Stdio::null());
+            }
+            StdioMode::Console => {
+                let console = OwnedFd::from(
+                    std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+                        .open("/dev/console")?,
+                );
+                cmd.stdin(console.try_clone()?)
+                    .stdout(console.try_clone()?)
+                    .stderr(console);
             }
             StdioMode::Pipes => {
                 let (stdin_r, stdin_w) = cloexec_pipe()?;
@@ -172,7 +189,7 @@ impl Core {
             }
         }
 
-        let setup = ChildSetup::new(request, pty)?;
+        let setup = ChildSetup::new(request, tty)?;
         // SAFETY: the closure only makes async-signal-safe system calls on data prepared above,
         // and allocates nothing (see `ChildSetup::run`).
         unsafe {
@@ -294,6 +311,7 @@ fn container_stdio(request: &LaunchRequest) -> io::Result<(ParentEnds, ChildStdi
             parent.pty_master = Some(master);
             [slave.try_clone()?, slave.try_clone()?, slave]
         }
+        StdioMode::Console => return Err(invalid("the console is for host processes only")),
     };
     Ok((parent, child))
 }
@@ -322,10 +340,19 @@ fn set_pipe_size(fd: &OwnedFd, size: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// How a host process gets its controlling terminal (fd 0 after `setsid`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ctty {
+    /// Its own pty's slave.
+    Own,
+    /// The console, taken from whichever session holds it (`TIOCSCTTY` with 1, as root).
+    Steal,
+}
+
 /// Everything the child does between fork and exec, prepared in the parent so that the child
 /// neither allocates nor takes a lock.
 struct ChildSetup {
-    pty: bool,
+    tty: Option<Ctty>,
     /// Whether to call setgroups: always when privileged; otherwise only if groups were asked
     /// for (an unprivileged agent cannot drop its groups, and fails loudly if asked to set some).
     set_groups: bool,
@@ -336,7 +363,7 @@ struct ChildSetup {
 }
 
 impl ChildSetup {
-    fn new(request: &LaunchRequest, pty: bool) -> io::Result<Self> {
+    fn new(request: &LaunchRequest, tty: Option<Ctty>) -> io::Result<Self> {
         let spec = &request.process;
         let cwd = if spec.cwd.as_os_str().is_empty() {
             CString::from(c"/")
@@ -347,7 +374,7 @@ impl ChildSetup {
         // SAFETY: geteuid has no preconditions.
         let privileged = unsafe { libc::geteuid() } == 0;
         Ok(ChildSetup {
-            pty,
+            tty,
             set_groups: privileged || !spec.additional_gids.is_empty(),
             groups: spec.additional_gids.clone(),
             uid: spec.uid,
@@ -365,7 +392,14 @@ impl ChildSetup {
             if libc::setsid() < 0 {
                 return Err(io::Error::last_os_error());
             }
-            if self.pty && libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            let steal = match self.tty {
+                Some(Ctty::Own) => Some(0),
+                Some(Ctty::Steal) => Some(1),
+                None => None,
+            };
+            if let Some(steal) = steal
+                && libc::ioctl(0, libc::TIOCSCTTY, steal) < 0
+            {
                 return Err(io::Error::last_os_error());
             }
             if self.set_groups && libc::setgroups(self.groups.len(), self.groups.as_ptr()) < 0 {

@@ -7,6 +7,7 @@
 
 mod cgroups;
 mod container;
+mod core_dumps;
 mod file_tree;
 mod launcher;
 mod mounter;
@@ -24,6 +25,7 @@ mod test_support;
 
 pub use cgroups::{LinuxCgroups, detect_version};
 pub use container::{HELPER_ARG, SetupError, run_if_helper};
+pub use core_dumps::set_core_dumps;
 pub use file_tree::LinuxFileTree;
 pub use launcher::LinuxLauncher;
 pub use mounter::LinuxMounter;

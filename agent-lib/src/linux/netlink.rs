@@ -8,7 +8,9 @@ use futures::TryStreamExt;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::packet_route::link::{LinkAttribute, LinkInfo, LinkMessage};
-use rtnetlink::packet_route::neighbour::{NeighbourFlags, NeighbourState};
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
+};
 use rtnetlink::packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteMetric,
     RouteProtocol, RouteScope, RouteType,
@@ -185,6 +187,7 @@ fn route_from_message(msg: &RouteMessage) -> Route {
         mtu: 0,
         flags: msg.header.flags.bits(),
         ipv6: msg.header.address_family == AddressFamily::Inet6,
+        kernel: msg.header.protocol == RouteProtocol::Kernel,
     };
     for attr in &msg.attributes {
         match attr {
@@ -205,6 +208,25 @@ fn route_from_message(msg: &RouteMessage) -> Route {
         }
     }
     route
+}
+
+fn neighbour_from_message(msg: &NeighbourMessage) -> Option<Neighbour> {
+    let ip = msg.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => Some(IpAddr::V4(*ip)),
+        NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => Some(IpAddr::V6(*ip)),
+        _ => None,
+    })?;
+    let lladdr = msg.attributes.iter().find_map(|a| match a {
+        NeighbourAttribute::LinkLayerAddress(mac) if !mac.is_empty() => Some(format_mac(mac)),
+        _ => None,
+    });
+    Some(Neighbour {
+        index: msg.header.ifindex,
+        ip,
+        lladdr,
+        state: u16::from(msg.header.state),
+        flags: msg.header.flags.bits(),
+    })
 }
 
 /// Checks that `ip` belongs to the route's family.
@@ -390,6 +412,39 @@ impl Netlink for RtNetlink {
         tracing::debug!(?route, "delete route");
         let msg = route_message(route, true)?;
         self.handle.route().del(msg).execute().await.map_err(nl_err)
+    }
+
+    async fn neighbours(&self) -> io::Result<Vec<Neighbour>> {
+        let messages: Vec<NeighbourMessage> = self
+            .handle
+            .neighbours()
+            .get()
+            .execute()
+            .try_collect()
+            .await
+            .map_err(nl_err)?;
+        Ok(messages.iter().filter_map(neighbour_from_message).collect())
+    }
+
+    async fn del_neighbour(&self, neigh: &Neighbour) -> io::Result<()> {
+        tracing::debug!(?neigh, "delete neighbour");
+        let mut msg = NeighbourMessage::default();
+        msg.header.family = match neigh.ip {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        };
+        msg.header.ifindex = neigh.index;
+        msg.attributes
+            .push(NeighbourAttribute::Destination(match neigh.ip {
+                IpAddr::V4(ip) => NeighbourAddress::Inet(ip),
+                IpAddr::V6(ip) => NeighbourAddress::Inet6(ip),
+            }));
+        self.handle
+            .neighbours()
+            .del(msg)
+            .execute()
+            .await
+            .map_err(nl_err)
     }
 
     async fn add_neighbour(&self, neigh: &Neighbour) -> io::Result<()> {

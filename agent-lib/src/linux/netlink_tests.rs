@@ -57,6 +57,7 @@ fn route_messages_carry_the_route() {
         mtu: 1400,
         flags: 0x4 | 0x10, // RTNH_F_ONLINK | RTNH_F_LINKDOWN
         ipv6: false,
+        kernel: false,
     };
     let msg = route_message(&route, false).unwrap();
     assert_eq!(msg.header.table, RouteHeader::RT_TABLE_MAIN);
@@ -89,6 +90,7 @@ fn route_messages_carry_the_route() {
         mtu: 0,
         flags: 0,
         ipv6: true,
+        kernel: false,
     };
     let msg = route_message(&default_v6, false).unwrap();
     assert_eq!(msg.header.address_family, AddressFamily::Inet6);
@@ -106,6 +108,7 @@ fn route_messages_reject_mixed_families_and_long_prefixes() {
         mtu: 0,
         flags: 0,
         ipv6: true,
+        kernel: false,
     };
     assert_eq!(
         route_message(&v4_gw, false).unwrap_err().kind(),
@@ -114,6 +117,7 @@ fn route_messages_reject_mixed_families_and_long_prefixes() {
     let long = Route {
         dest: Some((IpAddr::V4(Ipv4Addr::new(10, 0, 0, 0)), 33)),
         ipv6: false,
+        kernel: false,
         ..v4_gw
     };
     assert_eq!(
@@ -240,6 +244,7 @@ fn links_addresses_routes_and_neighbours() {
             mtu: 1300,
             flags: 0,
             ipv6: false,
+            kernel: false,
         };
         let default = Route {
             dest: None,
@@ -250,6 +255,7 @@ fn links_addresses_routes_and_neighbours() {
             mtu: 0,
             flags: 0,
             ipv6: false,
+            kernel: false,
         };
         let onlink = Route {
             dest: Some(("203.0.113.0".parse().unwrap(), 24)),
@@ -260,6 +266,7 @@ fn links_addresses_routes_and_neighbours() {
             mtu: 0,
             flags: 0,
             ipv6: false,
+            kernel: false,
         };
         for r in [&net, &default, &onlink] {
             nl.add_route(r).await.unwrap();
@@ -298,11 +305,11 @@ fn links_addresses_routes_and_neighbours() {
         nl.add_neighbour(&v6_neigh).await.unwrap();
         let entries = neighbours(&nl, idx).await;
         assert!(
-            entries.contains(&(neigh.ip, 0x80, Some(vec![2, 0, 0, 0, 0, 0xfe]))),
+            entries.contains(&(neigh.ip, 0x80, Some("02:00:00:00:00:fe".into()))),
             "{entries:?}"
         );
         assert!(
-            entries.contains(&(v6_neigh.ip, 0x02, Some(vec![2, 0, 0, 0, 0, 0xfd]))),
+            entries.contains(&(v6_neigh.ip, 0x02, Some("02:00:00:00:00:fd".into()))),
             "{entries:?}"
         );
         // A permanent entry needs a hardware address: the kernel's EINVAL comes back as is.
@@ -313,6 +320,11 @@ fn links_addresses_routes_and_neighbours() {
         };
         let err = nl.add_neighbour(&no_lladdr).await.unwrap_err();
         assert_eq!(err.raw_os_error(), Some(libc::EINVAL), "{err:?}");
+        nl.del_neighbour(&v6_neigh).await.unwrap();
+        let entries = neighbours(&nl, idx).await;
+        assert!(!entries.iter().any(|e| e.0 == v6_neigh.ip), "{entries:?}");
+        let err = nl.del_neighbour(&v6_neigh).await.unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{err:?}");
 
         for r in [&onlink, &default, &net] {
             nl.del_route(r).await.unwrap();
@@ -350,35 +362,12 @@ fn links_addresses_routes_and_neighbours() {
 }
 
 /// The neighbour entries of link `index`: (ip, NUD state, lladdr).
-async fn neighbours(nl: &RtNetlink, index: u32) -> Vec<(IpAddr, u16, Option<Vec<u8>>)> {
-    use futures::TryStreamExt;
-    use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute};
-    let messages: Vec<_> = nl
-        .handle()
-        .neighbours()
-        .get()
-        .execute()
-        .try_collect()
+async fn neighbours(nl: &RtNetlink, index: u32) -> Vec<(IpAddr, u16, Option<String>)> {
+    nl.neighbours()
         .await
-        .unwrap();
-    messages
-        .iter()
-        .filter(|m| m.header.ifindex == index)
-        .filter_map(|m| {
-            let ip = m.attributes.iter().find_map(|a| match a {
-                NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)) => {
-                    Some(IpAddr::V4(*ip))
-                }
-                NeighbourAttribute::Destination(NeighbourAddress::Inet6(ip)) => {
-                    Some(IpAddr::V6(*ip))
-                }
-                _ => None,
-            })?;
-            let lladdr = m.attributes.iter().find_map(|a| match a {
-                NeighbourAttribute::LinkLayerAddress(mac) => Some(mac.clone()),
-                _ => None,
-            });
-            Some((ip, u16::from(m.header.state), lladdr))
-        })
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.index == index)
+        .map(|n| (n.ip, n.state, n.lladdr))
         .collect()
 }

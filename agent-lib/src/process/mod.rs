@@ -5,6 +5,7 @@
 //! exit report) and its [`Stdio`], each stream behind its own lock. Nothing here locks more than
 //! one process, so a slow read never delays a signal or another process.
 
+mod command;
 mod error;
 mod spec;
 mod stdio;
@@ -14,6 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+pub use command::{Command, CommandError, CommandOutput, HELPER_PATH, find_program};
 pub use error::ProcessError;
 pub use spec::launch_spec;
 pub use stdio::{MAX_READ, Output, Stdio};
@@ -96,6 +98,19 @@ impl Process {
             Ok(status) => status.unwrap_or(ExitStatus::Exited(255)),
             // The sender only goes away after sending.
             Err(_) => self.exit_status().unwrap_or(ExitStatus::Exited(255)),
+        }
+    }
+
+    /// A future resolving with its exit that keeps neither the process nor its streams: the
+    /// caller can drop the process (closing its pty or pipes) and still learn how it ended.
+    pub fn exit_watch(&self) -> impl Future<Output = ExitStatus> + Send + 'static {
+        let mut rx = self.exit.clone();
+        async move {
+            match rx.wait_for(Option::is_some).await {
+                Ok(status) => status.unwrap_or(ExitStatus::Exited(255)),
+                // The sender only goes away after sending.
+                Err(_) => ExitStatus::Exited(255),
+            }
         }
     }
 

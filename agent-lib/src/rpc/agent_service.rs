@@ -9,7 +9,6 @@ use agent_protos::{agent, csi, types};
 use async_trait::async_trait;
 use ttrpc::r#async::TtrpcContext;
 
-use super::error::not_implemented;
 use crate::Agent;
 
 /// Serves `grpc.AgentService` for one [`Agent`].
@@ -174,17 +173,17 @@ impl AgentService for AgentRpc {
     async fn update_interface(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::UpdateInterfaceRequest,
+        req: agent::UpdateInterfaceRequest,
     ) -> ttrpc::Result<types::Interface> {
-        Err(not_implemented("UpdateInterface"))
+        super::network::update_interface(&self.agent, req).await
     }
 
     async fn update_routes(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::UpdateRoutesRequest,
+        req: agent::UpdateRoutesRequest,
     ) -> ttrpc::Result<agent::Routes> {
-        Err(not_implemented("UpdateRoutes"))
+        super::network::update_routes(&self.agent, req).await
     }
 
     async fn list_interfaces(
@@ -192,7 +191,7 @@ impl AgentService for AgentRpc {
         _ctx: &TtrpcContext,
         _req: agent::ListInterfacesRequest,
     ) -> ttrpc::Result<agent::Interfaces> {
-        Err(not_implemented("ListInterfaces"))
+        super::network::list_interfaces(&self.agent).await
     }
 
     async fn list_routes(
@@ -200,31 +199,31 @@ impl AgentService for AgentRpc {
         _ctx: &TtrpcContext,
         _req: agent::ListRoutesRequest,
     ) -> ttrpc::Result<agent::Routes> {
-        Err(not_implemented("ListRoutes"))
+        super::network::list_routes(&self.agent).await
     }
 
     async fn add_arp_neighbors(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::AddARPNeighborsRequest,
+        req: agent::AddARPNeighborsRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("AddARPNeighbors"))
+        super::network::add_arp_neighbors(&self.agent, req).await
     }
 
     async fn get_ip_tables(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::GetIPTablesRequest,
+        req: agent::GetIPTablesRequest,
     ) -> ttrpc::Result<agent::GetIPTablesResponse> {
-        Err(not_implemented("GetIPTables"))
+        super::network::get_ip_tables(&self.agent, req).await
     }
 
     async fn set_ip_tables(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::SetIPTablesRequest,
+        req: agent::SetIPTablesRequest,
     ) -> ttrpc::Result<agent::SetIPTablesResponse> {
-        Err(not_implemented("SetIPTables"))
+        super::network::set_ip_tables(&self.agent, req).await
     }
 
     async fn get_metrics(

@@ -7,16 +7,6 @@ pub(crate) fn status(code: Code, message: impl Into<String>) -> Error {
     Error::RpcStatus(ttrpc::get_status(code, message.into()))
 }
 
-/// The answer of an RPC this agent does not serve (yet).
-///
-/// `UNIMPLEMENTED` is what Kata's runtime treats as "older agent" and tolerates where it can.
-pub(crate) fn not_implemented(method: &str) -> Error {
-    status(
-        Code::UNIMPLEMENTED,
-        format!("grpc.AgentService/{method} is not implemented by this agent"),
-    )
-}
-
 /// The status of a failed device lookup, device handler or hotplug request: a malformed
 /// request is `INVALID_ARGUMENT`, a device that did not appear in time `DEADLINE_EXCEEDED`,
 /// anything else `INTERNAL`. The message carries the whole error chain.
@@ -149,4 +139,20 @@ pub(crate) fn guest_error(err: &crate::guest::GuestError) -> Error {
 /// The status of a wire spec that does not convert: `INVALID_ARGUMENT`.
 pub(crate) fn oci_error(err: &super::oci::OciError) -> Error {
     status(Code::INVALID_ARGUMENT, err.to_string())
+}
+
+/// The status of a failed network RPC: bad input `INVALID_ARGUMENT`, an unknown link
+/// `NOT_FOUND` (its message starts with "Link not found", which the Kata runtime retries on),
+/// a NIC that did not appear in time `DEADLINE_EXCEEDED`, a missing iptables program
+/// `FAILED_PRECONDITION`, anything else `INTERNAL`.
+pub(crate) fn network_error(err: &crate::network::NetworkError) -> Error {
+    use crate::network::NetworkError as E;
+    let code = match err {
+        e if e.is_invalid_input() => Code::INVALID_ARGUMENT,
+        E::LinkNotFound(_) => Code::NOT_FOUND,
+        E::Device { source, .. } if source.is_timeout() => Code::DEADLINE_EXCEEDED,
+        E::MissingProgram { .. } => Code::FAILED_PRECONDITION,
+        _ => Code::INTERNAL,
+    };
+    status(code, chain(err))
 }

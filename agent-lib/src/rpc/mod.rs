@@ -12,6 +12,7 @@ mod frame_guard;
 mod guest;
 mod guest_hotplug;
 mod health;
+pub mod network;
 pub mod oci;
 mod process;
 mod sandbox;

@@ -3,7 +3,7 @@
 use std::io;
 
 use crate::attach::AttachError;
-use crate::process::ProcessError;
+use crate::process::CommandError;
 
 /// Why CreateSandbox or DestroySandbox failed; each variant names the failed step.
 #[derive(Debug, thiserror::Error)]
@@ -31,14 +31,14 @@ pub enum SandboxError {
         /// How modprobe ended and what it said.
         reason: String,
     },
-    /// modprobe's output could not be collected.
-    #[error("loading kernel module {module} failed")]
+    /// modprobe could not be started, its output could not be collected, or it hung.
+    #[error("loading kernel module {module} failed: modprobe")]
     ModuleIo {
         /// The module.
         module: String,
         /// Why.
         #[source]
-        source: ProcessError,
+        source: CommandError,
     },
     /// /etc/resolv.conf is a directory, so the sandbox DNS cannot be bound over it.
     #[error("/etc/resolv.conf is a directory")]

@@ -11,6 +11,9 @@ use super::expect::{subset, to_json};
 use super::format::Checks;
 use super::vm::GuestVm;
 
+/// `IFF_NOARP`.
+const IFF_NOARP: u32 = 0x80;
+
 /// Picks a device whose devpath contains a substring.
 struct DevpathContains(String);
 
@@ -23,6 +26,60 @@ impl std::fmt::Display for DevpathContains {
 impl UeventMatcher for DevpathContains {
     fn matches(&self, event: &Uevent) -> bool {
         event.devpath.contains(&self.0)
+    }
+}
+
+/// Links (with their addresses), the main routing table and neighbour entries.
+fn check_network(r: &mut Report, vm: &GuestVm, checks: &Checks) {
+    let net = vm.fake.netlink.snapshot();
+    for (name, want) in &checks.net_links {
+        let got = net.links.iter().find(|l| &l.name == name).map(|l| {
+            let addresses: Vec<String> = net
+                .addresses
+                .iter()
+                .filter(|a| a.index == l.index)
+                .map(|a| format!("{}/{}", a.ip, a.prefix_len))
+                .collect();
+            let noarp = l.flags & IFF_NOARP != 0;
+            json!({"index": l.index, "mac": l.mac, "mtu": l.mtu, "up": l.is_up(),
+                   "noarp": noarp, "addresses": addresses})
+        });
+        r.subset(&format!("link {name}"), want, got);
+    }
+    let link_name = |index: u32| {
+        net.links
+            .iter()
+            .find(|l| l.index == index)
+            .map_or(format!("#{index}"), |l| l.name.clone())
+    };
+    if let Some(want) = &checks.net_routes {
+        let got: Vec<String> = net
+            .routes
+            .iter()
+            .map(|rt| {
+                let mut line = rt
+                    .dest
+                    .map_or("default".to_owned(), |(ip, len)| format!("{ip}/{len}"));
+                if let Some(gw) = rt.gateway {
+                    line.push_str(&format!(" via {gw}"));
+                }
+                if let Some(oif) = rt.oif {
+                    line.push_str(&format!(" dev {}", link_name(oif)));
+                }
+                line
+            })
+            .collect();
+        r.check(&got == want, || {
+            format!("routes: expected {want:?}, got {got:?}")
+        });
+    }
+    for (ip, want) in &checks.net_neighbours {
+        let got = net
+            .neighbours
+            .iter()
+            .find(|n| n.ip.to_string() == *ip)
+            .map(|n| json!({"link": link_name(n.index), "lladdr": n.lladdr, "state": n.state}));
+        r.subset(&format!("neighbour {ip}"), want, got);
     }
 }
 
@@ -157,15 +214,7 @@ pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
             format!("guest RAM not accessible: {probe:?}")
         });
     }
-    let net = vm.fake.netlink.snapshot();
-    for (name, want) in &checks.net_links {
-        let got = net
-            .links
-            .iter()
-            .find(|l| &l.name == name)
-            .map(|l| json!({"index": l.index, "mac": l.mac, "mtu": l.mtu, "up": l.is_up()}));
-        r.subset(&format!("link {name}"), want, got);
-    }
+    check_network(&mut r, vm, checks);
     let mounts = vm.fake.mounter.table();
     for (target, want) in &checks.mounts {
         let got = mounts

@@ -219,9 +219,17 @@ pub struct Checks {
     /// Guest RAM.
     #[serde(default)]
     pub memory: Option<MemoryCheck>,
-    /// Network links by name: a subset of `{index, mac, mtu, up}`, or null for absent.
+    /// Network links by name: a subset of `{index, mac, mtu, up, noarp, addresses}`
+    /// (addresses as `ip/prefix`), or null for absent.
     #[serde(default)]
     pub net_links: BTreeMap<String, Option<Value>>,
+    /// The whole main routing table, in order: `dest [via gateway] [dev name]` lines
+    /// (`default` for the default route).
+    #[serde(default)]
+    pub net_routes: Option<Vec<String>>,
+    /// Neighbour entries by IP: a subset of `{link, lladdr, state}`, or null for absent.
+    #[serde(default)]
+    pub net_neighbours: BTreeMap<String, Option<Value>>,
     /// Mounts by target: a subset of `{source, fstype, options}`, or null for absent.
     #[serde(default)]
     pub mounts: BTreeMap<String, Option<Value>>,

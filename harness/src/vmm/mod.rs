@@ -122,6 +122,8 @@ fn base_tree(seq: &mut Seq) {
     seq.file("/sys/bus/pci/drivers_probe", "")
         .file("/sys/bus/pci/rescan", "")
         .file("/etc/resolv.conf", "")
+        .file("/proc/sys/net/ipv6/conf/all/disable_ipv6", "0")
+        .file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "0")
         .dir("/run")
         .link("/sys/class/net/lo", "../../devices/virtual/net/lo")
         .node("/dev/vfio/vfio", NodeKind::CharDevice, 10, 196)

@@ -10,6 +10,7 @@ use crate::config::Config;
 use crate::console::{ConsoleMode, SHELLS, console_mode, find_shell, serve_console, serve_port};
 use crate::container::Containers;
 use crate::device::{DeviceContext, DeviceWatcher, watch_uevents};
+use crate::guest::Guest;
 use crate::host::Host;
 use crate::network::Network;
 use crate::sandbox::Sandbox;
@@ -28,6 +29,7 @@ pub struct Agent {
     sandbox: Arc<Sandbox>,
     containers: Arc<Containers>,
     network: Arc<Network>,
+    guest: Guest,
     stop: watch::Sender<bool>,
 }
 
@@ -56,6 +58,7 @@ impl Agent {
             config.container_pipe_size.unwrap_or(0),
         ));
         let network = Arc::new(Network::new(host.clone(), device_ctx.clone()));
+        let guest = Guest::new(config.mem_agent.clone());
         Agent {
             config,
             host,
@@ -65,12 +68,13 @@ impl Agent {
             sandbox,
             containers,
             network,
+            guest,
             stop,
         }
     }
 
-    /// Spawns the background tasks on the current tokio runtime: the uevent loop. They end
-    /// when a stop is requested.
+    /// Spawns the background tasks on the current tokio runtime: the uevent loop and, when
+    /// enabled, the mem-agent. They end when a stop is requested.
     pub fn start(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
         let uevents = {
             let source = self.host.uevents.clone();
@@ -86,7 +90,20 @@ impl Agent {
         };
         let mut tasks = vec![uevents];
         tasks.extend(self.start_console());
+        tasks.extend(self.start_mem_agent());
         tasks
+    }
+
+    /// The mem-agent, when `agent.mem_agent_enable` was set.
+    fn start_mem_agent(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        let mem_agent = self.guest.mem_agent().ok()?.clone();
+        let agent = self.clone();
+        Some(tokio::spawn(async move {
+            tokio::select! {
+                () = mem_agent.run(agent.host.clone()) => {}
+                () = agent.stopped() => {}
+            }
+        }))
     }
 
     /// The debug console the configuration asks for, if a shell is there.
@@ -163,6 +180,11 @@ impl Agent {
     /// The guest's interfaces, routes, neighbours and packet filter.
     pub fn network(&self) -> &Arc<Network> {
         &self.network
+    }
+
+    /// The guest services' state: metrics, mem-agent.
+    pub fn guest(&self) -> &Guest {
+        &self.guest
     }
 
     /// Asks whoever runs the agent to stop it (DestroySandbox).

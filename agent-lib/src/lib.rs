@@ -10,6 +10,7 @@ pub mod config;
 pub mod console;
 pub mod container;
 pub mod device;
+pub mod guest;
 pub mod host;
 pub mod init;
 pub mod linux;

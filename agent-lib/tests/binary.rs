@@ -185,11 +185,14 @@ fn unknown_methods_and_unimplemented_rpcs_get_clear_errors() {
         assert_eq!(status_code(&err), ttrpc::Code::UNIMPLEMENTED, "{err:?}");
         let err = raw_call(&client, "grpc.NoSuchService", "Check").await;
         assert_eq!(status_code(&err), ttrpc::Code::INVALID_ARGUMENT, "{err:?}");
-        // A real RPC this agent does not serve yet answers UNIMPLEMENTED with its name, never a
-        // hang or a dropped connection.
+        // A real RPC this build does not serve (SetPolicy, as Kata without agent-policy)
+        // answers NOT_FOUND with its name, never a hang or a dropped connection.
         let err = raw_call(&client, "grpc.AgentService", "SetPolicy").await;
-        assert_eq!(status_code(&err), ttrpc::Code::UNIMPLEMENTED, "{err:?}");
-        assert!(err.to_string().contains("SetPolicy"), "{err}");
+        assert_eq!(status_code(&err), ttrpc::Code::NOT_FOUND, "{err:?}");
+        assert!(
+            err.to_string().contains("SetPolicy is not supported"),
+            "{err}"
+        );
         // The same connection still serves after errors.
         let health = HealthClient::new(client);
         let resp = health

@@ -102,13 +102,19 @@ pub enum Op {
     Neighbours,
     /// `Netlink::del_neighbour`.
     DelNeighbour,
+    /// `System::reseed_random`.
+    Reseed,
+    /// `FileTree::open_base`, `TreeDir::walk`, `TreeDir::open_file`.
+    FilesOpen,
+    /// Every change through the `FileTree` seam: writes, links, removals, renames, attributes.
+    FilesWrite,
     /// `Transport::dial`.
     Dial,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 46] = [
+    pub const ALL: [Op; 49] = [
         Op::Mount,
         Op::Umount,
         Op::Mounts,
@@ -154,6 +160,9 @@ impl Op {
         Op::SysfsSymlink,
         Op::Neighbours,
         Op::DelNeighbour,
+        Op::Reseed,
+        Op::FilesOpen,
+        Op::FilesWrite,
         Op::Dial,
     ];
 }

@@ -8,8 +8,8 @@ use kata_agent::host::{CgroupVersion, Host};
 
 use crate::faults::{Faults, lock};
 use crate::{
-    FakeCgroups, FakeLauncher, FakeMount, FakeMounter, FakeNetlink, FakeSysfs, FakeSystem,
-    FakeTransport, FakeUevents, LaunchRecord,
+    FakeCgroups, FakeFileTree, FakeLauncher, FakeMount, FakeMounter, FakeNetlink, FakeSysfs,
+    FakeSystem, FakeTransport, FakeUevents, LaunchRecord,
 };
 
 /// What existed when the baseline was taken.
@@ -94,8 +94,10 @@ pub struct FakeHost {
     pub launcher: Arc<FakeLauncher>,
     /// /sys, /dev and /proc.
     pub sysfs: Arc<FakeSysfs>,
-    /// Hostname, swap, filesystem usage, clock.
+    /// Hostname, swap, filesystem usage, clock, entropy.
     pub system: Arc<FakeSystem>,
+    /// Files beneath base directories, on the `sysfs` tree.
+    pub files: Arc<FakeFileTree>,
     baseline: Mutex<Baseline>,
 }
 
@@ -120,6 +122,8 @@ impl FakeHost {
         launcher.on_exit(move |pid, _| exited.process_exited(pid));
         let mounter = Arc::new(FakeMounter::new(faults.clone()));
         let system = Arc::new(FakeSystem::with_mounter(faults.clone(), mounter.clone()));
+        let sysfs = Arc::new(FakeSysfs::new(faults.clone()));
+        let files = Arc::new(FakeFileTree::new(faults.clone(), sysfs.clone()));
         let host = FakeHost {
             mounter,
             netlink: Arc::new(FakeNetlink::new(faults.clone())),
@@ -127,8 +131,9 @@ impl FakeHost {
             cgroups,
             transport: Arc::new(FakeTransport::new(faults.clone())),
             launcher,
-            sysfs: Arc::new(FakeSysfs::new(faults.clone())),
+            sysfs,
             system,
+            files,
             faults,
             baseline: Mutex::default(),
         };
@@ -147,6 +152,7 @@ impl FakeHost {
             launcher: self.launcher.clone(),
             sysfs: self.sysfs.clone(),
             system: self.system.clone(),
+            files: self.files.clone(),
         }
     }
 

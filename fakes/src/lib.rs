@@ -29,6 +29,7 @@
 
 mod cgroups;
 mod faults;
+mod file_tree;
 mod host;
 mod launcher;
 mod mounter;
@@ -41,6 +42,7 @@ mod uevent;
 
 pub use cgroups::{CgroupState, FakeCgroups, StatsHold};
 pub use faults::{FaultPoint, Faults, Op};
+pub use file_tree::FakeFileTree;
 pub use host::{FakeHost, Leftovers};
 pub use launcher::{ExitHook, FIRST_PID, FakeLauncher, LaunchRecord};
 pub use mounter::{FakeMount, FakeMounter};

@@ -308,8 +308,9 @@ impl FakeSysfs {
         lock(&self.tree).create(path.as_ref(), Node::Symlink(target.into()))
     }
 
-    /// Creates a device node (`kind` is [`NodeKind::BlockDevice`] or [`NodeKind::CharDevice`],
-    /// else `EINVAL`) at `path`, creating missing parents.
+    /// Creates a device node (`kind` is [`NodeKind::BlockDevice`] or [`NodeKind::CharDevice`])
+    /// or a fifo ([`NodeKind::Other`], numbers ignored) at `path`, creating missing parents;
+    /// another kind is `EINVAL`.
     pub fn mknod(
         &self,
         path: impl AsRef<Path>,
@@ -317,10 +318,31 @@ impl FakeSysfs {
         major: u64,
         minor: u64,
     ) -> io::Result<()> {
-        if !matches!(kind, NodeKind::BlockDevice | NodeKind::CharDevice) {
+        if !matches!(
+            kind,
+            NodeKind::BlockDevice | NodeKind::CharDevice | NodeKind::Other
+        ) {
             return Err(errno(Errno::EINVAL));
         }
         lock(&self.tree).create(path.as_ref(), Node::Device { kind, major, minor })
+    }
+
+    /// Sets the owner and permission bits (`0o7777`) of `path` itself (a final link is not
+    /// followed).
+    pub fn set_meta(
+        &self,
+        path: impl AsRef<Path>,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    ) -> io::Result<()> {
+        let mut tree = lock(&self.tree);
+        let (physical, _) = tree.node(path.as_ref(), false)?;
+        let attrs = tree.attrs.entry(physical).or_default();
+        attrs.uid = uid;
+        attrs.gid = gid;
+        attrs.mode = Some(mode & 0o7777);
+        Ok(())
     }
 
     /// Removes `path` and everything under it; a link is removed, not followed.

@@ -17,11 +17,14 @@ struct State {
     swaps: Vec<PathBuf>,
     filesystems: BTreeMap<PathBuf, FsStats>,
     time: Option<(i64, i64)>,
+    seeded: Vec<Vec<u8>>,
+    pid: u32,
     pinned: Vec<(NamespaceKind, Option<String>, PathBuf)>,
 }
 
-/// The guest's hostname, active swap areas, filesystem usage (set by the test per mount point)
-/// and the last clock setting.
+/// The guest's hostname, active swap areas, filesystem usage (set by the test per mount point),
+/// the last clock setting, the entropy fed to the kernel and the agent's pid (1 by default: the
+/// agent is the guest's init).
 ///
 /// [`System::pin_namespace`] records the namespace and, when the fake is linked to a
 /// [`FakeMounter`] ([`FakeSystem::with_mounter`], as a [`crate::FakeHost`] does), adds an `nsfs`
@@ -35,10 +38,11 @@ pub struct FakeSystem {
 }
 
 impl FakeSystem {
-    /// Hostname `localhost`, no swap, no filesystems.
+    /// Hostname `localhost`, no swap, no filesystems, pid 1.
     pub fn new(faults: Faults) -> Self {
         let state = State {
             hostname: "localhost".into(),
+            pid: 1,
             ..State::default()
         };
         FakeSystem {
@@ -77,6 +81,16 @@ impl FakeSystem {
         lock(&self.state)
             .filesystems
             .insert(mount_point.into(), stats);
+    }
+
+    /// Every [`System::reseed_random`] data, in order.
+    pub fn seeded(&self) -> Vec<Vec<u8>> {
+        lock(&self.state).seeded.clone()
+    }
+
+    /// Sets the pid [`System::process_id`] reports.
+    pub fn set_pid(&self, pid: u32) {
+        lock(&self.state).pid = pid;
     }
 
     /// The last time set, `(secs, usecs)`.
@@ -124,6 +138,16 @@ impl System for FakeSystem {
         }
         lock(&self.state).time = Some((secs, usecs));
         Ok(())
+    }
+
+    fn reseed_random(&self, data: &[u8]) -> io::Result<()> {
+        self.faults.check(Op::Reseed)?;
+        lock(&self.state).seeded.push(data.to_vec());
+        Ok(())
+    }
+
+    fn process_id(&self) -> u32 {
+        lock(&self.state).pid
     }
 
     fn pin_namespace(

@@ -77,7 +77,7 @@ fn agent_errors_are_reported_with_their_status() {
     let (ok, _, err) = call(&["SetPolicy", r#"{"policy": "package agent_policy"}"#]);
     assert!(!ok);
     assert!(
-        err.contains("SetPolicy") && err.contains("not implemented"),
+        err.contains("SetPolicy") && err.contains("not supported") && err.contains("NOT_FOUND"),
         "{err}"
     );
 }

@@ -9,8 +9,8 @@ use anyhow::Context;
 use kata_agent::config::{self, Config, Loaded};
 use kata_agent::host::{CgroupVersion, Host, ServerAddr};
 use kata_agent::linux::{
-    LinuxCgroups, LinuxLauncher, LinuxMounter, LinuxSysfs, LinuxSystem, LinuxTransport,
-    NetlinkUevents, ReapMode, RtNetlink, set_core_dumps,
+    LinuxCgroups, LinuxFileTree, LinuxLauncher, LinuxMounter, LinuxSysfs, LinuxSystem,
+    LinuxTransport, NetlinkUevents, ReapMode, RtNetlink, set_core_dumps,
 };
 use kata_agent::logging::{JsonFields, KataJsonFormat, LOG_BUFFER, LogForwarder};
 use kata_agent::rpc::{self, AGENT_VERSION};
@@ -167,6 +167,7 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
         launcher: Arc::new(LinuxLauncher::new(ReapMode::All).context("process launcher")?),
         sysfs,
         system: Arc::new(LinuxSystem::new()),
+        files: Arc::new(LinuxFileTree::new("/")),
     };
     if init_mode {
         init::bring_up_loopback(&*host.netlink)

@@ -52,6 +52,16 @@ pub struct DeviceAdditions {
     pub pci_map: PciMap,
 }
 
+/// The device types CreateContainer handles (GetGuestDetails' `device_handlers`).
+pub const DEVICE_HANDLERS: [&str; 6] = [
+    "blk",
+    "mmioblk",
+    "nvdimm",
+    "scsi",
+    "vfio-pci",
+    "vfio-pci-gk",
+];
+
 fn validate(device: &DeviceRequest) -> Result<(), DeviceError> {
     let what = || {
         format!(
@@ -202,4 +212,24 @@ pub async fn add_devices(
     }
     *spec = rewritten;
     Ok(additions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_listed_handler_is_accepted_and_others_are_not() {
+        let device = |kind: &str| DeviceRequest {
+            id: "02/00".into(),
+            kind: kind.into(),
+            vm_path: "/dev/vda".into(),
+            container_path: "/dev/xda".into(),
+            options: Vec::new(),
+        };
+        for kind in DEVICE_HANDLERS {
+            validate(&device(kind)).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        }
+        assert!(validate(&device("virtio-fs")).is_err());
+    }
 }

@@ -15,7 +15,7 @@ mod watch_loop;
 mod watcher;
 
 pub use error::DeviceError;
-pub use handlers::{AddedDevice, DeviceAdditions, DeviceRequest, add_devices};
+pub use handlers::{AddedDevice, DEVICE_HANDLERS, DeviceAdditions, DeviceRequest, add_devices};
 pub use hotplug::{CpuList, CpusetTarget, mem_hotplug_by_probe, online_cpu_mem};
 pub use lookup::{
     BlockDevice, DeviceContext, DeviceNode, block_device_node, net_pci, parse_scsi_address,

@@ -6,6 +6,7 @@
 //! failures as errnos).
 
 mod cgroups;
+mod file_tree;
 mod launcher;
 mod mounter;
 mod netlink;
@@ -21,6 +22,7 @@ pub use cgroups::{
     BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, HugetlbStats,
     MemoryData, MemoryStats, OomEvents, PidsStats,
 };
+pub use file_tree::{FileTree, OpenMode, TreeDir, TreeFile};
 pub use launcher::{
     ContainerSetup, ExitStatus, LaunchRequest, LaunchTarget, Launched, Launcher, ProcessSpec,
     StdioMode,
@@ -50,8 +52,10 @@ pub struct Host {
     pub launcher: Arc<dyn Launcher>,
     /// /sys, /dev and /proc as the agent reads and writes them.
     pub sysfs: Arc<dyn Sysfs>,
-    /// Hostname, swap, filesystem usage, clock.
+    /// Hostname, swap, filesystem usage, clock, entropy.
     pub system: Arc<dyn System>,
+    /// Files the host copies in (CopyFile) and the agent reads back, beneath a base directory.
+    pub files: Arc<dyn FileTree>,
 }
 
 impl std::fmt::Debug for Host {

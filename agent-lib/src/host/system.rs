@@ -54,6 +54,13 @@ pub trait System: Send + Sync {
     /// settimeofday(2).
     fn set_time(&self, secs: i64, usecs: i64) -> io::Result<()>;
 
+    /// Mixes `data` into the kernel's entropy pool, credits it (`RNDADDTOENTCNT`, one bit per
+    /// byte, as Kata) and reseeds the CRNG (`RNDRESEEDCRNG`).
+    fn reseed_random(&self, data: &[u8]) -> io::Result<()>;
+
+    /// The agent's process id (1 when it is the guest's init).
+    fn process_id(&self) -> u32;
+
     /// Creates a new namespace of `kind` (for [`NamespaceKind::Uts`], with hostname `hostname`
     /// when given) and pins it by bind-mounting its nsfs file onto `target`, an existing regular
     /// file. The pin is a mount: unmounting `target` ([`crate::host::Mounter::umount`]) releases

@@ -3,11 +3,12 @@
 //! One file per seam: [`LinuxMounter`] (mount(2) and mountinfo), [`RtNetlink`] (rtnetlink),
 //! [`NetlinkUevents`] (the kernel's uevent socket), [`LinuxTransport`] (vsock and unix
 //! sockets), [`LinuxSysfs`] (`/sys`, `/dev`, `/proc` under a root directory), [`LinuxCgroups`]
-//! (cgroupfs) and [`LinuxLauncher`] (processes, with the [`Reaper`] and pseudo terminals).
+//! (cgroupfs), [`LinuxFileTree`] (openat2 beneath directory fds) and [`LinuxLauncher`] (processes, with the [`Reaper`] and pseudo terminals).
 
 mod cgroups;
 mod container;
 mod core_dumps;
+mod file_tree;
 mod launcher;
 mod mounter;
 mod netlink;
@@ -25,6 +26,7 @@ mod test_support;
 pub use cgroups::{LinuxCgroups, detect_version};
 pub use container::{HELPER_ARG, SetupError, run_if_helper};
 pub use core_dumps::set_core_dumps;
+pub use file_tree::LinuxFileTree;
 pub use launcher::LinuxLauncher;
 pub use mounter::LinuxMounter;
 pub use netlink::RtNetlink;

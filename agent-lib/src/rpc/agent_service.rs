@@ -9,7 +9,6 @@ use agent_protos::{agent, csi, types};
 use async_trait::async_trait;
 use ttrpc::r#async::TtrpcContext;
 
-use super::error::not_implemented;
 use crate::Agent;
 
 /// Serves `grpc.AgentService` for one [`Agent`].
@@ -126,9 +125,9 @@ impl AgentService for AgentRpc {
     async fn get_diagnostic_data(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::GetDiagnosticDataRequest,
+        req: agent::GetDiagnosticDataRequest,
     ) -> ttrpc::Result<agent::GetDiagnosticDataResponse> {
-        Err(not_implemented("GetDiagnosticData"))
+        super::guest::get_diagnostic_data(&self.agent, req)
     }
 
     async fn write_stdin(
@@ -232,23 +231,23 @@ impl AgentService for AgentRpc {
         _ctx: &TtrpcContext,
         _req: agent::GetMetricsRequest,
     ) -> ttrpc::Result<agent::Metrics> {
-        Err(not_implemented("GetMetrics"))
+        super::guest::get_metrics(&self.agent)
     }
 
     async fn mem_agent_memcg_set(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::MemAgentMemcgConfig,
+        req: agent::MemAgentMemcgConfig,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("MemAgentMemcgSet"))
+        super::guest::mem_agent_memcg_set(&self.agent, req)
     }
 
     async fn mem_agent_compact_set(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::MemAgentCompactConfig,
+        req: agent::MemAgentCompactConfig,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("MemAgentCompactSet"))
+        super::guest::mem_agent_compact_set(&self.agent, req)
     }
 
     async fn create_sandbox(
@@ -278,17 +277,17 @@ impl AgentService for AgentRpc {
     async fn reseed_random_dev(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::ReseedRandomDevRequest,
+        req: agent::ReseedRandomDevRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("ReseedRandomDev"))
+        super::guest::reseed_random_dev(&self.agent, req)
     }
 
     async fn get_guest_details(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::GuestDetailsRequest,
+        req: agent::GuestDetailsRequest,
     ) -> ttrpc::Result<agent::GuestDetailsResponse> {
-        Err(not_implemented("GetGuestDetails"))
+        super::guest::get_guest_details(&self.agent, req)
     }
 
     async fn mem_hotplug_by_probe(
@@ -302,17 +301,17 @@ impl AgentService for AgentRpc {
     async fn set_guest_date_time(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::SetGuestDateTimeRequest,
+        req: agent::SetGuestDateTimeRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("SetGuestDateTime"))
+        super::guest::set_guest_date_time(&self.agent, req)
     }
 
     async fn copy_file(
         &self,
         _ctx: &TtrpcContext,
-        _req: agent::CopyFileRequest,
+        req: agent::CopyFileRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("CopyFile"))
+        super::guest::copy_file(&self.agent, req)
     }
 
     async fn get_oom_event(
@@ -360,6 +359,6 @@ impl AgentService for AgentRpc {
         _ctx: &TtrpcContext,
         _req: agent::SetPolicyRequest,
     ) -> ttrpc::Result<Empty> {
-        Err(not_implemented("SetPolicy"))
+        Err(super::guest::set_policy())
     }
 }

@@ -7,16 +7,6 @@ pub(crate) fn status(code: Code, message: impl Into<String>) -> Error {
     Error::RpcStatus(ttrpc::get_status(code, message.into()))
 }
 
-/// The answer of an RPC this agent does not serve (yet).
-///
-/// `UNIMPLEMENTED` is what Kata's runtime treats as "older agent" and tolerates where it can.
-pub(crate) fn not_implemented(method: &str) -> Error {
-    status(
-        Code::UNIMPLEMENTED,
-        format!("grpc.AgentService/{method} is not implemented by this agent"),
-    )
-}
-
 /// The status of a failed device lookup, device handler or hotplug request: a malformed
 /// request is `INVALID_ARGUMENT`, a device that did not appear in time `DEADLINE_EXCEEDED`,
 /// anything else `INTERNAL`. The message carries the whole error chain.
@@ -127,6 +117,21 @@ pub(crate) fn sandbox_error(err: &crate::sandbox::SandboxError) -> Error {
         E::Step { .. } | E::Module { .. } | E::ModuleIo { .. } | E::ResolvConfIsDirectory => {
             Code::INTERNAL
         }
+    };
+    status(code, chain(err))
+}
+
+/// The status of a failed guest-service request: a bad field `INVALID_ARGUMENT`, a CopyFile
+/// path refused because it leads outside the shared directory or through a link or fifo
+/// `PERMISSION_DENIED`, a missing termination log `NOT_FOUND`, the mem-agent RPCs while it is
+/// disabled `INTERNAL "mem-agent is disabled"` (Kata's answer), failed OS steps `INTERNAL`.
+pub(crate) fn guest_error(err: &crate::guest::GuestError) -> Error {
+    use crate::guest::GuestError as E;
+    let code = match err {
+        E::Invalid { .. } => Code::INVALID_ARGUMENT,
+        E::Refused { .. } => Code::PERMISSION_DENIED,
+        E::NoTerminationLog { .. } => Code::NOT_FOUND,
+        E::MemAgentDisabled | E::Io { .. } | E::Metrics(_) => Code::INTERNAL,
     };
     status(code, chain(err))
 }

@@ -9,6 +9,7 @@ mod agent_service;
 mod container;
 mod error;
 mod frame_guard;
+mod guest;
 mod guest_hotplug;
 mod health;
 pub mod network;

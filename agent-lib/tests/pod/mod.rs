@@ -44,9 +44,13 @@ fn scripts(fake: &FakeHost) {
 impl Pod {
     /// A fresh pod: nothing created yet.
     pub async fn new() -> Pod {
+        Pod::with_config(Config::default()).await
+    }
+
+    /// A fresh pod whose agent runs with `config`.
+    pub async fn with_config(config: Config) -> Pod {
         let fake = FakeHost::new();
         scripts(&fake);
-        let config = Config::default();
         let addr = config.server_addr.clone();
         let agent = Arc::new(Agent::new(config, fake.host()));
         let server = serve(agent.clone(), &addr).await.expect("serve");

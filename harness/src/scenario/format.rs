@@ -168,6 +168,15 @@ pub struct OomStep {
     pub oom: String,
 }
 
+/// `kernel_file: {path: contents}`: the guest kernel changes files (pressure stall counters,
+/// memory statistics), as a running kernel does between two agent reads.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KernelFileStep {
+    /// The files and their new contents; missing files and parents are created.
+    pub kernel_file: BTreeMap<String, String>,
+}
+
 /// `fault: Op`: the `nth` next call of a seam operation fails with `errno`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -335,14 +344,17 @@ pub enum Step {
     Fault(FaultStep),
     /// An OOM kill in a cgroup.
     Oom(OomStep),
+    /// Files the guest kernel changes.
+    KernelFile(KernelFileStep),
     /// Checks of guest state.
     Check(Box<CheckStep>),
     /// A fault sweep.
     FaultSweep(Box<FaultSweep>),
 }
 
-const VERBS: [&str; 13] = [
+const VERBS: [&str; 14] = [
     "oom",
+    "kernel_file",
     "call",
     "await",
     "hotplug",
@@ -391,6 +403,7 @@ impl Step {
             "advance" => Step::Advance(serde_yaml::from_value(v).map_err(parsed)?),
             "fault" => Step::Fault(serde_yaml::from_value(v).map_err(parsed)?),
             "oom" => Step::Oom(serde_yaml::from_value(v).map_err(parsed)?),
+            "kernel_file" => Step::KernelFile(serde_yaml::from_value(v).map_err(parsed)?),
             "check" => Step::Check(Box::new(serde_yaml::from_value(v).map_err(parsed)?)),
             "fault_sweep" => {
                 let s: SweepStep = serde_yaml::from_value(v).map_err(parsed)?;
@@ -443,6 +456,10 @@ impl Step {
             Step::Baseline => "baseline".into(),
             Step::Fault(f) => format!("fault {}", f.fault),
             Step::Oom(o) => format!("oom in {}", o.oom),
+            Step::KernelFile(k) => {
+                let paths: Vec<&str> = k.kernel_file.keys().map(String::as_str).collect();
+                format!("kernel writes {}", paths.join(", "))
+            }
             Step::Check(_) => "check".into(),
             Step::FaultSweep(_) => "fault sweep".into(),
         }

@@ -226,6 +226,16 @@ impl<'a> Runner<'a> {
                 entry.vmm = Some(format!("OOM kill in {} ({watchers} watcher(s))", o.oom));
                 Ok(())
             }
+            Step::KernelFile(k) => {
+                for (path, contents) in &k.kernel_file {
+                    self.vm
+                        .fake
+                        .sysfs
+                        .write_file(path, contents.as_bytes())
+                        .map_err(|e| format!("{path}: {e}"))?;
+                }
+                Ok(())
+            }
             Step::Check(c) => {
                 entry.checked = Some(run_checks(&self.vm, &c.check)?);
                 Ok(())

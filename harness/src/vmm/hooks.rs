@@ -58,7 +58,22 @@ fn memory_online(inner: &Inner, fs: &FakeSysfs, path: &Path, data: &[u8]) -> Res
         return Ok(());
     };
     let current = fs.contents(path).map(|c| text(&c));
-    if let Some(seq) = memory_online_written(dir, current.as_deref(), data)? {
+    if let Some(mut seq) = memory_online_written(dir, current.as_deref(), data)? {
+        // The kernel counts the block in or out of MemTotal.
+        let block = fs
+            .contents("/sys/devices/system/memory/block_size_bytes")
+            .and_then(|c| u64::from_str_radix(&text(&c), 16).ok());
+        let total = fs
+            .contents("/proc/meminfo")
+            .and_then(|c| super::procfs::mem_total(&String::from_utf8_lossy(&c)));
+        if let (Some(block), Some(total)) = (block, total) {
+            let total = if text(data) == "1" {
+                total + block
+            } else {
+                total.saturating_sub(block)
+            };
+            seq.file("/proc/meminfo", super::procfs::meminfo(total));
+        }
         inner.kernel.play_now(seq.into_steps())?;
     }
     Ok(())

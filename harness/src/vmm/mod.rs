@@ -13,6 +13,7 @@ mod hooks;
 pub mod kernel;
 pub mod pci;
 pub mod platform;
+mod procfs;
 mod vfio;
 pub mod virtio;
 
@@ -148,6 +149,7 @@ impl FakeVmm {
         topology.boot(&mut seq);
         ram.boot(&mut seq);
         cpus.boot(&mut seq);
+        procfs::boot(&mut seq, ram.total(), config.cpus);
         for step in seq.into_steps() {
             if let kernel::KernelStep::Sysfs(op) = step {
                 apply(&fake.sysfs, &fake.netlink, &op)?;

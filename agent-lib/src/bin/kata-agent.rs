@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kata_agent::config::{self, Config, Loaded};
-use kata_agent::host::{CgroupVersion, Host, ServerAddr};
+use kata_agent::config::{self, Loaded};
+use kata_agent::host::{CgroupVersion, Host};
 use kata_agent::linux::{
     LinuxCgroups, LinuxFileTree, LinuxLauncher, LinuxMounter, LinuxSysfs, LinuxSystem,
     LinuxTransport, NetlinkUevents, ReapMode, RtNetlink, set_core_dumps,
 };
-use kata_agent::logging::{JsonFields, KataJsonFormat, LOG_BUFFER, LogForwarder};
+use kata_agent::logging::{JsonFields, KataJsonFormat, LOG_BUFFER, LogForwarder, log_port};
 use kata_agent::rpc::{self, AGENT_VERSION};
 use kata_agent::telemetry::{SpanLayer, SpanRecord, collector_addr, export};
 use kata_agent::{Agent, init};
@@ -227,24 +227,6 @@ fn load_config(cli_config: Option<&Path>) -> Loaded {
         |name| std::env::var(name).ok(),
         |path| std::fs::read_to_string(path),
     )
-}
-
-/// The log port (`agent.log_vport`), if one is set and usable; an error names a port that
-/// clashes with the agent's own or the debug console's.
-fn log_port(config: &Config) -> Result<Option<u32>, String> {
-    let Some(port) = config.log_vport else {
-        return Ok(None);
-    };
-    let own = match &config.server_addr {
-        ServerAddr::Vsock { port, .. } => *port,
-        _ => ServerAddr::DEFAULT_VSOCK_PORT,
-    };
-    if port == own || Some(port) == config.debug_console_vport {
-        return Err(format!(
-            "agent.log_vport={port} is taken by the agent or the debug console: logging to stdout"
-        ));
-    }
-    Ok(Some(port))
 }
 
 /// What the subscriber feeds besides stdout.

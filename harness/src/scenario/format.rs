@@ -14,6 +14,7 @@
 //!       files: { /sys/block/vda/dev: "254:0" }
 //! ```
 
+use super::port_steps::{ConnectStep, ListenStep, ReceiveStep, SendStep, SpansStep};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -87,6 +88,9 @@ pub struct CallStep {
     /// The ttrpc timeout sent with the request (none by default).
     #[serde(default, deserialize_with = "opt_duration")]
     pub timeout: Option<Duration>,
+    /// Request metadata (`traceparent: 00-...`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// `await: name`: the reply of a background call.
@@ -348,11 +352,21 @@ pub enum Step {
     KernelFile(KernelFileStep),
     /// Checks of guest state.
     Check(Box<CheckStep>),
+    /// The host connects to one of the agent's ports.
+    Connect(ConnectStep),
+    /// The host writes to a connection.
+    Send(SendStep),
+    /// The host reads from a connection.
+    Receive(ReceiveStep),
+    /// The host listens where the agent connects out.
+    Listen(ListenStep),
+    /// Spans the agent exported.
+    Spans(SpansStep),
     /// A fault sweep.
     FaultSweep(Box<FaultSweep>),
 }
 
-const VERBS: [&str; 14] = [
+const VERBS: [&str; 19] = [
     "oom",
     "kernel_file",
     "call",
@@ -367,6 +381,11 @@ const VERBS: [&str; 14] = [
     "fault",
     "check",
     "fault_sweep",
+    "connect",
+    "send",
+    "receive",
+    "listen",
+    "spans",
 ];
 
 impl Step {
@@ -405,6 +424,11 @@ impl Step {
             "oom" => Step::Oom(serde_yaml::from_value(v).map_err(parsed)?),
             "kernel_file" => Step::KernelFile(serde_yaml::from_value(v).map_err(parsed)?),
             "check" => Step::Check(Box::new(serde_yaml::from_value(v).map_err(parsed)?)),
+            "connect" => Step::Connect(serde_yaml::from_value(v).map_err(parsed)?),
+            "send" => Step::Send(serde_yaml::from_value(v).map_err(parsed)?),
+            "receive" => Step::Receive(serde_yaml::from_value(v).map_err(parsed)?),
+            "listen" => Step::Listen(serde_yaml::from_value(v).map_err(parsed)?),
+            "spans" => Step::Spans(serde_yaml::from_value(v).map_err(parsed)?),
             "fault_sweep" => {
                 let s: SweepStep = serde_yaml::from_value(v).map_err(parsed)?;
                 Step::FaultSweep(Box::new(s.fault_sweep))
@@ -462,6 +486,11 @@ impl Step {
             }
             Step::Check(_) => "check".into(),
             Step::FaultSweep(_) => "fault sweep".into(),
+            Step::Connect(c) => format!("connect to port {} as {}", c.connect, c.name),
+            Step::Send(s) => format!("send to {}", s.send),
+            Step::Receive(r) => format!("receive from {}", r.receive),
+            Step::Listen(l) => format!("host listens on port {} as {}", l.listen, l.name),
+            Step::Spans(s) => format!("spans on {}", s.spans),
         }
     }
 }

@@ -1,0 +1,95 @@
+//! The container-escape attacks of issue #11, staged for real against the `kata-agent` binary
+//! (as root, outside a VM, driven over ttrpc as the Kata runtime drives it; see
+//! `support::real_agent`). Each test plays the attacker (a malicious spec from a buggy host, or
+//! a process inside the container), then asserts that nothing outside the container was touched
+//! and that the agent still serves.
+//!
+//! Needs root, cgroup v1 and Debian's busybox-static. The validation rules behind these fixes
+//! are unit-tested on fakes in `security_rules.rs`.
+
+use std::path::Path;
+
+use agent_protos::oci;
+
+mod support;
+use support::host_state::cgroup_dirs;
+use support::real_agent::RealAgent;
+use support::wire::{code, process, spec};
+
+/// The runtime's pause container.
+const PAUSE: [&str; 2] = ["sleep", "999999"];
+
+/// A sandbox with its infra container running; returns the agent.
+async fn sandbox(test: &str) -> RealAgent {
+    let agent = RealAgent::start(test).await;
+    let sandbox = agent.id("sb");
+    agent.create_sandbox(&sandbox, "attack-pod").await;
+    let infra = agent.rootfs("infra");
+    agent
+        .run_container(&sandbox, spec(&infra, &PAUSE, false, None))
+        .await;
+    agent
+}
+
+/// The agent answers Check and runs a new process in `cid`.
+async fn assert_serving(agent: &RealAgent, cid: &str, eid: &str) {
+    agent.client.check().await.expect("Check after the attack");
+    agent.exec(cid, eid, &["echo", "alive"], false).await;
+    assert_eq!(agent.read_all(cid, eid, false).await, "alive\n");
+    assert_eq!(agent.wait(cid, eid).await, 0);
+}
+
+/// Sets the user of a wire process.
+fn user(p: &mut oci::Process, uid: u32, gid: u32, extra: &[u32]) {
+    let u = p.User.mut_or_insert_default();
+    u.UID = uid;
+    u.GID = gid;
+    u.AdditionalGids = extra.to_vec();
+}
+
+// ---- class 4: (uid_t)-1 ----
+
+#[tokio::test]
+#[ignore = "needs root: real containers"]
+async fn uid_minus_one_never_runs_as_root() {
+    const NO_CHANGE: u32 = u32::MAX;
+    let agent = sandbox("uid").await;
+    let cid = agent.id("c1");
+    let root = agent.rootfs("rootfs");
+
+    // A container whose init asks for uid -1: refused before anything is made.
+    let bad = agent.id("bad");
+    let mut s = spec(&root, &["id", "-u"], false, None);
+    user(s.Process.as_mut().unwrap(), NO_CHANGE, 1000, &[]);
+    let refused = agent.create_container(&bad, s, false).await;
+    assert_eq!(code(&refused), ttrpc::Code::INVALID_ARGUMENT, "{refused:?}");
+    assert!(
+        format!("{refused:?}").contains("process.user.uid"),
+        "{refused:?}"
+    );
+    assert!(cgroup_dirs(&bad).is_empty(), "a cgroup was made");
+    assert!(!Path::new("/run/kata-containers").join(&bad).exists());
+
+    // An unprivileged container; an exec asking for gid -1 or uid -1 is refused.
+    let mut s = spec(&root, &["sleep", "100000"], false, None);
+    user(s.Process.as_mut().unwrap(), 1000, 1000, &[]);
+    agent.run_container(&cid, s).await;
+    for (uid, gid, extra, field) in [
+        (NO_CHANGE, 1000, vec![], "process.user.uid"),
+        (1000, NO_CHANGE, vec![], "process.user.gid"),
+        (1000, 1000, vec![NO_CHANGE], "additionalGids[0]"),
+    ] {
+        let mut p = process(&["id"], false);
+        user(&mut p, uid, gid, &extra);
+        let refused = agent.client.exec_process(&cid, "x", p).await;
+        assert_eq!(code(&refused), ttrpc::Code::INVALID_ARGUMENT, "{refused:?}");
+        assert!(format!("{refused:?}").contains(field), "{refused:?}");
+    }
+    let mut p = process(&["id", "-u"], false);
+    user(&mut p, 1000, 1000, &[]);
+    agent.client.exec_process(&cid, "id", p).await.unwrap();
+    assert_eq!(agent.read_all(&cid, "id", false).await, "1000\n");
+    assert_eq!(agent.wait(&cid, "id").await, 0);
+    assert_serving(&agent, &cid, "alive").await;
+    agent.destroy_and_exit().await;
+}

@@ -7,6 +7,7 @@
 //! Needs root, cgroup v1 and Debian's busybox-static. The validation rules behind these fixes
 //! are unit-tested on fakes in `security_rules.rs`.
 
+use std::fs;
 use std::path::Path;
 
 use agent_protos::oci;
@@ -90,6 +91,78 @@ async fn uid_minus_one_never_runs_as_root() {
     agent.client.exec_process(&cid, "id", p).await.unwrap();
     assert_eq!(agent.read_all(&cid, "id", false).await, "1000\n");
     assert_eq!(agent.wait(&cid, "id").await, 0);
+    assert_serving(&agent, &cid, "alive").await;
+    agent.destroy_and_exit().await;
+}
+
+// ---- class 6: mount points made 0777/0666 ----
+
+/// The permission bits of `path` on the host.
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::symlink_metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    meta.permissions().mode() & 0o7777
+}
+
+#[tokio::test]
+#[ignore = "needs root: real containers"]
+async fn mount_points_the_agent_creates_are_not_world_writable() {
+    let agent = sandbox("modes").await;
+    let cid = agent.id("c1");
+    let root = agent.rootfs("rootfs");
+    let volume = agent.path("volume");
+    let file = agent.path("files").join("config");
+    fs::write(&file, "x\n").unwrap();
+    let mut s = spec(&root, &["sleep", "100000"], false, None);
+    let bind = |dest: &str, source: &Path| oci::Mount {
+        destination: dest.into(),
+        type_: "bind".into(),
+        source: source.to_string_lossy().into_owned(),
+        options: vec!["rbind".into()],
+        ..Default::default()
+    };
+    s.Mounts.push(bind("/new/deep/dir", &volume));
+    s.Mounts.push(bind("/etc2/app/config", &file));
+    s.Mounts.push(oci::Mount {
+        destination: "/made/scratch".into(),
+        type_: "tmpfs".into(),
+        source: "tmpfs".into(),
+        ..Default::default()
+    });
+    agent.run_container(&cid, s).await;
+
+    // What the helper made, seen from the host under the rootfs (the container's mounts are in
+    // its own mount namespace): directories 0755 and files 0644, as runc.
+    for dir in [
+        "new",
+        "new/deep",
+        "new/deep/dir",
+        "etc2",
+        "etc2/app",
+        "made",
+        "made/scratch",
+    ] {
+        assert_eq!(mode(&root.join(dir)), 0o755, "{dir}");
+    }
+    assert_eq!(mode(&root.join("etc2/app/config")), 0o644);
+
+    // An unprivileged container user cannot plant anything in them.
+    let script = "touch /new/planted; mkdir /etc2/app/x; touch /made/y; \
+                  for d in /new /etc2/app /made; do ls -A $d; done | wc -l";
+    let mut p = process(&["sh", "-c", script], false);
+    user(&mut p, 1000, 1000, &[]);
+    agent.client.exec_process(&cid, "plant", p).await.unwrap();
+    let seen = agent.read_all(&cid, "plant", false).await;
+    agent.wait(&cid, "plant").await;
+    assert_eq!(seen.trim(), "3", "only deep, config and scratch: {seen:?}");
+    for planted in ["new/planted", "etc2/app/x", "made/y"] {
+        assert!(!root.join(planted).exists(), "{planted} was planted");
+    }
+    assert_eq!(
+        fs::read_dir(&volume).unwrap().count(),
+        0,
+        "the volume was touched"
+    );
     assert_serving(&agent, &cid, "alive").await;
     agent.destroy_and_exit().await;
 }

@@ -12,7 +12,7 @@ use nix::unistd::{Gid, Uid, chown};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
 use super::error::{Result, SetupError, Step};
-use super::paths::secure_join;
+use super::paths::{create_dirs, create_file, secure_join};
 
 /// One device node to create.
 struct Node {
@@ -47,7 +47,7 @@ const LINKS: [(&str, &str); 4] = [
 /// nodes instead of `mknod` (user namespaces).
 pub(super) fn create(rootfs: &Path, spec_devices: &[LinuxDevice], bind: bool) -> Result<()> {
     let dev = secure_join(rootfs, Path::new("/dev"))?;
-    fs::create_dir_all(&dev).step(|| "create /dev".to_owned())?;
+    create_dirs(&dev).step(|| "create /dev".to_owned())?;
     let mut nodes: Vec<Node> = DEFAULTS
         .iter()
         .map(|&(path, major, minor)| Node {
@@ -69,11 +69,11 @@ pub(super) fn create(rootfs: &Path, spec_devices: &[LinuxDevice], bind: bool) ->
         let target = secure_join(rootfs, &node.path)?;
         let shown = node.path.display();
         if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).step(|| format!("create the parent of {shown}"))?;
+            create_dirs(parent).step(|| format!("create the parent of {shown}"))?;
         }
         remove_non_dir(&target).step(|| format!("replace {shown}"))?;
         if bind {
-            fs::File::create(&target).step(|| format!("create {shown}"))?;
+            create_file(&target).step(|| format!("create {shown}"))?;
             mount(
                 Some(&node.path),
                 &target,
@@ -109,7 +109,7 @@ pub(super) fn create(rootfs: &Path, spec_devices: &[LinuxDevice], bind: bool) ->
         symlink("pts/ptmx", &at).step(|| "link /dev/ptmx".to_owned())?;
     }
     let shm = secure_join(rootfs, Path::new("/dev/shm"))?;
-    fs::create_dir_all(&shm).step(|| "create /dev/shm".to_owned())?;
+    create_dirs(&shm).step(|| "create /dev/shm".to_owned())?;
     Ok(())
 }
 

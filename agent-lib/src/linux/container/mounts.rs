@@ -10,7 +10,7 @@ use nix::mount::{MsFlags, mount};
 use oci_spec::runtime::Mount;
 
 use super::error::{Result, SetupError, Step};
-use super::paths::{remount_readonly, secure_join};
+use super::paths::{create_dirs, create_file, remount_readonly, secure_join};
 
 /// A mount's options, split into what `mount(2)` takes.
 #[derive(Debug, PartialEq, Eq)]
@@ -104,7 +104,7 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<()> {
     } else if typ == "cgroup" {
         cgroup(&opts, &dest, &shown)?;
     } else {
-        fs::create_dir_all(&dest).step(|| format!("create mount point {shown}"))?;
+        create_dirs(&dest).step(|| format!("create mount point {shown}"))?;
         let source = m
             .source()
             .as_ref()
@@ -140,12 +140,12 @@ fn bind(m: &Mount, opts: &Options, dest: &Path, shown: &str) -> Result<()> {
         .ok_or_else(|| SetupError::spec(format!("bind mount on {shown} has no source")))?;
     let meta = fs::metadata(source).step(|| format!("bind source {}", source.display()))?;
     if meta.is_dir() {
-        fs::create_dir_all(dest).step(|| format!("create mount point {shown}"))?;
+        create_dirs(dest).step(|| format!("create mount point {shown}"))?;
     } else if fs::symlink_metadata(dest).is_err() {
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).step(|| format!("create the parent of {shown}"))?;
+            create_dirs(parent).step(|| format!("create the parent of {shown}"))?;
         }
-        fs::File::create(dest).step(|| format!("create mount point {shown}"))?;
+        create_file(dest).step(|| format!("create mount point {shown}"))?;
     }
     let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
     mount(Some(source), dest, None::<&str>, flags, None::<&str>)
@@ -173,7 +173,7 @@ fn bind(m: &Mount, opts: &Options, dest: &Path, shown: &str) -> Result<()> {
 /// A cgroup mount: cgroup2 on a unified guest; on v1, the guest's whole hierarchy bound
 /// recursively (read-only when asked).
 fn cgroup(opts: &Options, dest: &Path, shown: &str) -> Result<()> {
-    fs::create_dir_all(dest).step(|| format!("create mount point {shown}"))?;
+    create_dirs(dest).step(|| format!("create mount point {shown}"))?;
     if crate::linux::detect_version() == crate::host::CgroupVersion::V2 {
         return mount(
             Some("cgroup2"),

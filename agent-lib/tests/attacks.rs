@@ -166,3 +166,93 @@ async fn mount_points_the_agent_creates_are_not_world_writable() {
     assert_serving(&agent, &cid, "alive").await;
     agent.destroy_and_exit().await;
 }
+
+// ---- class 7: device paths leaving /dev ----
+
+/// A wire char device at `path` with /dev/null's numbers.
+fn null_device(path: &str) -> oci::LinuxDevice {
+    oci::LinuxDevice {
+        Path: path.into(),
+        Type: "c".into(),
+        Major: 1,
+        Minor: 3,
+        FileMode: 0o666,
+        ..Default::default()
+    }
+}
+
+/// A spec whose `/dev` is the rootfs's own folder (no tmpfs on it), so that what the agent
+/// makes there shows on the host, with `devices`.
+fn spec_with_devices(root: &Path, devices: &[&str]) -> oci::Spec {
+    let mut s = spec(root, &["sleep", "100000"], false, None);
+    s.Mounts.retain(|m| !m.destination.starts_with("/dev"));
+    let linux = s.Linux.as_mut().unwrap();
+    linux.Devices = devices.iter().map(|p| null_device(p)).collect();
+    s
+}
+
+/// (size, inode) of a regular file, panicking if it is anything else.
+fn regular(path: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path).unwrap();
+    assert!(
+        meta.is_file(),
+        "{} is no longer a regular file",
+        path.display()
+    );
+    (meta.len(), meta.ino())
+}
+
+#[tokio::test]
+#[ignore = "needs root: real containers"]
+async fn device_paths_cannot_leave_dev_or_follow_a_symlink() {
+    let agent = sandbox("devices").await;
+    let root = agent.rootfs("rootfs");
+    let busybox = root.join("bin/busybox");
+    let original = regular(&busybox);
+
+    // 1. A spec naming the rootfs's busybox through `..`: refused before anything is made.
+    let cid = agent.id("dotdot");
+    let s = spec_with_devices(&root, &["/dev/../bin/busybox"]);
+    let refused = agent.create_container(&cid, s, false).await;
+    assert_eq!(code(&refused), ttrpc::Code::INVALID_ARGUMENT, "{refused:?}");
+    assert!(
+        format!("{refused:?}").contains("linux.devices[0].path"),
+        "{refused:?}"
+    );
+
+    // 2. The image plants a symlink in /dev pointing at /bin: the node is not made through it,
+    //    and what the failed create made before (the default nodes, /dev/fresh) is removed.
+    std::os::unix::fs::symlink("../bin", root.join("dev/evil")).unwrap();
+    let cid = agent.id("symlink");
+    let s = spec_with_devices(&root, &["/dev/fresh/a", "/dev/evil/busybox"]);
+    let failed = agent.create_container(&cid, s, false).await;
+    assert_ne!(code(&failed), ttrpc::Code::OK);
+    assert!(format!("{failed:?}").contains("evil"), "{failed:?}");
+    let left: Vec<_> = fs::read_dir(root.join("dev"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["evil"], "the failed create left {left:?} in /dev");
+    assert_eq!(regular(&busybox), original, "busybox was replaced");
+    assert!(cgroup_dirs(&cid).is_empty());
+
+    // The agent still serves, and a legitimate nested device is made, below /dev only.
+    fs::remove_file(root.join("dev/evil")).unwrap();
+    let cid = agent.id("good");
+    agent
+        .run_container(&cid, spec_with_devices(&root, &["/dev/fresh/a"]))
+        .await;
+    agent
+        .exec(
+            &cid,
+            "t",
+            &["sh", "-c", "test -c /dev/fresh/a && echo char"],
+            false,
+        )
+        .await;
+    assert_eq!(agent.read_all(&cid, "t", false).await, "char\n");
+    assert_eq!(regular(&busybox), original, "busybox was replaced");
+    assert_serving(&agent, &cid, "alive").await;
+    agent.destroy_and_exit().await;
+}

@@ -48,3 +48,61 @@ async fn uid_or_gid_minus_one_is_refused_for_create_and_exec() {
     pod.remove("c1", 0).await.unwrap();
     assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
 }
+
+/// A wire char device at `path` (1:3, /dev/null's numbers).
+fn char_device(path: &str) -> agent_protos::oci::LinuxDevice {
+    agent_protos::oci::LinuxDevice {
+        Path: path.into(),
+        Type: "c".into(),
+        Major: 1,
+        Minor: 3,
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn device_paths_are_normalised_and_must_stay_below_dev() {
+    let pod = Pod::with_sandbox().await;
+    let before = pod.fake.faults.counts();
+    for (i, bad) in [
+        (0, "/dev/../bin/x"),
+        (1, "/dev"),
+        (1, "dev/x"),
+        (1, "/devices/x"),
+    ] {
+        let mut req = container_request("c1", &["sleep"], false);
+        let linux = req.OCI.as_mut().unwrap().Linux.as_mut().unwrap();
+        if i == 1 {
+            linux.Devices.push(char_device("/dev/ok"));
+        }
+        linux.Devices.push(char_device(bad));
+        let result = pod.create_req(req).await;
+        let msg = message(result.clone());
+        assert_eq!(code(result), Code::INVALID_ARGUMENT, "{bad}: {msg}");
+        assert!(
+            msg.contains(&format!("linux.devices[{i}].path")) && msg.contains(bad),
+            "{msg}"
+        );
+    }
+    assert_eq!(pod.fake.faults.counts(), before, "nothing reached the OS");
+
+    let mut req = container_request("c1", &["sleep"], false);
+    let linux = req.OCI.as_mut().unwrap().Linux.as_mut().unwrap();
+    linux.Devices.push(char_device("/dev/./net/../tun"));
+    pod.create_req(req).await.unwrap();
+    let launched = pod.fake.launcher.record(pod.pid("c1", "")).unwrap();
+    let kata_agent::host::LaunchTarget::ContainerInit(setup) = &launched.request.target else {
+        panic!("not a container init: {:?}", launched.request.target);
+    };
+    let devices = setup
+        .spec
+        .linux()
+        .as_ref()
+        .unwrap()
+        .devices()
+        .clone()
+        .unwrap();
+    assert_eq!(devices[0].path(), std::path::Path::new("/dev/tun"));
+    pod.remove("c1", 0).await.unwrap();
+    assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
+}

@@ -119,6 +119,7 @@ impl Containers {
         spec::join_shared_namespaces(&mut spec, &self.sandbox.namespaces(), sandbox_pidns, first)
             .map_err(fail)?;
         spec::append_guest_hooks(&mut spec, self.sandbox.guest_hooks().as_ref());
+        spec::normalize_device_paths(&mut spec).map_err(fail)?;
 
         let devices = self
             .attach

@@ -256,3 +256,81 @@ async fn device_paths_cannot_leave_dev_or_follow_a_symlink() {
     assert_serving(&agent, &cid, "alive").await;
     agent.destroy_and_exit().await;
 }
+
+// ---- class 8: descriptor exhaustion spins the accept loop ----
+
+/// `(soft, hard)` "Max open files" of `pid`.
+fn nofile(pid: i32) -> (u64, u64) {
+    let limits = fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut fields = line.split_whitespace().skip(3);
+    let mut next = || fields.next().unwrap().parse().unwrap();
+    (next(), next())
+}
+
+fn set_nofile(pid: i32, soft: u64, hard: u64) {
+    let new = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
+    };
+    // SAFETY: prlimit reads a valid local and writes nothing (null old limit).
+    let rc = unsafe { libc::prlimit(pid, libc::RLIMIT_NOFILE, &new, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+#[tokio::test]
+#[ignore = "needs root: a real agent"]
+async fn descriptor_exhaustion_pauses_accepts_and_keeps_serving() {
+    use std::time::Duration;
+    let agent = RealAgent::start("nofile").await;
+    let pid = agent.pid();
+    let (soft, hard) = nofile(pid);
+    assert_eq!(
+        soft, hard,
+        "the agent did not raise its soft limit at start"
+    );
+
+    // The attacker: the agent's limit just above what it has open, then connections until
+    // accept fails with EMFILE (the rest wait in the listen backlog).
+    let open = fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count() as u64;
+    set_nofile(pid, open + 4, hard);
+    let mut flood = Vec::new();
+    for _ in 0..16 {
+        flood.push(std::os::unix::net::UnixStream::connect(agent.socket()).unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        agent.log().contains("pausing before the next accept"),
+        "accept never failed: the attack did not exhaust the agent's descriptors"
+    );
+    let before = support::host_state::cpu_ticks(pid);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let spent = support::host_state::cpu_ticks(pid) - before;
+    // A spinning accept loop burns ~150 ticks in 1.5 s; pausing, a handful.
+    assert!(
+        spent <= 20,
+        "the agent used {spent} ticks in 1.5 s at EMFILE"
+    );
+    // The connection open before the attack is still served.
+    agent
+        .client
+        .check()
+        .await
+        .expect("Check on the old connection");
+
+    // Descriptors freed: new connections are accepted again.
+    drop(flood);
+    set_nofile(pid, hard, hard);
+    let addr = format!("unix://{}", agent.socket().display());
+    let fresh = tokio::time::timeout(Duration::from_secs(5), async {
+        let client = agent_harness::AgentClient::connect(&addr).await.unwrap();
+        client.check().await
+    })
+    .await
+    .expect("a new connection was not served within 5 s");
+    fresh.expect("Check on a new connection");
+    agent.destroy_and_exit().await;
+}

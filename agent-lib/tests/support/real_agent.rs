@@ -151,6 +151,11 @@ impl RealAgent {
         self.pid
     }
 
+    /// The agent's socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
     /// A fresh folder for this test (removed on drop).
     pub fn path(&self, name: &str) -> PathBuf {
         let path = self.dir.path().join(name);

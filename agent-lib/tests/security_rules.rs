@@ -106,3 +106,44 @@ async fn device_paths_are_normalised_and_must_stay_below_dev() {
     pod.remove("c1", 0).await.unwrap();
     assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
 }
+
+#[tokio::test]
+async fn concurrent_stdin_writes_are_capped_per_process() {
+    use std::time::Duration;
+    let pod = Pod::with_sandbox().await;
+    // `sleep` never reads its stdin: every write past the pipe's 64 KiB blocks.
+    pod.run("c1", &["sleep"]).await;
+    pod.run("c2", &["sleep"]).await;
+    let chunk = vec![b'x'; 1 << 20];
+    let calls = (0..12)
+        .map(|_| tokio::time::timeout(Duration::from_secs(1), pod.write_stdin("c1", "", &chunk)));
+    let results = futures::future::join_all(calls).await;
+    let blocked = results.iter().filter(|r| r.is_err()).count();
+    let refused: Vec<String> = results
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|r| {
+            let msg = message(r.clone());
+            assert_eq!(code(r), Code::RESOURCE_EXHAUSTED, "{msg}");
+            msg
+        })
+        .collect();
+    let limit = kata_agent::process::MAX_STDIN_IN_FLIGHT;
+    assert_eq!(blocked, limit / chunk.len(), "{refused:?}");
+    assert_eq!(refused.len(), 12 - blocked);
+    assert!(refused[0].contains("stdin is busy"), "{}", refused[0]);
+
+    // The cap is per process: another container's stdin still takes a blocked write.
+    let other = tokio::time::timeout(Duration::from_secs(1), pod.write_stdin("c2", "", &chunk));
+    assert!(other.await.is_err(), "c2's write was not left waiting");
+
+    // Once c1 is gone the waiting writes end and give their share back: a new write is no
+    // longer refused for being busy (it fails: nobody reads).
+    pod.signal("c1", "", 9).await.unwrap();
+    pod.wait("c1", "").await.unwrap();
+    let after = pod.write_stdin("c1", "", &chunk).await;
+    assert_ne!(code(after), Code::RESOURCE_EXHAUSTED);
+    pod.remove("c1", 0).await.unwrap();
+    pod.remove("c2", 0).await.unwrap();
+    assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
+}

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 pub use error::ProcessError;
 pub use spec::launch_spec;
-pub use stdio::{MAX_READ, Output, Stdio};
+pub use stdio::{MAX_READ, MAX_STDIN_IN_FLIGHT, Output, Stdio};
 
 use crate::host::{ExitStatus, Launched};
 

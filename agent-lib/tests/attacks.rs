@@ -334,3 +334,46 @@ async fn descriptor_exhaustion_pauses_accepts_and_keeps_serving() {
     fresh.expect("Check on a new connection");
     agent.destroy_and_exit().await;
 }
+
+// ---- class 10: storages mounted over the guest's own files ----
+
+#[tokio::test]
+#[ignore = "needs root: real containers"]
+async fn a_storage_cannot_be_mounted_over_the_guest() {
+    let agent = sandbox("storage").await;
+    let mounts_before = agent.mountinfo();
+    let root = agent.rootfs("rootfs");
+    for target in [
+        "/etc",
+        "/run/kata-containers/../../etc",
+        "/run/kata-containers",
+    ] {
+        let cid = agent.id("c");
+        let mut req = support::wire::create_request(&cid, spec(&root, &PAUSE, false, None), false);
+        req.storages.push(agent_protos::agent::Storage {
+            driver: "ephemeral".into(),
+            source: "tmpfs".into(),
+            fstype: "tmpfs".into(),
+            mount_point: target.into(),
+            ..Default::default()
+        });
+        let refused = agent.client.create_container(&req).await;
+        assert_eq!(
+            code(&refused),
+            ttrpc::Code::INVALID_ARGUMENT,
+            "{target}: {refused:?}"
+        );
+        assert!(
+            format!("{refused:?}").contains("mount_point"),
+            "{refused:?}"
+        );
+        assert!(cgroup_dirs(&cid).is_empty());
+    }
+    assert_eq!(agent.mountinfo(), mounts_before, "a storage was mounted");
+    let cid = agent.id("c1");
+    agent
+        .run_container(&cid, spec(&root, &["sleep", "100000"], false, None))
+        .await;
+    assert_serving(&agent, &cid, "alive").await;
+    agent.destroy_and_exit().await;
+}

@@ -147,3 +147,85 @@ async fn concurrent_stdin_writes_are_capped_per_process() {
     pod.remove("c2", 0).await.unwrap();
     assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
 }
+
+/// An ephemeral (tmpfs) storage on `mount_point`.
+fn tmpfs_storage(mount_point: &str) -> agent_protos::agent::Storage {
+    agent_protos::agent::Storage {
+        driver: "ephemeral".into(),
+        source: "tmpfs".into(),
+        fstype: "tmpfs".into(),
+        mount_point: mount_point.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn storage_mount_points_are_confined_to_the_kata_directories() {
+    use agent_protos::agent as pb;
+    let outside = [
+        "/etc",
+        "/",
+        "/run/kata-containers",
+        "/run/kata-containers/../../etc",
+        "/run/kata-containers-x/y",
+        "relative/path",
+    ];
+    let pod = Pod::new().await;
+    for bad in outside {
+        let req = pb::CreateSandboxRequest {
+            hostname: "pod".into(),
+            sandbox_id: "sb".into(),
+            storages: vec![tmpfs_storage(bad)],
+            ..Default::default()
+        };
+        let result = pod.client.agent.create_sandbox(pod::ctx(), &req).await;
+        let msg = message(result.clone());
+        assert_eq!(code(result), Code::INVALID_ARGUMENT, "{bad}: {msg}");
+        assert!(msg.contains("mount_point") && msg.contains(bad), "{msg}");
+    }
+    assert!(pod.fake.mounter.table().is_empty(), "something was mounted");
+
+    pod.create_sandbox().await.unwrap();
+    pod.fake.baseline();
+    let before_create = pod.fake.faults.counts();
+    for bad in outside {
+        let mut req = container_request("c1", &["sleep"], false);
+        req.storages.push(tmpfs_storage(bad));
+        let result = pod.create_req(req).await;
+        let msg = message(result.clone());
+        assert_eq!(code(result), Code::INVALID_ARGUMENT, "{bad}: {msg}");
+        assert!(msg.contains("mount_point"), "{msg}");
+        let update = pb::UpdateEphemeralMountsRequest {
+            storages: vec![tmpfs_storage(bad)],
+            ..Default::default()
+        };
+        let result = pod
+            .client
+            .agent
+            .update_ephemeral_mounts(pod::ctx(), &update)
+            .await;
+        assert_eq!(code(result), Code::INVALID_ARGUMENT, "{bad}");
+    }
+    assert_eq!(
+        pod.fake.faults.counts(),
+        before_create,
+        "nothing reached the OS"
+    );
+    assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
+
+    // A realistic one (an emptyDir under Kata's ephemeral root) passes, normalised.
+    let mut req = container_request("c1", &["sleep"], false);
+    req.storages.push(tmpfs_storage(
+        "/run/kata-containers/sandbox/ephemeral/./cache/",
+    ));
+    pod.create_req(req).await.unwrap();
+    let mounted = pod.fake.mounter.table();
+    assert!(
+        mounted
+            .iter()
+            .any(|m| m.target
+                == std::path::Path::new("/run/kata-containers/sandbox/ephemeral/cache")),
+        "{mounted:?}"
+    );
+    pod.remove("c1", 0).await.unwrap();
+}

@@ -377,3 +377,87 @@ async fn a_storage_cannot_be_mounted_over_the_guest() {
     assert_serving(&agent, &cid, "alive").await;
     agent.destroy_and_exit().await;
 }
+
+// ---- class 5: the sandbox pid namespace kept as /proc/<pid>/ns/pid ----
+
+/// The pid namespace of `pid` (`pid:[inode]`).
+fn pidns(pid: i32) -> String {
+    let link = fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    link.to_string_lossy().into_owned()
+}
+
+/// The init of container `cid` (the only member of its cgroup right after CreateContainer).
+fn init_pid(cid: &str) -> i32 {
+    let pids = support::host_state::cgroup_pids(cid);
+    assert_eq!(pids.len(), 1, "{cid}: {pids:?}");
+    pids[0]
+}
+
+#[tokio::test]
+#[ignore = "needs root: real containers and ns_last_pid"]
+async fn the_sandbox_pid_namespace_is_pinned_not_named_by_pid() {
+    use std::time::Duration;
+    let agent = RealAgent::start("pidns").await;
+    let sandbox = agent.id("sb");
+    agent.create_sandbox(&sandbox, "attack-pod").await;
+    let root = agent.rootfs("rootfs");
+    let sleeper = || spec(&root, &["sleep", "100000"], false, None);
+    agent.run_container(&sandbox, sleeper()).await;
+    let first = init_pid(&sandbox);
+    let sandbox_ns = pidns(first);
+
+    // A later container asking for the sandbox pid namespace joins the first init's.
+    let joined = agent.id("joined");
+    agent
+        .create_container(&joined, sleeper(), true)
+        .await
+        .unwrap();
+    assert_eq!(pidns(init_pid(&joined)), sandbox_ns);
+
+    // The first init exits (the kernel then ends everything in its namespace).
+    agent.signal(&sandbox, "", libc::SIGKILL).await.unwrap();
+    assert_eq!(agent.wait(&sandbox, "").await, 128 + libc::SIGKILL);
+
+    // The attacker recycles its pid: a container with its own pid namespace whose init gets
+    // the first init's pid (ns_last_pid steers the next pid of the agent's namespace).
+    let mut victim = None;
+    for attempt in 0..60 {
+        let cid = agent.id(&format!("victim{attempt}"));
+        let offset = 1 + attempt % 4;
+        fs::write("/proc/sys/kernel/ns_last_pid", (first - offset).to_string()).unwrap();
+        agent
+            .create_container(&cid, sleeper(), false)
+            .await
+            .unwrap();
+        if init_pid(&cid) == first {
+            victim = Some(cid);
+            break;
+        }
+        agent.remove(&cid).await;
+    }
+    let victim = victim.expect("pid reuse was not achieved: the attack was not staged");
+    let victim_ns = pidns(first);
+    assert_ne!(victim_ns, sandbox_ns);
+
+    // A container asking for the sandbox pid namespace now: the pin still names the dead
+    // namespace, never the victim's; the kernel lets nothing enter it, and the agent says so.
+    let late = agent.id("late");
+    let refused = tokio::time::timeout(
+        Duration::from_secs(30),
+        agent.create_container(&late, sleeper(), true),
+    )
+    .await
+    .expect("CreateContainer hung");
+    let message = format!("{refused:?}");
+    assert_ne!(code(&refused), ttrpc::Code::OK);
+    assert!(message.contains("init has exited"), "{message}");
+    assert!(
+        cgroup_dirs(&late).is_empty(),
+        "the failed create left its cgroup"
+    );
+    // The victim is untouched: still running, alone in its namespace.
+    assert_eq!(support::host_state::cgroup_pids(&victim), [first]);
+    assert_eq!(pidns(first), victim_ns);
+    assert_serving(&agent, &victim, "alive").await;
+    agent.destroy_and_exit().await;
+}

@@ -63,9 +63,6 @@ impl Containers {
             Ok(container) => {
                 slots.insert(cid.clone(), Slot::Ready(container.clone()));
                 drop(slots);
-                if first {
-                    self.sandbox.adopt_pid_namespace(container.init.pid());
-                }
                 tracing::info!(container = %cid, pid = container.init.pid(), "container created");
                 Ok(())
             }
@@ -220,6 +217,18 @@ impl Containers {
             }
         }
 
+        // Last, so that no later step can fail: the first container's pid namespace becomes the
+        // sandbox's, pinned while its init is a live child of the agent.
+        if first {
+            self.sandbox
+                .adopt_pid_namespace(&cid, pid)
+                .map_err(|e| {
+                    ContainerError::step(&cid, "pin the sandbox pid namespace")(
+                        std::io::Error::other(e.to_string()),
+                    )
+                })
+                .map_err(fail)?;
+        }
         let mut teardown = std::mem::take(teardown);
         teardown.keep_processes();
         Ok(Arc::new(Container {

@@ -461,3 +461,85 @@ async fn the_sandbox_pid_namespace_is_pinned_not_named_by_pid() {
     assert_serving(&agent, &victim, "alive").await;
     agent.destroy_and_exit().await;
 }
+
+// ---- also: parent cgroups the agent made outlive their containers ----
+
+/// Removes, on drop, whatever is left of cgroup `rel` and below it in every controller.
+struct CgroupSweep(String);
+
+impl Drop for CgroupSweep {
+    fn drop(&mut self) {
+        let mut dirs: Vec<std::path::PathBuf> = Vec::new();
+        for top in cgroup_dirs(&self.0) {
+            let mut stack = vec![top];
+            while let Some(dir) = stack.pop() {
+                for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(e.path());
+                    }
+                }
+                dirs.push(dir);
+            }
+        }
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for dir in dirs {
+            let _ = fs::remove_dir(dir);
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs root: real containers, cgroup v1"]
+async fn parent_cgroups_the_agent_made_go_with_the_last_container() {
+    let agent = sandbox("cgparents").await;
+    let root = agent.rootfs("rootfs");
+    let base = format!("kata-attack-{}", std::process::id());
+    let other = format!("{base}-pre");
+    let _sweep = (CgroupSweep(base.clone()), CgroupSweep(other.clone()));
+    let run = |cid: String, path: String| {
+        let mut s = spec(&root, &["sleep", "100000"], false, None);
+        s.Linux.as_mut().unwrap().CgroupsPath = path;
+        let agent = &agent;
+        async move { agent.run_container(&cid, s).await }
+    };
+    let c1 = agent.id("c1");
+    let c2 = agent.id("c2");
+    run(c1.clone(), format!("/{base}/pod/c1")).await;
+    run(c2.clone(), format!("/{base}/pod/c2")).await;
+    assert!(!cgroup_dirs(&format!("{base}/pod/c1")).is_empty());
+    agent.remove(&c1).await;
+    assert!(cgroup_dirs(&format!("{base}/pod/c1")).is_empty());
+    assert!(
+        !cgroup_dirs(&format!("{base}/pod")).is_empty(),
+        "removed under c2"
+    );
+    agent.remove(&c2).await;
+    assert_eq!(cgroup_dirs(&base), Vec::<std::path::PathBuf>::new());
+
+    // A parent that was there before (made by someone else in the memory controller), and a
+    // cgroup someone else makes below a parent the agent made: both stay.
+    let memory = Path::new("/sys/fs/cgroup/memory");
+    fs::create_dir(memory.join(&other)).unwrap();
+    let c3 = agent.id("c3");
+    run(c3.clone(), format!("/{other}/x/c3")).await;
+    let foreign = Path::new("/sys/fs/cgroup/pids")
+        .join(&other)
+        .join("x/foreign");
+    fs::create_dir(&foreign).unwrap();
+    let log = agent.destroy_and_exit().await;
+    assert!(
+        memory.join(&other).is_dir(),
+        "a cgroup the agent did not make was removed"
+    );
+    assert!(
+        foreign.is_dir(),
+        "a cgroup the agent did not make was removed"
+    );
+    let left: Vec<_> = cgroup_dirs(&other);
+    assert_eq!(
+        left.len(),
+        2,
+        "only memory/{other} and pids/{other}: {left:?}\n{log}"
+    );
+    assert!(cgroup_dirs(&format!("{other}/x/c3")).is_empty());
+}

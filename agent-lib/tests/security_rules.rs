@@ -229,3 +229,54 @@ async fn storage_mount_points_are_confined_to_the_kata_directories() {
     );
     pod.remove("c1", 0).await.unwrap();
 }
+
+/// CreateContainer `cid` running `sleep` in cgroup `cgroups_path`.
+fn in_cgroup(cid: &str, cgroups_path: &str) -> agent_protos::agent::CreateContainerRequest {
+    let mut req = container_request(cid, &["sleep"], false);
+    req.OCI
+        .as_mut()
+        .unwrap()
+        .Linux
+        .as_mut()
+        .unwrap()
+        .CgroupsPath = cgroups_path.into();
+    req
+}
+
+#[tokio::test]
+async fn parent_cgroups_the_agent_made_go_with_the_last_container_under_them() {
+    use kata_agent::host::Cgroups;
+    let pod = Pod::with_sandbox().await;
+    // Made by someone else before: never removed by the agent.
+    pod.fake.cgroups.create("/kubepods").unwrap();
+    pod.fake.baseline();
+    let exists = |p: &str| pod.fake.cgroups.state(p).is_some();
+    for cid in ["c1", "c2"] {
+        let req = in_cgroup(cid, &format!("/kubepods/pod1/burst/{cid}"));
+        pod.create_req(req).await.unwrap();
+        pod.start(cid).await.unwrap();
+    }
+    pod.remove("c1", 0).await.unwrap();
+    assert!(
+        exists("/kubepods/pod1/burst"),
+        "removed while c2 is under it"
+    );
+    pod.remove("c2", 0).await.unwrap();
+    assert!(!exists("/kubepods/pod1") && !exists("/kubepods/pod1/burst"));
+    assert!(
+        exists("/kubepods"),
+        "a cgroup the agent did not make was removed"
+    );
+    assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
+
+    // A failed create takes its parents back too; DestroySandbox removes the rest.
+    pod.fake
+        .faults
+        .fail_next(agent_fakes::Op::Launch, nix::errno::Errno::EIO);
+    assert!(pod.create_req(in_cgroup("c3", "/a/b/c3")).await.is_err());
+    assert!(!exists("/a"), "a failed create left its parent cgroup");
+    pod.create_req(in_cgroup("c4", "/a/b/c4")).await.unwrap();
+    pod.destroy_sandbox().await.unwrap();
+    assert!(!exists("/a"), "DestroySandbox left a parent cgroup");
+    assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
+}

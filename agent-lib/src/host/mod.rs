@@ -18,8 +18,8 @@ mod uevent;
 use std::sync::Arc;
 
 pub use cgroups::{
-    BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, HugetlbStats,
-    MemoryData, MemoryStats, OomEvents, PidsStats,
+    BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, CreatedParents,
+    HugetlbStats, MemoryData, MemoryStats, OomEvents, PidsStats, parent_paths,
 };
 pub use launcher::{
     ContainerSetup, ExitStatus, LaunchRequest, LaunchTarget, Launched, Launcher, ProcessSpec,

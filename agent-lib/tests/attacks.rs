@@ -543,3 +543,104 @@ async fn parent_cgroups_the_agent_made_go_with_the_last_container() {
     );
     assert!(cgroup_dirs(&format!("{other}/x/c3")).is_empty());
 }
+
+// ---- class 3: the OCI cgroup mount showed every cgroup of the guest ----
+
+/// A spec running `sleep` with the OCI `cgroup` mount on /sys/fs/cgroup with `options`.
+fn spec_with_cgroup_mount(root: &Path, options: &[&str]) -> oci::Spec {
+    let mut s = spec(root, &["sleep", "100000"], false, None);
+    s.Mounts.push(oci::Mount {
+        destination: "/sys/fs/cgroup".into(),
+        type_: "cgroup".into(),
+        source: "cgroup".into(),
+        options: options.iter().map(|o| o.to_string()).collect(),
+        ..Default::default()
+    });
+    s
+}
+
+/// Runs `script` in `cid` as root; returns (stdout, exit code).
+async fn sh(agent: &RealAgent, cid: &str, eid: &str, script: &str) -> (String, i32) {
+    agent.exec(cid, eid, &["sh", "-c", script], false).await;
+    let out = agent.read_all(cid, eid, false).await;
+    (out, agent.wait(cid, eid).await)
+}
+
+#[tokio::test]
+#[ignore = "needs root: real containers, cgroup v1"]
+async fn the_cgroup_mount_shows_only_the_containers_own_cgroup() {
+    let agent = sandbox("cgmount").await;
+    let infra = agent.ids_so_far()[0].clone();
+    let freezer_state = || support::host_state::cgroup_file("freezer", &infra, "freezer.state");
+    let root = agent.rootfs("rootfs");
+    let cid = agent.id("ro");
+    let opts = ["nosuid", "noexec", "nodev", "relatime", "ro"];
+    agent
+        .run_container(&cid, spec_with_cgroup_mount(&root, &opts))
+        .await;
+    let limit = support::host_state::cgroup_file("memory", &cid, "memory.limit_in_bytes");
+
+    // What it sees: the hierarchies, each its own cgroup (its limit, itself in cgroup.procs),
+    // no sibling (the infra container's cgroup) anywhere.
+    let (seen, _) = sh(
+        &agent,
+        &cid,
+        "ls",
+        "ls /sys/fs/cgroup; ls /sys/fs/cgroup/*/",
+    )
+    .await;
+    assert!(
+        seen.contains("memory") && seen.contains("freezer"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains(&infra),
+        "a sibling cgroup is visible: {seen}"
+    );
+    let (own, _) = sh(
+        &agent,
+        &cid,
+        "own",
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes",
+    )
+    .await;
+    assert_eq!(own.trim(), limit);
+    let (procs, _) = sh(
+        &agent,
+        &cid,
+        "procs",
+        "cat /sys/fs/cgroup/memory/cgroup.procs",
+    )
+    .await;
+    assert!(
+        procs.lines().any(|l| l.trim() == "1"),
+        "its init is not in it: {procs:?}"
+    );
+
+    // The attacker: freeze a sibling, leave its own cgroup, make a sub-cgroup. All refused.
+    let attack = "echo FROZEN > /sys/fs/cgroup/freezer/../freezer.state; \
+                  for d in /sys/fs/cgroup/freezer/.. /sys/fs/cgroup/freezer/../..; do \
+                    ls $d; done; \
+                  echo 1 > /sys/fs/cgroup/memory/cgroup.procs && echo moved; \
+                  mkdir /sys/fs/cgroup/memory/sub && echo made; true";
+    let (out, _) = sh(&agent, &cid, "attack", attack).await;
+    assert!(!out.contains("moved") && !out.contains("made"), "{out}");
+    assert!(!out.contains(&infra), "a sibling was reached: {out}");
+    assert_eq!(freezer_state(), "THAWED", "the infra container was frozen");
+    assert!(cgroup_dirs(&format!("{cid}/sub")).is_empty());
+
+    // With `rw` it may manage its own cgroup, still seeing nothing else.
+    let rw = agent.id("rw");
+    let opts = ["nosuid", "noexec", "nodev", "rw"];
+    agent
+        .run_container(&rw, spec_with_cgroup_mount(&root, &opts))
+        .await;
+    let script = "mkdir /sys/fs/cgroup/memory/sub && rmdir /sys/fs/cgroup/memory/sub \
+                  && echo managed; ls /sys/fs/cgroup/memory/..";
+    let (out, _) = sh(&agent, &rw, "rw", script).await;
+    assert!(out.contains("managed"), "{out}");
+    assert!(!out.contains(&infra) && !out.contains(&cid), "{out}");
+    assert_eq!(freezer_state(), "THAWED");
+    assert_serving(&agent, &rw, "alive").await;
+    agent.destroy_and_exit().await;
+}

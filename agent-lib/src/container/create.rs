@@ -117,6 +117,10 @@ impl Containers {
             .map_err(fail)?;
         spec::append_guest_hooks(&mut spec, self.sandbox.guest_hooks().as_ref());
         spec::normalize_device_paths(&mut spec).map_err(fail)?;
+        // The launcher mounts the OCI `cgroup` mount from the cgroup the agent made.
+        if let Some(linux) = spec.linux_mut().as_mut() {
+            linux.set_cgroups_path(Some(std::path::PathBuf::from(&cgroup)));
+        }
 
         let devices = self
             .attach

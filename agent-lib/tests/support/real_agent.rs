@@ -177,6 +177,11 @@ impl RealAgent {
         id
     }
 
+    /// The container ids handed out so far, in order.
+    pub fn ids_so_far(&self) -> Vec<String> {
+        self.ids.lock().unwrap().clone()
+    }
+
     /// What the agent printed so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()

@@ -42,6 +42,7 @@
 
 mod beneath;
 mod capabilities;
+mod cgroup_mount;
 mod devices;
 mod error;
 mod exec;

@@ -529,7 +529,9 @@ fn garbage_or_a_hang_up_on_the_operator_ports_leaves_the_agent_serving() {
     drop(log);
     // A console fed binary junk and dropped mid-line.
     let mut console = agent.connect_port(1026);
-    console.write_all(b"\x00\x1b[999;999H\xff\xfe echo half a li").unwrap();
+    console
+        .write_all(b"\x00\x1b[999;999H\xff\xfe echo half a li")
+        .unwrap();
     drop(console);
     runtime().block_on(async {
         assert_eq!(

@@ -146,6 +146,11 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
         "announce"
     );
 
+    match kata_agent::linux::raise_nofile_limit(init_mode) {
+        Ok((soft, hard)) => tracing::info!(soft, hard, "RLIMIT_NOFILE raised"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise RLIMIT_NOFILE"),
+    }
+
     let v2 = config.cgroup_v2();
     if init_mode {
         // Before the cgroup seam is built: it reads the hierarchy's mounts.

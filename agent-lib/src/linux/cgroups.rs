@@ -25,8 +25,8 @@ use cgroups_rs::{CgroupPid, FreezerState};
 use oci_spec::runtime::LinuxResources;
 
 use crate::host::{
-    BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, HugetlbStats,
-    MemoryData, MemoryStats, OomEvents, PidsStats,
+    BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, CreatedParents,
+    HugetlbStats, MemoryData, MemoryStats, OomEvents, PidsStats, parent_paths,
 };
 
 /// How long [`Cgroups::freeze`] waits for a v1 freezer to leave `FREEZING`.
@@ -46,6 +46,10 @@ struct Entry {
 pub struct LinuxCgroups {
     version: CgroupVersion,
     entries: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
+    /// The parent directories `create` made, by controller directory. Held across a create or
+    /// a destroy's parent removal only (a few mkdir/rmdir on cgroupfs), so that a parent is
+    /// never removed while a sibling is being created under it.
+    parents: Mutex<CreatedParents>,
 }
 
 impl std::fmt::Debug for LinuxCgroups {
@@ -89,6 +93,7 @@ impl LinuxCgroups {
         LinuxCgroups {
             version,
             entries: Mutex::new(HashMap::new()),
+            parents: Mutex::default(),
         }
     }
 
@@ -150,8 +155,16 @@ impl Cgroups for LinuxCgroups {
             Some(entry) => entry,
             None => Arc::new(Mutex::new(load(&rel)?)),
         };
+        let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
         {
             let guard = entry.lock().unwrap_or_else(|e| e.into_inner());
+            let existed = guard.cgroup.exists();
+            let dirs = parent_dirs(&rel);
+            let missing: Vec<String> = dirs
+                .iter()
+                .filter(|d| !std::path::Path::new(d).exists())
+                .cloned()
+                .collect();
             if guard.cgroup.subsystems().is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -164,7 +177,11 @@ impl Cgroups for LinuxCgroups {
                     .create()
                     .map_err(|e| map_err("create", &rel, &e))
             })?;
+            if !existed {
+                parents.created(&rel, &dirs, &missing);
+            }
         }
+        drop(parents);
         self.lock_entries().entry(rel.clone()).or_insert(entry);
         tracing::debug!(cgroup = %rel, "cgroup created");
         Ok(())
@@ -248,11 +265,22 @@ impl Cgroups for LinuxCgroups {
                     .map_err(|err| map_err("destroy", &rel, &err))
             })?;
         }
-        let mut entries = self.lock_entries();
-        if entries.get(&rel).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
-            entries.remove(&rel);
+        {
+            let mut entries = self.lock_entries();
+            if entries.get(&rel).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                entries.remove(&rel);
+            }
         }
         tracing::debug!(cgroup = %rel, "cgroup destroyed");
+        let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
+        for dir in parents.destroyed(&rel) {
+            match fs::remove_dir(&dir) {
+                Ok(()) => tracing::debug!(dir = %dir, "removed a parent cgroup the agent made"),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Something the agent did not make lives there now: it stays.
+                Err(e) => tracing::info!(dir = %dir, error = %e, "parent cgroup kept"),
+            }
+        }
         Ok(())
     }
 
@@ -267,6 +295,19 @@ impl Cgroups for LinuxCgroups {
         })?;
         super::oom::watch(self.version, &dir)
     }
+}
+
+/// The directories of the parent cgroups of `rel`, outermost first: one per controller on v1.
+fn parent_dirs(rel: &str) -> Vec<String> {
+    let mut dirs = Vec::new();
+    for parent in parent_paths(rel) {
+        let cgroup = Cgroup::load(hierarchies::auto(), parent.as_str());
+        for subsystem in cgroup.subsystems() {
+            dirs.push(subsystem.to_controller().path().display().to_string());
+        }
+    }
+    dirs.dedup();
+    dirs
 }
 
 /// A manager and a handle for the cgroup at `rel` (nothing is created).

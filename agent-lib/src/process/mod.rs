@@ -18,7 +18,7 @@ use tokio::sync::watch;
 pub use command::{Command, CommandError, CommandOutput, HELPER_PATH, find_program};
 pub use error::ProcessError;
 pub use spec::launch_spec;
-pub use stdio::{MAX_READ, Output, Stdio};
+pub use stdio::{MAX_READ, MAX_STDIN_IN_FLIGHT, Output, Stdio};
 
 use crate::host::{ExitStatus, Launched};
 

@@ -151,6 +151,11 @@ impl RealAgent {
         self.pid
     }
 
+    /// The agent's socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
+    }
+
     /// A fresh folder for this test (removed on drop).
     pub fn path(&self, name: &str) -> PathBuf {
         let path = self.dir.path().join(name);
@@ -170,6 +175,11 @@ impl RealAgent {
         let id = format!("{}-{name}", self.prefix);
         self.ids.lock().unwrap().push(id.clone());
         id
+    }
+
+    /// The container ids handed out so far, in order.
+    pub fn ids_so_far(&self) -> Vec<String> {
+        self.ids.lock().unwrap().clone()
     }
 
     /// What the agent printed so far.

@@ -397,6 +397,30 @@ fn wait_frozen(e: &Entry, path: &str) -> io::Result<()> {
 /// cgroups-rs statistics as the domain [`CgroupStats`].
 fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
     let raw = e.manager.stats();
+    CgroupStats {
+        cpu: cpu_stats(e, &raw, version),
+        memory: memory_stats(e, &raw),
+        pids: PidsStats {
+            current: raw.pids.current,
+            limit: u64::try_from(raw.pids.limit).unwrap_or(0),
+        },
+        blkio: blkio_stats(&raw.blkio),
+        hugetlb: raw
+            .hugetlb
+            .iter()
+            .map(|(size, s)| {
+                let stats = HugetlbStats {
+                    usage: s.usage,
+                    max_usage: s.max_usage,
+                    failcnt: s.fail_cnt,
+                };
+                (size.clone(), stats)
+            })
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn cpu_stats(e: &Entry, raw: &cgroups_rs::stats::CgroupStats, version: CgroupVersion) -> CpuStats {
     let mut cpu = CpuStats::default();
     if let Some(acct) = &raw.cpu.cpu_acct {
         // v1 `cpuacct.stat` counts USER_HZ ticks; the domain wants ns.
@@ -427,7 +451,10 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
     if version == CgroupVersion::V2 {
         v2_cpu_stat(e, &mut cpu);
     }
+    cpu
+}
 
+fn memory_stats(e: &Entry, raw: &cgroups_rs::stats::CgroupStats) -> MemoryStats {
     let data = |m: &Option<cgroups_rs::stats::MemoryStats>| {
         m.as_ref()
             .map(|m| MemoryData {
@@ -439,7 +466,7 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
             })
             .unwrap_or_default()
     };
-    let memory = MemoryStats {
+    MemoryStats {
         cache: raw.memory.cache,
         usage: data(&raw.memory.memory),
         swap_usage: data(&raw.memory.memory_swap),
@@ -450,13 +477,10 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
             .controller_of::<MemController>()
             .map(|m| m.memory_stat().stat.raw.into_iter().collect())
             .unwrap_or_default(),
-    };
+    }
+}
 
-    let pids = PidsStats {
-        current: raw.pids.current,
-        limit: u64::try_from(raw.pids.limit).unwrap_or(0),
-    };
-
+fn blkio_stats(b: &cgroups_rs::stats::BlkioCgroupStats) -> BlkioStats {
     let entries = |list: &[cgroups_rs::stats::BlkioStat]| {
         list.iter()
             .map(|s| BlkioEntry {
@@ -467,8 +491,7 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
             })
             .collect::<Vec<_>>()
     };
-    let b = &raw.blkio;
-    let blkio = BlkioStats {
+    BlkioStats {
         service_bytes: entries(&b.io_service_bytes_recursive),
         serviced: entries(&b.io_serviced_recursive),
         queued: entries(&b.io_queued_recursive),
@@ -477,27 +500,6 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
         merged: entries(&b.io_merged_recursive),
         time: entries(&b.io_time_recursive),
         sectors: entries(&b.sectors_recursive),
-    };
-
-    let hugetlb = raw
-        .hugetlb
-        .iter()
-        .map(|(size, s)| {
-            let stats = HugetlbStats {
-                usage: s.usage,
-                max_usage: s.max_usage,
-                failcnt: s.fail_cnt,
-            };
-            (size.clone(), stats)
-        })
-        .collect::<BTreeMap<_, _>>();
-
-    CgroupStats {
-        cpu,
-        memory,
-        pids,
-        blkio,
-        hugetlb,
     }
 }
 

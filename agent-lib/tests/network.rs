@@ -5,62 +5,16 @@
 mod pod;
 
 use agent_fakes::{FakeHost, NetState, Op, Script};
+use agent_harness::messages::{family, interface as iface, neighbour, route};
 use agent_protos::types;
 use nix::errno::Errno;
 use pod::{Pod, code, message};
-use protobuf::{EnumOrUnknown, MessageField};
+use protobuf::EnumOrUnknown;
 use ttrpc::Code;
 
 const MAC: &str = "02:00:00:00:00:01";
 const IFF_UP: u32 = libc::IFF_UP as u32;
 const IFF_NOARP: u32 = libc::IFF_NOARP as u32;
-
-fn family(v6: bool) -> EnumOrUnknown<types::IPFamily> {
-    EnumOrUnknown::new(if v6 {
-        types::IPFamily::v6
-    } else {
-        types::IPFamily::v4
-    })
-}
-
-fn addr(address: &str, mask: &str) -> types::IPAddress {
-    types::IPAddress {
-        family: family(address.contains(':')),
-        address: address.into(),
-        mask: mask.into(),
-        ..Default::default()
-    }
-}
-
-fn iface(name: &str, mac: &str, addrs: &[(&str, &str)], mtu: u64) -> types::Interface {
-    types::Interface {
-        name: name.into(),
-        device: name.into(),
-        hwAddr: mac.into(),
-        mtu,
-        IPAddresses: addrs.iter().map(|(a, m)| addr(a, m)).collect(),
-        ..Default::default()
-    }
-}
-
-fn route(dest: &str, gateway: &str, device: &str) -> types::Route {
-    types::Route {
-        dest: dest.into(),
-        gateway: gateway.into(),
-        device: device.into(),
-        family: family(dest.contains(':') || gateway.contains(':')),
-        ..Default::default()
-    }
-}
-
-fn neighbour(ip: &str, device: &str, lladdr: &str) -> types::ARPNeighbor {
-    types::ARPNeighbor {
-        toIPAddress: MessageField::some(addr(ip, "")),
-        device: device.into(),
-        lladdr: lladdr.into(),
-        ..Default::default()
-    }
-}
 
 fn enable_ipv6(fake: &FakeHost) {
     for which in ["all", "default"] {

@@ -5,8 +5,9 @@
 
 use std::process::Command;
 
+use agent_harness::messages::{interface as iface, route};
 use agent_protos::{agent as pb, types};
-use protobuf::{EnumOrUnknown, MessageField};
+use protobuf::MessageField;
 use serde_json::Value;
 
 mod support;
@@ -51,40 +52,16 @@ fn veth(agent: &RealAgent, name: &str, mac: &str) {
     run_in(agent, "ip", &["link", "set", &peer, "up"]);
 }
 
-fn family(v6: bool) -> EnumOrUnknown<types::IPFamily> {
-    EnumOrUnknown::new(if v6 {
-        types::IPFamily::v6
-    } else {
-        types::IPFamily::v4
-    })
-}
-
-fn iface(name: &str, mac: &str, addrs: &[(&str, &str)], mtu: u64) -> types::Interface {
-    types::Interface {
-        name: name.into(),
-        hwAddr: mac.into(),
-        mtu,
-        IPAddresses: addrs
-            .iter()
-            .map(|(a, m)| types::IPAddress {
-                family: family(a.contains(':')),
-                address: (*a).into(),
-                mask: (*m).into(),
-                ..Default::default()
-            })
-            .collect(),
-        ..Default::default()
-    }
-}
-
-fn route(dest: &str, gateway: &str, device: &str) -> types::Route {
-    types::Route {
-        dest: dest.into(),
-        gateway: gateway.into(),
-        device: device.into(),
-        family: family(dest.contains(':') || gateway.contains(':')),
-        ..Default::default()
-    }
+/// A veth `ens3` (MAC A) configured as `eth0` with 10.0.0.2/24 and fd00::2/64.
+async fn configure_eth0(agent: &RealAgent) {
+    veth(agent, "ens3", MAC_A);
+    let eth0 = iface(
+        "eth0",
+        MAC_A,
+        &[("10.0.0.2", "24"), ("fd00::2", "64")],
+        1500,
+    );
+    agent.client.update_interface(eth0).await.unwrap();
 }
 
 /// `(address, prefix)` of `dev`'s global addresses, from `ip -j addr`.
@@ -209,17 +186,7 @@ async fn a_rename_onto_a_taken_name_swaps_the_two_names() {
 #[ignore = "needs root: a real agent in its own network namespace"]
 async fn routes_and_neighbours_are_what_ip_shows() {
     let agent = RealAgent::start("net-routes").await;
-    veth(&agent, "ens3", MAC_A);
-    agent
-        .client
-        .update_interface(iface(
-            "eth0",
-            MAC_A,
-            &[("10.0.0.2", "24"), ("fd00::2", "64")],
-            1500,
-        ))
-        .await
-        .unwrap();
+    configure_eth0(&agent).await;
     let wanted = vec![
         route("", "10.0.0.1", "eth0"),
         route("10.78.0.0/16", "10.0.0.1", "eth0"),
@@ -350,17 +317,7 @@ fn route_triples(agent: &RealAgent) -> Vec<(String, String, String)> {
 #[ignore = "needs root: a real agent in its own network namespace"]
 async fn a_failed_rename_of_an_up_link_restores_its_addresses_and_routes() {
     let agent = RealAgent::start("net-undo").await;
-    veth(&agent, "ens3", MAC_A);
-    agent
-        .client
-        .update_interface(iface(
-            "eth0",
-            MAC_A,
-            &[("10.0.0.2", "24"), ("fd00::2", "64")],
-            1500,
-        ))
-        .await
-        .unwrap();
+    configure_eth0(&agent).await;
     agent
         .client
         .update_routes(vec![

@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod client;
+pub mod messages;
 pub mod scenario;
 mod shortcuts;
 pub mod vmm;

@@ -14,6 +14,7 @@ use agent_protos::oci;
 
 mod attacks_support;
 mod support;
+use attacks_support::race;
 use attacks_support::{
     CgroupSweep, PAUSE, assert_serving, init_pid, mode, nofile, pidns, regular, sandbox,
     set_nofile, sh, spec_with_cgroup_mount, spec_with_devices, user,
@@ -496,5 +497,79 @@ async fn the_cgroup_mount_shows_only_the_containers_own_cgroup() {
     assert!(!out.contains(&infra) && !out.contains(&cid), "{out}");
     assert_eq!(freezer_state(), "THAWED");
     assert_serving(&agent, &rw, "alive").await;
+    agent.destroy_and_exit().await;
+}
+
+// ---- class 2: a mount destination swapped for a symlink while the agent creates ----
+
+#[tokio::test]
+#[ignore = "needs root: real containers"]
+async fn a_racing_symlink_swap_never_moves_a_mount_target_outside() {
+    // A race the old code lost 1 in 9 tries: 200 creates miss a 1-in-20 race with p < 4e-5.
+    const CREATES: usize = 200;
+    let agent = sandbox("race").await;
+    let root = agent.rootfs("rootfs");
+    let volume = agent.path("shared");
+    let outside = agent.path("outside");
+    let file = agent.path("files").join("config");
+    fs::create_dir_all(volume.join("d")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, "x\n").unwrap();
+    fs::write(outside.join("victim"), "keep\n").unwrap();
+    std::os::unix::fs::symlink(&outside, volume.join("link")).unwrap();
+    let mount = |dest: String, typ: &str, source: &Path, options: &[&str]| oci::Mount {
+        destination: dest,
+        type_: typ.into(),
+        source: source.to_string_lossy().into_owned(),
+        options: options.iter().map(|o| o.to_string()).collect(),
+        ..Default::default()
+    };
+
+    // The other container keeps swapping the volume's `d` with `link` (→ outside).
+    let racer = race::Exchanger::start(&volume.join("d"), &volume.join("link"));
+    let mut created = 0;
+    for i in 0..CREATES {
+        let cid = agent.id(&format!("r{i}"));
+        let mut s = spec(&root, &PAUSE, false, None);
+        s.Mounts
+            .push(mount("/vol".into(), "bind", &volume, &["rbind"]));
+        let tmp = Path::new("tmpfs");
+        s.Mounts
+            .push(mount(format!("/vol/d/m{i}/deep"), "tmpfs", tmp, &[]));
+        s.Mounts.push(mount(
+            format!("/vol/d/f{i}"),
+            "bind",
+            &file,
+            &["bind", "ro"],
+        ));
+        s.Mounts
+            .push(mount("/vol/d/victim".into(), "bind", &file, &["bind"]));
+        // Either outcome is fine (a swap may leave a path the mount refuses); escaping is not.
+        if agent.create_container(&cid, s, false).await.is_ok() {
+            created += 1;
+            agent.remove(&cid).await;
+        }
+    }
+    let swaps = racer.stop();
+    eprintln!("{created} of {CREATES} creates succeeded under {swaps} swaps");
+    assert!(
+        swaps > CREATES as u64,
+        "the racer only swapped {swaps} times"
+    );
+    assert!(created > 0, "no create got through the race at all");
+
+    let left: Vec<_> = fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["victim"], "made outside every container: {left:?}");
+    assert_eq!(
+        fs::read_to_string(outside.join("victim")).unwrap(),
+        "keep\n"
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), "x\n");
+    let infra = agent.ids_so_far()[0].clone();
+    assert_serving(&agent, &infra, "alive").await;
     agent.destroy_and_exit().await;
 }

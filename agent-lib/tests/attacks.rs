@@ -16,8 +16,8 @@ mod attacks_support;
 mod support;
 use attacks_support::race;
 use attacks_support::{
-    CgroupSweep, PAUSE, assert_serving, init_pid, mode, nofile, pidns, regular, sandbox,
-    set_nofile, sh, spec_with_cgroup_mount, spec_with_devices, user,
+    CgroupSweep, PAUSE, assert_serving, build_static, exec_default_caps, init_pid, mode, nofile,
+    pidns, regular, sandbox, set_nofile, sh, spec_with_cgroup_mount, spec_with_devices, user,
 };
 use support::host_state::cgroup_dirs;
 use support::real_agent::RealAgent;
@@ -571,5 +571,60 @@ async fn a_racing_symlink_swap_never_moves_a_mount_target_outside() {
     assert_eq!(fs::read_to_string(&file).unwrap(), "x\n");
     let infra = agent.ids_so_far()[0].clone();
     assert_serving(&agent, &infra, "alive").await;
+    agent.destroy_and_exit().await;
+}
+
+// ---- class 1: the exec setup helper ptraced from inside the container ----
+
+#[tokio::test]
+#[ignore = "needs root: real containers, gcc -static"]
+async fn the_exec_helper_cannot_be_reached_from_inside_the_container() {
+    // The old helper lost on the first exec every time; 200 execs catch a 1-in-20 window.
+    const EXECS: usize = 200;
+    let agent = sandbox("ptrace").await;
+    let root = agent.rootfs("rootfs");
+    build_static(
+        include_str!("attacks_support/ptrace_attacker.c"),
+        &root.join("bin/attacker"),
+    );
+    let cid = agent.id("c1");
+    agent
+        .run_container(&cid, spec(&root, &PAUSE, false, None))
+        .await;
+
+    // Container root (Docker's default capabilities) watches for helpers during every exec.
+    exec_default_caps(&agent, &cid, "attacker", &["attacker"]).await;
+    for i in 0..EXECS {
+        let eid = format!("e{i}");
+        exec_default_caps(&agent, &cid, &eid, &["cat", "/proc/self/cgroup"]).await;
+        // The exec'd program is in the container's cgroup from its first instruction.
+        let cgroups = agent.read_all(&cid, &eid, false).await;
+        for line in cgroups.lines() {
+            let controllers = line.split(':').nth(1).unwrap_or_default();
+            if ["memory", "pids", "freezer"].contains(&controllers) {
+                assert!(line.contains(&cid), "exec {i} started outside: {line}");
+            }
+        }
+        assert_eq!(agent.wait(&cid, &eid).await, 0);
+    }
+    fs::write(root.join("stop-attack"), "").unwrap();
+    let report = agent.read_all(&cid, "attacker", false).await;
+    assert_eq!(agent.wait(&cid, "attacker").await, 0, "{report}");
+    eprintln!("attacker: {}", report.trim());
+    let count = |key: &str| -> u64 {
+        let field = report.split_whitespace().find_map(|f| f.strip_prefix(key));
+        field.and_then(|v| v.parse().ok()).expect(&report)
+    };
+    assert!(
+        count("seen=") > 0,
+        "the attacker never saw a helper: {report}"
+    );
+    assert_eq!(count("won="), 0, "the helper was reached: {report}");
+    assert_eq!(
+        count("outside="),
+        0,
+        "a helper was seen outside the cgroup: {report}"
+    );
+    assert_serving(&agent, &cid, "alive").await;
     agent.destroy_and_exit().await;
 }

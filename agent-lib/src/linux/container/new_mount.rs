@@ -74,9 +74,9 @@ pub(super) fn new_fs(
     };
     set(FSCONFIG_SET_STRING, "source", Some(source))?;
     for opt in data {
-        match opt.split_once('=') {
-            Some((k, v)) => set(FSCONFIG_SET_STRING, k, Some(v))?,
-            None => set(FSCONFIG_SET_FLAG, opt, None)?,
+        match split_option(opt) {
+            (k, Some(v)) => set(FSCONFIG_SET_STRING, k, Some(v))?,
+            (k, None) => set(FSCONFIG_SET_FLAG, k, None)?,
         }
     }
     for (ms, key) in [
@@ -115,6 +115,21 @@ pub(super) fn new_fs(
     fd_or_error(ret).step(|| format!("mount the {typ} of {shown}"))
 }
 
+/// `key=value` (one pair of double quotes around the value dropped, as mount(2)'s option
+/// parser does for `context="a:b:c,d"`) or a bare `key`.
+fn split_option(opt: &str) -> (&str, Option<&str>) {
+    match opt.split_once('=') {
+        Some((k, v)) => {
+            let unquoted = v
+                .strip_prefix('"')
+                .and_then(|v| v.strip_suffix('"'))
+                .unwrap_or(v);
+            (k, Some(unquoted))
+        }
+        None => (opt, None),
+    }
+}
+
 /// The `MOUNT_ATTR_*` of mount flags.
 fn attributes(flags: MsFlags) -> libc::c_uint {
     let table = [
@@ -150,4 +165,25 @@ pub(super) fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>, shown: &str) 
         return Err(io::Error::last_os_error()).step(|| format!("attach the mount on {shown}"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_split_as_mount_data_would() {
+        assert_eq!(split_option("mode=755"), ("mode", Some("755")));
+        assert_eq!(
+            split_option("context=\"system_u:object_r:c:s0:c1,c2\""),
+            ("context", Some("system_u:object_r:c:s0:c1,c2"))
+        );
+        assert_eq!(split_option("a=b=c"), ("a", Some("b=c")));
+        assert_eq!(split_option("newinstance"), ("newinstance", None));
+        assert_eq!(split_option("x=\""), ("x", Some("\"")));
+        assert_eq!(
+            attributes(MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NOATIME),
+            0x01 | 0x02 | 0x10
+        );
+    }
 }

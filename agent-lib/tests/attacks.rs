@@ -14,9 +14,10 @@ use agent_protos::oci;
 
 mod attacks_support;
 mod support;
+use attacks_support::race;
 use attacks_support::{
-    CgroupSweep, PAUSE, assert_serving, init_pid, mode, nofile, pidns, regular, sandbox,
-    set_nofile, sh, spec_with_cgroup_mount, spec_with_devices, user,
+    CgroupSweep, PAUSE, assert_serving, build_static, exec_default_caps, init_pid, mode, nofile,
+    pidns, regular, sandbox, set_nofile, sh, spec_with_cgroup_mount, spec_with_devices, user,
 };
 use support::host_state::cgroup_dirs;
 use support::real_agent::RealAgent;
@@ -496,5 +497,134 @@ async fn the_cgroup_mount_shows_only_the_containers_own_cgroup() {
     assert!(!out.contains(&infra) && !out.contains(&cid), "{out}");
     assert_eq!(freezer_state(), "THAWED");
     assert_serving(&agent, &rw, "alive").await;
+    agent.destroy_and_exit().await;
+}
+
+// ---- class 2: a mount destination swapped for a symlink while the agent creates ----
+
+#[tokio::test]
+#[ignore = "needs root: real containers"]
+async fn a_racing_symlink_swap_never_moves_a_mount_target_outside() {
+    // A race the old code lost 1 in 9 tries: 200 creates miss a 1-in-20 race with p < 4e-5.
+    const CREATES: usize = 200;
+    let agent = sandbox("race").await;
+    let root = agent.rootfs("rootfs");
+    let volume = agent.path("shared");
+    let outside = agent.path("outside");
+    let file = agent.path("files").join("config");
+    fs::create_dir_all(volume.join("d")).unwrap();
+    fs::create_dir_all(&outside).unwrap();
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, "x\n").unwrap();
+    fs::write(outside.join("victim"), "keep\n").unwrap();
+    std::os::unix::fs::symlink(&outside, volume.join("link")).unwrap();
+    let mount = |dest: String, typ: &str, source: &Path, options: &[&str]| oci::Mount {
+        destination: dest,
+        type_: typ.into(),
+        source: source.to_string_lossy().into_owned(),
+        options: options.iter().map(|o| o.to_string()).collect(),
+        ..Default::default()
+    };
+
+    // The other container keeps swapping the volume's `d` with `link` (→ outside).
+    let racer = race::Exchanger::start(&volume.join("d"), &volume.join("link"));
+    let mut created = 0;
+    for i in 0..CREATES {
+        let cid = agent.id(&format!("r{i}"));
+        let mut s = spec(&root, &PAUSE, false, None);
+        s.Mounts
+            .push(mount("/vol".into(), "bind", &volume, &["rbind"]));
+        let tmp = Path::new("tmpfs");
+        s.Mounts
+            .push(mount(format!("/vol/d/m{i}/deep"), "tmpfs", tmp, &[]));
+        s.Mounts.push(mount(
+            format!("/vol/d/f{i}"),
+            "bind",
+            &file,
+            &["bind", "ro"],
+        ));
+        s.Mounts
+            .push(mount("/vol/d/victim".into(), "bind", &file, &["bind"]));
+        // Either outcome is fine (a swap may leave a path the mount refuses); escaping is not.
+        if agent.create_container(&cid, s, false).await.is_ok() {
+            created += 1;
+            agent.remove(&cid).await;
+        }
+    }
+    let swaps = racer.stop();
+    eprintln!("{created} of {CREATES} creates succeeded under {swaps} swaps");
+    assert!(
+        swaps > CREATES as u64,
+        "the racer only swapped {swaps} times"
+    );
+    assert!(created > 0, "no create got through the race at all");
+
+    let left: Vec<_> = fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["victim"], "made outside every container: {left:?}");
+    assert_eq!(
+        fs::read_to_string(outside.join("victim")).unwrap(),
+        "keep\n"
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), "x\n");
+    let infra = agent.ids_so_far()[0].clone();
+    assert_serving(&agent, &infra, "alive").await;
+    agent.destroy_and_exit().await;
+}
+
+// ---- class 1: the exec setup helper ptraced from inside the container ----
+
+#[tokio::test]
+#[ignore = "needs root: real containers, gcc -static"]
+async fn the_exec_helper_cannot_be_reached_from_inside_the_container() {
+    // The old helper lost on the first exec every time; 200 execs catch a 1-in-20 window.
+    const EXECS: usize = 200;
+    let agent = sandbox("ptrace").await;
+    let root = agent.rootfs("rootfs");
+    build_static(
+        include_str!("attacks_support/ptrace_attacker.c"),
+        &root.join("bin/attacker"),
+    );
+    let cid = agent.id("c1");
+    agent
+        .run_container(&cid, spec(&root, &PAUSE, false, None))
+        .await;
+
+    // Container root (Docker's default capabilities) watches for helpers during every exec.
+    exec_default_caps(&agent, &cid, "attacker", &["attacker"]).await;
+    for i in 0..EXECS {
+        let eid = format!("e{i}");
+        exec_default_caps(&agent, &cid, &eid, &["cat", "/proc/self/cgroup"]).await;
+        // The exec'd program is in the container's cgroup from its first instruction.
+        let cgroups = agent.read_all(&cid, &eid, false).await;
+        for line in cgroups.lines() {
+            let controllers = line.split(':').nth(1).unwrap_or_default();
+            if ["memory", "pids", "freezer"].contains(&controllers) {
+                assert!(line.contains(&cid), "exec {i} started outside: {line}");
+            }
+        }
+        assert_eq!(agent.wait(&cid, &eid).await, 0);
+    }
+    fs::write(root.join("stop-attack"), "").unwrap();
+    let report = agent.read_all(&cid, "attacker", false).await;
+    assert_eq!(agent.wait(&cid, "attacker").await, 0, "{report}");
+    eprintln!("attacker: {}", report.trim());
+    let count = |key: &str| -> u64 {
+        let field = report.split_whitespace().find_map(|f| f.strip_prefix(key));
+        field.and_then(|v| v.parse().ok()).expect(&report)
+    };
+    assert!(
+        count("seen=") > 0,
+        "the attacker never saw a helper: {report}"
+    );
+    assert_eq!(count("won="), 0, "the helper was reached: {report}");
+    assert_eq!(
+        count("outside="),
+        0,
+        "a helper was seen outside the cgroup: {report}"
+    );
+    assert_serving(&agent, &cid, "alive").await;
     agent.destroy_and_exit().await;
 }

@@ -1,6 +1,8 @@
 //! Fixtures of the attack tests (`attacks.rs`): a sandbox on a real agent, specs that stage the
 //! attacks, and observations of the host (modes, limits, namespaces, cgroups).
 
+pub mod race;
+
 use std::fs;
 use std::path::Path;
 
@@ -159,4 +161,53 @@ pub async fn sh(agent: &RealAgent, cid: &str, eid: &str, script: &str) -> (Strin
     agent.exec(cid, eid, &["sh", "-c", script], false).await;
     let out = agent.read_all(cid, eid, false).await;
     (out, agent.wait(cid, eid).await)
+}
+
+/// Compiles the C program `source` with `gcc -static` to `out` (for a container rootfs).
+pub fn build_static(source: &str, out: &Path) {
+    let dir = tempfile::tempdir().unwrap();
+    let c = dir.path().join("prog.c");
+    fs::write(&c, source).unwrap();
+    let status = std::process::Command::new("gcc")
+        .args(["-static", "-O2", "-Wall", "-o"])
+        .arg(out)
+        .arg(&c)
+        .status()
+        .expect("gcc (needed to build the attackers)");
+    assert!(status.success(), "gcc failed on {}", out.display());
+}
+
+/// Gives a wire process the capabilities of a default Docker container (no CAP_SYS_PTRACE: with
+/// it the kernel lets a process ptrace even a non-dumpable one).
+pub fn default_caps(p: &mut oci::Process) {
+    let set: Vec<String> = [
+        "CAP_CHOWN",
+        "CAP_DAC_OVERRIDE",
+        "CAP_FSETID",
+        "CAP_FOWNER",
+        "CAP_MKNOD",
+        "CAP_NET_RAW",
+        "CAP_SETGID",
+        "CAP_SETUID",
+        "CAP_SETFCAP",
+        "CAP_SETPCAP",
+        "CAP_NET_BIND_SERVICE",
+        "CAP_SYS_CHROOT",
+        "CAP_KILL",
+        "CAP_AUDIT_WRITE",
+    ]
+    .iter()
+    .map(|c| c.to_string())
+    .collect();
+    let caps = p.Capabilities.mut_or_insert_default();
+    caps.Bounding = set.clone();
+    caps.Effective = set.clone();
+    caps.Permitted = set;
+}
+
+/// Starts `args` in `cid` as `eid`, as root with [`default_caps`].
+pub async fn exec_default_caps(agent: &RealAgent, cid: &str, eid: &str, args: &[&str]) {
+    let mut p = crate::support::wire::process(args, false);
+    default_caps(&mut p);
+    agent.client.exec_process(cid, eid, p).await.unwrap();
 }

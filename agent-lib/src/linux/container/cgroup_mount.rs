@@ -8,12 +8,15 @@
 //! cgroup namespace first, so the `cgroup2` mount shows only the container's subtree.
 
 use std::fs;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 
 use super::error::{Result, SetupError, Step};
+use super::in_root::fd_path;
+use super::new_mount::{attach, new_fs};
 use super::paths::{create_dirs, remount_readonly};
 use crate::host::CgroupVersion;
 
@@ -22,8 +25,13 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Mounts the container's view of its cgroup (`cgroup`, relative to the hierarchy roots, as
 /// the agent wrote it into `linux.cgroupsPath`) on `dest`, with the mount's `flags`.
-pub(super) fn mount_cgroup(dest: &Path, shown: &str, flags: MsFlags, cgroup: &Path) -> Result<()> {
-    create_dirs(dest).step(|| format!("create mount point {shown}"))?;
+/// `target` is the mount point's descriptor; returns the new mount's.
+pub(super) fn mount_cgroup(
+    target: BorrowedFd<'_>,
+    shown: &str,
+    flags: MsFlags,
+    cgroup: &Path,
+) -> Result<OwnedFd> {
     let relative = cgroup.strip_prefix("/").unwrap_or(cgroup);
     if relative.as_os_str().is_empty() {
         return Err(SetupError::spec(
@@ -31,11 +39,14 @@ pub(super) fn mount_cgroup(dest: &Path, shown: &str, flags: MsFlags, cgroup: &Pa
         ));
     }
     if crate::linux::detect_version() == CgroupVersion::V2 {
-        return cgroup2(dest, shown, flags, relative);
+        return cgroup2(target, shown, flags, relative);
     }
     let kept = flags & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
-    mount(Some("tmpfs"), dest, Some("tmpfs"), kept, Some("mode=755"))
-        .step(|| format!("mount a tmpfs for the cgroups on {shown}"))?;
+    // The tmpfs is the helper's alone: paths below it can no longer be raced.
+    let tmpfs = new_fs("tmpfs", "tmpfs", &["mode=755".to_owned()], kept, shown)?;
+    attach(tmpfs.as_fd(), target, shown)?;
+    let dest = fd_path(&tmpfs);
+    let dest = dest.as_path();
     let readonly = flags.contains(MsFlags::MS_RDONLY);
     let mut bound = Vec::new();
     for (name, hierarchy) in hierarchies()? {
@@ -72,11 +83,11 @@ pub(super) fn mount_cgroup(dest: &Path, shown: &str, flags: MsFlags, cgroup: &Pa
     if readonly {
         remount_readonly(dest, false, kept)?;
     }
-    Ok(())
+    Ok(tmpfs)
 }
 
 /// The guest's cgroup v1 hierarchies: (name, mount point), from `/proc/self/mountinfo`.
-fn hierarchies() -> Result<Vec<(String, PathBuf)>> {
+pub(super) fn hierarchies() -> Result<Vec<(String, PathBuf)>> {
     let table = fs::read_to_string("/proc/self/mountinfo")
         .step(|| "read /proc/self/mountinfo".to_owned())?;
     let mut found = Vec::new();
@@ -120,11 +131,17 @@ fn links(dest: &Path, shown: &str, bound: &[String]) -> Result<()> {
 }
 
 /// cgroup v2: into the container's cgroup, a new cgroup namespace rooted there, then the mount.
-fn cgroup2(dest: &Path, shown: &str, flags: MsFlags, relative: &Path) -> Result<()> {
+fn cgroup2(
+    target: BorrowedFd<'_>,
+    shown: &str,
+    flags: MsFlags,
+    relative: &Path,
+) -> Result<OwnedFd> {
     let procs = Path::new(CGROUP_ROOT).join(relative).join("cgroup.procs");
     fs::write(&procs, std::process::id().to_string())
         .step(|| format!("enter the container's cgroup ({})", procs.display()))?;
     unshare(CloneFlags::CLONE_NEWCGROUP).step(|| "unshare the cgroup namespace".to_owned())?;
-    mount(Some("cgroup2"), dest, Some("cgroup2"), flags, None::<&str>)
-        .step(|| format!("mount cgroup2 on {shown}"))
+    let mounted = new_fs("cgroup2", "cgroup2", &[], flags, shown)?;
+    attach(mounted.as_fd(), target, shown)?;
+    Ok(mounted)
 }

@@ -25,6 +25,11 @@ pub fn run_if_helper() -> Option<ExitCode> {
     if args.next().as_deref() != Some(OsStr::new(HELPER_ARG)) || args.next().is_some() {
         return None;
     }
+    // The exec made the helper dumpable again: undone before anything else.
+    if let Err(e) = non_dumpable() {
+        eprintln!("kata-agent init: {e}");
+        return Some(ExitCode::from(4));
+    }
     let Some(fd) = namespaces::inherited(SOCKET_FD) else {
         eprintln!("kata-agent init: the container setup helper is started by the agent only");
         return Some(ExitCode::from(2));
@@ -89,6 +94,7 @@ fn run(sock: &mut UnixStream, config: &HelperConfig) -> Result<Exit> {
             let pidfd = namespaces::inherited(PIDFD_FD)
                 .ok_or_else(|| SetupError::spec("no pidfd of the container init"))?;
             namespaces::enter_exec(init_pid, pidfd.as_fd())?;
+            non_dumpable()?;
             false
         }
     };
@@ -101,6 +107,7 @@ fn run(sock: &mut UnixStream, config: &HelperConfig) -> Result<Exit> {
     let ready = exec::resolve(&config.program, &config.process)?;
     if !late_cgroupns {
         exec::apply_credentials(&config.program, &config.process, seccomp.as_ref())?;
+        non_dumpable()?;
     }
     protocol::send(sock, &Report::Ready)
         .map_err(|e| SetupError::spec(format!("report ready: {e}")))?;
@@ -129,6 +136,7 @@ fn after_go(
         if late_cgroupns {
             namespaces::unshare_cgroupns()?;
             exec::apply_credentials(&config.program, &config.process, seccomp.as_ref())?;
+            non_dumpable()?;
         }
         if config.kind == HelperKind::Init
             && let Some(hooks) = config
@@ -149,6 +157,17 @@ fn after_go(
         return e;
     }
     ready.exec(&config.process, seccomp.as_ref())
+}
+
+/// Makes the helper non-dumpable, so that nothing in the container can ptrace it, open its
+/// `/proc/<pid>/mem` or `process_vm_readv` it (runc CVE-2016-9962). A credential change or a
+/// namespace entry can reset the flag, so it is set again after each; the program's exec
+/// decides for the program.
+fn non_dumpable() -> Result<()> {
+    nix::sys::prctl::set_dumpable(false).map_err(|e| SetupError::Step {
+        step: "make the setup helper non-dumpable".to_owned(),
+        source: e.into(),
+    })
 }
 
 /// The helper's pid in the agent's pid namespace: `/proc` is still the agent's procfs here, and

@@ -19,6 +19,10 @@
 //!    the helper is the container's pid 1, a direct child of the agent (its exit goes to the
 //!    agent's [`Reaper`](super::Reaper)), and every namespace it creates later is owned by the
 //!    new user namespace. Between `clone` and `execveat` the child makes raw system calls only.
+//!    Nothing in the container can reach the helper (runc CVE-2016-9962): the child makes itself
+//!    non-dumpable first, the helper again first thing after its exec and after every namespace
+//!    entry and credential change; an exec's helper is born in the container's cgroup (the launch
+//!    thread joins it before the clone, [`cgroup_join`]) rather than moved there after `Ready`.
 //! 3. With a new user namespace the child waits (one byte on its socket) until the parent has
 //!    written its uid and gid maps, then becomes root of the namespace before the exec, so the
 //!    helper keeps its capabilities there.
@@ -42,14 +46,17 @@
 
 mod beneath;
 mod capabilities;
+mod cgroup_join;
 mod cgroup_mount;
 mod devices;
 mod error;
 mod exec;
 mod helper;
 mod hooks;
+mod in_root;
 mod mounts;
 mod namespaces;
+mod new_mount;
 mod paths;
 mod protocol;
 mod rootfs;

@@ -4,13 +4,17 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
 use oci_spec::runtime::Mount;
 
+use super::beneath::open_root;
 use super::error::{Result, SetupError, Step};
-use super::paths::{create_dirs, create_file, remount_readonly, secure_join};
+use super::in_root::{Want, fd_path, open_in_root};
+use super::new_mount::{attach, clone_tree, new_fs};
+use super::paths::remount_readonly;
 
 /// A mount's options, split into what `mount(2)` takes.
 #[derive(Debug, PartialEq, Eq)]
@@ -87,44 +91,40 @@ pub(super) fn parse_options(options: &[String]) -> Options {
 }
 
 /// Does every mount of the spec under `rootfs` (still the agent's view of it, before the pivot);
-/// `cgroup` is the container's cgroup, for a `cgroup` mount.
+/// `cgroup` is the container's cgroup, for a `cgroup` mount. Each target is opened once inside
+/// the root ([`open_in_root`]) and mounted onto through its descriptor.
 pub(super) fn mount_all(rootfs: &Path, mounts: &[Mount], cgroup: &Path) -> Result<()> {
+    let root = open_root(rootfs)?;
     for m in mounts {
-        mount_one(rootfs, m, cgroup)?;
+        mount_one(root.as_fd(), m, cgroup)?;
     }
     Ok(())
 }
 
-fn mount_one(rootfs: &Path, m: &Mount, cgroup: &Path) -> Result<()> {
+fn mount_one(root: BorrowedFd<'_>, m: &Mount, cgroup: &Path) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
-    let dest = secure_join(rootfs, m.destination())?;
     let shown = m.destination().display().to_string();
-    if opts.bind() || typ == "bind" {
-        bind(m, &opts, &dest, &shown)?;
+    let mounted = if opts.bind() || typ == "bind" {
+        bind(root, m, &opts, &shown)?
     } else if typ == "cgroup" {
-        super::cgroup_mount::mount_cgroup(&dest, &shown, opts.flags, cgroup)?;
+        let target = open_in_root(root, m.destination(), Want::Dir)?;
+        super::cgroup_mount::mount_cgroup(target.as_fd(), &shown, opts.flags, cgroup)?
     } else {
-        create_dirs(&dest).step(|| format!("create mount point {shown}"))?;
+        let target = open_in_root(root, m.destination(), Want::Dir)?;
         let source = m
             .source()
             .as_ref()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| typ.to_owned());
-        let data = opts.data.join(",");
-        mount(
-            Some(source.as_str()),
-            &dest,
-            Some(typ),
-            opts.flags,
-            (!data.is_empty()).then_some(data.as_str()),
-        )
-        .step(|| format!("mount {typ} on {shown}"))?;
-    }
+        let tree = new_fs(typ, &source, &opts.data, opts.flags, &shown)?;
+        attach(tree.as_fd(), target.as_fd(), &shown)?;
+        tree
+    };
     if !opts.propagation.is_empty() {
         mount(
             None::<&str>,
-            &dest,
+            &fd_path(&mounted),
             None::<&str>,
             opts.propagation,
             None::<&str>,
@@ -134,41 +134,36 @@ fn mount_one(rootfs: &Path, m: &Mount, cgroup: &Path) -> Result<()> {
     Ok(())
 }
 
-fn bind(m: &Mount, opts: &Options, dest: &Path, shown: &str) -> Result<()> {
+/// A bind mount; returns the descriptor of the new mount.
+fn bind(root: BorrowedFd<'_>, m: &Mount, opts: &Options, shown: &str) -> Result<OwnedFd> {
     let source = m
         .source()
         .as_ref()
         .ok_or_else(|| SetupError::spec(format!("bind mount on {shown} has no source")))?;
     let meta = fs::metadata(source).step(|| format!("bind source {}", source.display()))?;
-    if meta.is_dir() {
-        create_dirs(dest).step(|| format!("create mount point {shown}"))?;
-    } else if fs::symlink_metadata(dest).is_err() {
-        if let Some(parent) = dest.parent() {
-            create_dirs(parent).step(|| format!("create the parent of {shown}"))?;
-        }
-        create_file(dest).step(|| format!("create mount point {shown}"))?;
-    }
-    let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
-    mount(Some(source), dest, None::<&str>, flags, None::<&str>)
-        .step(|| format!("bind {} on {shown}", source.display()))?;
+    let want = if meta.is_dir() { Want::Dir } else { Want::File };
+    let target = open_in_root(root, m.destination(), want)?;
+    let tree = clone_tree(source, opts.flags.contains(MsFlags::MS_REC))?;
+    attach(tree.as_fd(), target.as_fd(), shown)?;
+    let dest = fd_path(&tree);
     // A bind mount ignores every other flag: they take a remount.
     let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
     if opts.flags.contains(MsFlags::MS_RDONLY) {
-        remount_readonly(dest, true, extra)?;
+        remount_readonly(&dest, true, extra)?;
         if opts.flags.contains(MsFlags::MS_REC) {
-            readonly_below(dest, shown)?;
+            readonly_below(&dest, shown)?;
         }
     } else if !extra.is_empty() {
         mount(
             None::<&str>,
-            dest,
+            &dest,
             None::<&str>,
             MsFlags::MS_REMOUNT | MsFlags::MS_BIND | extra,
             None::<&str>,
         )
         .step(|| format!("remount {shown} with its flags"))?;
     }
-    Ok(())
+    Ok(tree)
 }
 
 /// Makes every mount below `dest` read-only too (`mount_setattr(AT_RECURSIVE)`, Linux ≥ 5.12).

@@ -1,18 +1,15 @@
-//! Paths inside the container root: resolving them without escaping the root, read-only
-//! remounts that keep the other mount flags, masked and read-only paths.
+//! Paths inside the container root: directories made with runc's modes, read-only remounts that
+//! keep the other mount flags, masked and read-only paths.
 
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Component, Path, PathBuf};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::Path;
 
 use nix::mount::{MsFlags, mount};
 
 use super::error::{Result, SetupError, Step};
-
-/// How many symlinks one resolution may follow (Linux's limit).
-const MAX_LINKS: usize = 40;
 
 /// The mode of the directories the helper creates in the rootfs (as runc): the helper runs with
 /// umask 0, so a bare `create_dir_all` would make them 0777, writable by any container user.
@@ -26,65 +23,6 @@ pub(super) fn create_dirs(path: &Path) -> io::Result<()> {
         .recursive(true)
         .mode(DIR_MODE)
         .create(path)
-}
-
-/// Creates the empty file `path` with [`FILE_MODE`]; fails if anything is there already (a
-/// symlink included: `O_EXCL` does not follow it).
-pub(super) fn create_file(path: &Path) -> io::Result<()> {
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(FILE_MODE)
-        .open(path)
-        .map(drop)
-}
-
-/// `path` (absolute or relative, as the spec gives it) resolved under `root`: symlinks are
-/// followed as if `root` were `/`, and `..` stops at `root`, so the result never leaves `root`.
-/// Components that do not exist are kept as they are.
-pub(super) fn secure_join(root: &Path, path: &Path) -> Result<PathBuf> {
-    let mut pending: Vec<PathBuf> = vec![path.to_path_buf()];
-    let mut resolved = PathBuf::new(); // relative to root
-    let mut links = 0;
-    while let Some(next) = pending.pop() {
-        let mut components: Vec<_> = next.components().collect();
-        components.reverse();
-        while let Some(c) = components.pop() {
-            match c {
-                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
-                Component::ParentDir => {
-                    resolved.pop();
-                }
-                Component::Normal(name) => {
-                    let candidate = resolved.join(name);
-                    let full = root.join(&candidate);
-                    match std::fs::symlink_metadata(&full) {
-                        Ok(meta) if meta.file_type().is_symlink() => {
-                            links += 1;
-                            if links > MAX_LINKS {
-                                return Err(SetupError::Step {
-                                    step: format!("resolve {} in the root", path.display()),
-                                    source: io::Error::from_raw_os_error(libc::ELOOP),
-                                });
-                            }
-                            let target = std::fs::read_link(&full)
-                                .step(|| format!("read link {}", full.display()))?;
-                            if target.is_absolute() {
-                                resolved = PathBuf::new();
-                            }
-                            // Resolve the target, then whatever was left of this path.
-                            let rest: PathBuf = components.iter().rev().collect();
-                            pending.push(rest);
-                            pending.push(target);
-                            break;
-                        }
-                        _ => resolved = candidate,
-                    }
-                }
-            }
-        }
-    }
-    Ok(root.join(resolved))
 }
 
 /// Remounts the mount at `path` read-only, keeping its other flags (a bare
@@ -185,30 +123,15 @@ pub(super) fn make_readonly(paths: &[String]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn secure_join_stays_inside_the_root() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("a/b")).unwrap();
-        std::os::unix::fs::symlink("/etc", root.join("a/abs")).unwrap();
-        std::os::unix::fs::symlink("../../../..", root.join("a/b/up")).unwrap();
-        std::os::unix::fs::symlink("loop", root.join("loop")).unwrap();
-        let j = |p: &str| secure_join(root, Path::new(p));
-        assert_eq!(j("/a/b").unwrap(), root.join("a/b"));
-        assert_eq!(j("../../a").unwrap(), root.join("a"));
-        assert_eq!(j("/a/abs/passwd").unwrap(), root.join("etc/passwd"));
-        assert_eq!(j("/a/b/up/x").unwrap(), root.join("x"));
-        assert_eq!(j("/new/dir").unwrap(), root.join("new/dir"));
-        let err = j("/loop/x").unwrap_err();
-        assert_eq!(err.errno(), Some(libc::ELOOP), "{err}");
-    }
+    use crate::linux::container::in_root::{Want, open_in_root};
+    use std::os::fd::AsFd;
 
     #[test]
     fn created_mount_points_have_runc_modes_whatever_the_umask() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().to_owned();
+        let root = crate::linux::container::beneath::open_root(&base).unwrap();
         // The helper's umask 0, on a thread with its own fs struct (umask is per fs struct).
         let made = std::thread::spawn(move || {
             nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).unwrap();
@@ -216,22 +139,22 @@ mod tests {
             unsafe { libc::umask(0) };
             (
                 create_dirs(&base.join("a/b")),
-                create_file(&base.join("a/b/f")),
-                create_file(&base.join("a/b/f")),
+                open_in_root(root.as_fd(), Path::new("a/b/f"), Want::File),
+                open_in_root(root.as_fd(), Path::new("a/b/g"), Want::Dir),
             )
         })
         .join()
         .unwrap();
         made.0.unwrap();
         made.1.unwrap();
-        assert_eq!(made.2.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        made.2.unwrap();
         let mode = |p: &str| {
             let meta = std::fs::metadata(dir.path().join(p)).unwrap();
             meta.permissions().mode() & 0o7777
         };
         assert_eq!(
-            (mode("a"), mode("a/b"), mode("a/b/f")),
-            (0o755, 0o755, 0o644)
+            (mode("a"), mode("a/b"), mode("a/b/f"), mode("a/b/g")),
+            (0o755, 0o755, 0o644, 0o755)
         );
     }
 }

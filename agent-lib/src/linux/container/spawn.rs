@@ -14,6 +14,7 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Process};
 use tokio::sync::oneshot;
 
+use super::cgroup_join::{self, Join};
 use super::protocol::{self, Order, Report};
 use super::{HelperConfig, HelperKind, PIDFD_FD, Program, SOCKET_FD};
 use crate::host::{ExitStatus, LaunchRequest, LaunchTarget};
@@ -52,6 +53,8 @@ struct ChildPlan {
     stdio: [RawFd; 3],
     sock: RawFd,
     pidfd: Option<RawFd>,
+    /// An exec's: the container's `cgroup.procs` files, joined first thing.
+    cgroup_procs: Vec<RawFd>,
     image: RawFd,
     tty: bool,
     become_root: bool,
@@ -88,6 +91,11 @@ impl ContainerSpawner {
             (HelperKind::Exec { init_pid }, _) => Some(above(pidfd_of(reaper, *init_pid)?)?),
             _ => None,
         };
+        let cgroup = match &config.kind {
+            HelperKind::Exec { .. } => cgroup_join::join_files(&config.spec)
+                .map_err(|e| context(e, "join the container's cgroup"))?,
+            HelperKind::Init => Join::default(),
+        };
         let mut flags = libc::SIGCHLD as libc::c_ulong;
         if new_user {
             flags |= libc::CLONE_NEWUSER as libc::c_ulong;
@@ -99,6 +107,7 @@ impl ContainerSpawner {
             stdio: stdio.each_ref().map(|fd| fd.as_raw_fd()),
             sock: child_sock.as_raw_fd(),
             pidfd: pidfd.as_ref().map(|fd| fd.as_raw_fd()),
+            cgroup_procs: cgroup.child.iter().map(|fd| fd.as_raw_fd()).collect(),
             image: image.as_raw_fd(),
             tty,
             become_root: new_user,
@@ -111,10 +120,10 @@ impl ContainerSpawner {
         };
 
         let (pid, exit) = reaper.spawn_registered(|| {
-            let pid = clone_on_thread(flags, &pid_ns, &child)?;
+            let pid = clone_on_thread(flags, &pid_ns, &cgroup.thread, &child)?;
             Ok((pid, pid))
         })?;
-        drop((stdio, child_sock, pidfd, pid_ns));
+        drop((stdio, child_sock, pidfd, pid_ns, cgroup));
         let guard = KillOnError { reaper, pid };
         let id = config.id.clone();
         let setup = (|| {
@@ -394,13 +403,21 @@ fn sealed_copy(path: &Path) -> io::Result<OwnedFd> {
     above(image.into())
 }
 
-/// Clones the child on a dedicated thread that first enters `pid_ns`; returns its pid.
-fn clone_on_thread(flags: libc::c_ulong, pid_ns: &PidNs, child: &ChildPlan) -> io::Result<i32> {
+/// Clones the child on a dedicated thread that first joins the cgroups of `cgroup` (so the
+/// child is born in them) and enters `pid_ns`; returns its pid. The thread ends with the call.
+fn clone_on_thread(
+    flags: libc::c_ulong,
+    pid_ns: &PidNs,
+    cgroup: &[OwnedFd],
+    child: &ChildPlan,
+) -> io::Result<i32> {
     // The plan holds raw pointers (to 'static strings): pass its address across.
     let child = ChildPtr(child);
     std::thread::scope(|s| {
         let thread = s.spawn(move || {
             let child = child;
+            cgroup_join::join_thread(cgroup)
+                .map_err(|e| context(e, "join the container's cgroup"))?;
             if let PidNs::Join(fd) = pid_ns {
                 nix::sched::setns(fd, CloneFlags::CLONE_NEWPID)
                     .map_err(|e| context(e.into(), "join the pid namespace"))?;
@@ -444,6 +461,17 @@ unsafe impl Send for ChildPtr {}
 unsafe fn child_main(plan: &ChildPlan) -> ! {
     // SAFETY: each call is a system call on descriptors and buffers valid in this process.
     unsafe {
+        // Nothing in the container may ptrace or read the helper (runc CVE-2016-9962): not
+        // dumpable from here to the program's exec (the helper says so again after its exec and
+        // each credential change), and an exec is in the container's cgroup before anything else.
+        if libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 {
+            libc::_exit(121);
+        }
+        for &fd in &plan.cgroup_procs {
+            if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
+                libc::_exit(121);
+            }
+        }
         let mut byte = 0u8;
         loop {
             let n = libc::read(plan.sock, (&raw mut byte).cast(), 1);

@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod client;
+pub mod qemu;
 pub mod scenario;
 mod shortcuts;
 pub mod vmm;

@@ -31,6 +31,8 @@ pub struct BootSpec {
     pub rootfs_paths: Vec<String>,
     /// Guest memory in MiB.
     pub memory_mib: u32,
+    /// PCIe root ports: `(id, slot on the root bus)`.
+    pub root_ports: Vec<(String, u8)>,
 }
 
 /// A booted guest whose agent answered Check.
@@ -69,6 +71,7 @@ impl RealGuest {
             cmdline: spec.cmdline.clone(),
             memory_mib: spec.memory_mib,
             workdir,
+            root_ports: spec.root_ports.clone(),
         })?;
         let client = wait_ready(&mut vm).await?;
         let boot_to_check = vm.started.elapsed();

@@ -100,7 +100,7 @@ fn find_deb(dir: &Path, package: &str) -> Result<PathBuf, QemuError> {
 }
 
 /// Runs a command to completion; its stdout, or an error with its stderr.
-pub(super) fn run(command: &mut Command) -> Result<String, QemuError> {
+pub(crate) fn run(command: &mut Command) -> Result<String, QemuError> {
     let shown = format!("{command:?}");
     let out = command.output().map_err(|source| QemuError::Spawn {
         program: shown.clone(),

@@ -11,8 +11,6 @@ use super::QemuError;
 
 /// The guest's vsock CID (only known to the vhost-device-vsock backend; nothing connects to it).
 const GUEST_CID: &str = "3";
-/// PCIe root ports for hotplug, `rpN` at 00:0N.0 from slot 5.
-pub const ROOT_PORTS: u8 = 2;
 
 /// How to boot.
 #[derive(Clone, Debug)]
@@ -27,6 +25,8 @@ pub struct LaunchSpec {
     pub memory_mib: u32,
     /// Where the sockets and the console log go.
     pub workdir: PathBuf,
+    /// PCIe root ports for hotplug: `(id, slot on the root bus)`.
+    pub root_ports: Vec<(String, u8)>,
 }
 
 /// A running guest; both processes are killed when it is dropped.
@@ -174,11 +174,10 @@ fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
         "-device".into(),
         "vhost-user-vsock-pci,chardev=vc".into(),
     ]);
-    for n in 1..=ROOT_PORTS {
+    for (n, (id, slot)) in (1..).zip(&spec.root_ports) {
         args.push("-device".into());
         args.push(format!(
-            "pcie-root-port,id=rp{n},chassis={n},slot={n},bus=pcie.0,addr=0x{:x}",
-            4 + n
+            "pcie-root-port,id={id},chassis={n},slot={n},bus=pcie.0,addr=0x{slot:x}"
         ));
     }
     args
@@ -225,10 +224,12 @@ mod tests {
             cmdline: "agent.log=debug".into(),
             memory_mib: 1024,
             workdir: "/w".into(),
+            root_ports: vec![("rp1".into(), 5), ("rp2".into(), 6)],
         };
         let args = qemu_args(&spec).join(" ");
         assert!(args.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
         assert!(args.contains("pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0,addr=0x5"));
+        assert!(args.contains("pcie-root-port,id=rp2,chassis=2,slot=2,bus=pcie.0,addr=0x6"));
         assert!(args.contains("-append console=ttyS0 panic=-1 agent.log=debug"));
         assert!(args.contains("vhost-user-vsock-pci,chardev=vc"));
     }

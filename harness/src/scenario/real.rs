@@ -14,7 +14,7 @@ use super::expect::to_json;
 use super::format::{Scenario, Step};
 use super::runner::{CallOutcome, StepError, call, verdict};
 use crate::qemu::{BootSpec, QemuError, RealGuest};
-use crate::vmm::config::{DeviceKind, Hotplug};
+use crate::vmm::config::{DeviceKind, Hotplug, PortKind, VmConfig};
 
 /// Where the real backend finds what it boots.
 #[derive(Clone, Debug)]
@@ -59,6 +59,23 @@ pub fn rootfs_paths(scenario: &Scenario) -> Vec<String> {
     paths
 }
 
+/// The scenario's PCI ports as QEMU root ports at the same slots, so PCI paths match the fake
+/// VMM's.
+fn root_ports(vm: &VmConfig) -> Result<Vec<(String, u8)>, String> {
+    let mut ports = Vec::new();
+    for port in &vm.pci {
+        if port.kind != PortKind::RootPort {
+            return Err(format!(
+                "vm.pci {}: only root ports are mapped to QEMU so far",
+                port.id
+            ));
+        }
+        ports.push((port.id.clone(), port.slot));
+    }
+    ports.sort_by_key(|(_, slot)| *slot);
+    Ok(ports)
+}
+
 /// Boots a real guest for `scenario` and runs its steps.
 pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome {
     let workdir = options.cache.join("vm").join(&scenario.name);
@@ -70,6 +87,17 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
         error: None,
         workdir: workdir.clone(),
     };
+    let root_ports = match root_ports(&scenario.vm) {
+        Ok(ports) => ports,
+        Err(detail) => {
+            outcome.error = Some(StepError {
+                index: 0,
+                step: "boot".into(),
+                detail,
+            });
+            return outcome;
+        }
+    };
     let spec = BootSpec {
         agent: options.agent.clone(),
         cache: options.cache.clone(),
@@ -79,6 +107,7 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
         memory_mib: u32::try_from(scenario.vm.memory.0 >> 20)
             .unwrap_or(u32::MAX)
             .max(1024),
+        root_ports: root_ports.clone(),
     };
     let mut guest = match RealGuest::boot(&spec).await {
         Ok(g) => g,
@@ -95,7 +124,7 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
     let mut state = RealRun {
         guest: &mut guest,
         background: BTreeMap::new(),
-        next_port: 1,
+        free_ports: root_ports.into_iter().map(|(id, _)| id).collect(),
     };
     for (i, step) in scenario.steps.iter().enumerate() {
         let started = Instant::now();
@@ -143,7 +172,8 @@ enum Done {
 struct RealRun<'g> {
     guest: &'g mut RealGuest,
     background: BTreeMap<String, JoinHandle<CallOutcome>>,
-    next_port: u8,
+    /// Root ports nothing was plugged into yet, in slot order.
+    free_ports: Vec<String>,
 }
 
 impl RealRun<'_> {
@@ -186,6 +216,10 @@ impl RealRun<'_> {
                 Ok(Done::Ran)
             }
             Step::Hotplug(h) if h.kind == DeviceKind::VirtioBlk && h.refused.is_none() => {
+                // The fake VMM's delay before the guest sees the device: here, before QMP.
+                if let Some(delay) = h.delay {
+                    tokio::time::sleep(delay).await;
+                }
                 self.hotplug_blk(h).map_err(|e| chain(&e))?;
                 Ok(Done::Ran)
             }
@@ -216,23 +250,27 @@ impl RealRun<'_> {
         }
     }
 
-    /// A virtio-blk disk (a sparse raw file) on the next free PCIe root port.
+    /// A virtio-blk disk (a sparse raw file holding an empty ext4) on the named or the next
+    /// free PCIe root port.
     fn hotplug_blk(&mut self, h: &Hotplug) -> Result<(), QemuError> {
-        let id =
-            h.id.clone()
-                .unwrap_or_else(|| format!("blk{}", self.next_port));
         let bus = match &h.bus {
             Some(bus) => bus.clone(),
-            None => {
-                let n = self.next_port;
-                self.next_port += 1;
-                format!("rp{n}")
-            }
+            None => self.free_ports.first().cloned().ok_or(QemuError::Missing {
+                what: "a free root port".into(),
+            })?,
         };
+        self.free_ports.retain(|p| *p != bus);
+        let id = h.id.clone().unwrap_or_else(|| format!("blk-{bus}"));
         let size = h.size.map_or(64 << 20, |s| s.0);
         let image = self.guest.vm.workdir().join(format!("{id}.img"));
         let file = std::fs::File::create(&image).map_err(|e| QemuError::io(&image, e))?;
         file.set_len(size).map_err(|e| QemuError::io(&image, e))?;
+        drop(file);
+        crate::qemu::kernel::run(
+            std::process::Command::new("mkfs.ext4")
+                .args(["-q", "-F"])
+                .arg(&image),
+        )?;
         let node = format!("drive-{id}");
         let qmp = self.guest.qmp()?;
         qmp.execute(

@@ -1,0 +1,89 @@
+//! The scenarios marked `real_vm: true` on a real guest: `harness run --vmm qemu` boots Debian's
+//! cloud kernel under QEMU (TCG) with the release agent as PID 1 and drives it over hybrid vsock
+//! through vhost-device-vsock. Needs root, network for the one-off kernel download, QEMU,
+//! vhost-device-vsock, busybox-static and e2fsprogs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace's target folder.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+    }
+}
+
+/// The release agent, built first when it is not there (`.ci/run` builds it before the tests;
+/// the performance gate reuses it).
+fn release_agent() -> PathBuf {
+    let agent = target_dir().join("release/kata-agent");
+    if !agent.is_file() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "kata-agent",
+                "--bin",
+                "kata-agent",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(
+            status.success(),
+            "cargo build --release -p kata-agent failed"
+        );
+    }
+    agent
+}
+
+#[test]
+#[ignore = "needs root, qemu and vhost-device-vsock: a real guest"]
+fn real_vm_scenarios_pass_on_a_real_guest() {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--vmm", "qemu", "--agent"])
+        .arg(release_agent())
+        .arg("--cache")
+        .arg(target_dir().join("qemu-cache"))
+        .arg(scenarios.join("container-exec-real.yaml"))
+        .arg(scenarios.join("blk-storage-hotplug-timeout-10s.yaml"))
+        .output()
+        .expect("harness runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "harness run --vmm qemu failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
+    for name in ["container-exec-real", "blk-storage-hotplug-timeout-10s"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("ok   {name} ")))
+            .unwrap_or_else(|| panic!("no ok line for {name}:\n{stdout}"));
+        assert!(line.contains("boot to first Check"), "{line}");
+    }
+    // Fake-only checks are reported as skipped, never passed silently.
+    assert!(
+        stdout.contains("skipped step 3 (check)"),
+        "the check steps must be reported skipped:\n{stdout}"
+    );
+}
+
+#[test]
+fn qemu_backend_refuses_a_missing_agent_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--vmm", "qemu", "--agent"])
+        .arg(dir.path().join("no-agent"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/container-exec-real.yaml"))
+        .output()
+        .expect("harness runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--agent"), "{stderr}");
+}

@@ -3,6 +3,7 @@
 //!
 //! ```yaml
 //! description: virtio-blk hot-plugged while nobody waits
+//! real_vm: true   # also run by `harness run --vmm qemu` on a real guest
 //! vm: { cmdline: "agent.hotplug_timeout=10s", uevent_delay: 100ms }
 //! steps:
 //!   - call: Check

@@ -15,6 +15,8 @@ use crate::client::{AgentClient, context};
 pub const AGENT_PORT: u32 = 1024;
 /// How long a boot may take to the first Check answered (TCG on a loaded machine).
 const READY_LIMIT: Duration = Duration::from_secs(180);
+/// How long one connect + Check may take.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(8);
 
 /// What to boot.
 #[derive(Clone, Debug)]
@@ -96,31 +98,36 @@ impl RealGuest {
 async fn wait_ready(vm: &mut QemuVm) -> Result<AgentClient, QemuError> {
     let addr = vm.vsock_addr();
     let started = Instant::now();
-    let not_ready = |vm: &QemuVm| {
-        let console = vm.console();
-        let tail: Vec<&str> = console.lines().rev().take(30).collect();
-        QemuError::NotReady {
-            seconds: started.elapsed().as_secs(),
-            console: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    let mut last = String::from("no attempt");
+    while started.elapsed() < READY_LIMIT && vm.exited().is_none() {
+        // Bounded as a whole: the backend may hold a connection, or a stream may never answer.
+        match tokio::time::timeout(ATTEMPT_LIMIT, attempt(&addr)).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = format!("no answer within {ATTEMPT_LIMIT:?}"),
         }
-    };
-    while started.elapsed() < READY_LIMIT {
-        if vm.exited().is_some() {
-            return Err(not_ready(vm));
-        }
-        // The backend may hold a connection until the guest's vsock driver answers.
-        let connect = AgentClient::connect_hybrid_vsock(&addr, AGENT_PORT);
-        if let Ok(Ok(client)) = tokio::time::timeout(Duration::from_secs(5), connect).await {
-            let request = agent_protos::health::CheckRequest::new();
-            let answered = client
-                .health
-                .check(context(Duration::from_secs(5)), &request)
-                .await;
-            if answered.is_ok() {
-                return Ok(client);
-            }
-        }
+        tracing::debug!(attempt = %last, "agent not ready");
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    Err(not_ready(vm))
+    let console = vm.console();
+    let tail: Vec<&str> = console.lines().rev().take(30).collect();
+    Err(QemuError::NotReady {
+        seconds: started.elapsed().as_secs(),
+        last,
+        console: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    })
+}
+
+/// One connect + Check.
+async fn attempt(addr: &str) -> Result<AgentClient, String> {
+    let client = AgentClient::connect_hybrid_vsock(addr, AGENT_PORT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = agent_protos::health::CheckRequest::new();
+    client
+        .health
+        .check(context(Duration::from_secs(5)), &request)
+        .await
+        .map_err(|e| format!("Check: {e}"))?;
+    Ok(client)
 }

@@ -74,10 +74,14 @@ pub enum QemuError {
         detail: String,
     },
     /// The agent did not answer in time.
-    #[error("the agent did not answer Check within {seconds} s; console tail:\n{console}")]
+    #[error(
+        "the agent did not answer Check within {seconds} s (last attempt: {last}); console tail:\n{console}"
+    )]
     NotReady {
         /// How long was waited.
         seconds: u64,
+        /// Why the last attempt failed.
+        last: String,
         /// The end of the guest console.
         console: String,
     },

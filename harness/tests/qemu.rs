@@ -67,6 +67,7 @@ fn the_ci_slice_passes_on_a_real_guest() {
         .unwrap_or_else(|| panic!("no ok line:\n{stdout}"));
     assert!(line.contains("boot to first Check"), "{line}");
     assert!(line.contains("exec "), "{line}");
+    assert!(line.contains("powered off after DestroySandbox"), "{line}");
     // Fake-only checks are reported as skipped, never passed silently.
     assert!(
         stdout.contains("skipped step 6 (check)"),

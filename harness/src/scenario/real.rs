@@ -40,6 +40,8 @@ pub struct RealOutcome {
     pub error: Option<StepError>,
     /// The guest's folder (console log, QEMU and vsock backend logs).
     pub workdir: PathBuf,
+    /// After a final DestroySandbox: whether the guest powered off within 5 s.
+    pub powered_off: Option<bool>,
 }
 
 /// The `OCI.Root.Path` of every CreateContainer call of `scenario`.
@@ -86,6 +88,7 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
         exec_latencies: Vec::new(),
         error: None,
         workdir: workdir.clone(),
+        powered_off: None,
     };
     let root_ports = match root_ports(&scenario.vm) {
         Ok(ports) => ports,
@@ -164,7 +167,7 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
     let destroyed =
         matches!(scenario.steps.last(), Some(Step::Call(c)) if c.call == "DestroySandbox");
     if destroyed && outcome.error.is_none() {
-        guest.vm.wait_exit(Duration::from_secs(5));
+        outcome.powered_off = Some(guest.vm.wait_exit(Duration::from_secs(5)).is_some());
     }
     outcome
 }

@@ -95,6 +95,11 @@ fn summary(outcome: &RealOutcome, total: Duration) -> String {
         let n = u32::try_from(outcome.exec_latencies.len()).unwrap_or(u32::MAX);
         parts.push(format!("exec {} ms avg", (sum / n).as_millis()));
     }
+    match outcome.powered_off {
+        Some(true) => parts.push("powered off after DestroySandbox".into()),
+        Some(false) => parts.push("still running 5 s after DestroySandbox".into()),
+        None => {}
+    }
     parts.push(format!(
         "{} step(s) run, {} skipped",
         outcome.ran,

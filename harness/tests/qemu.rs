@@ -14,29 +14,26 @@ fn target_dir() -> PathBuf {
     }
 }
 
-/// The release agent, built first when it is not there (`.ci/run` builds it before the tests;
-/// the performance gate reuses it).
+/// The release agent, brought up to date first (a no-op in CI: `.ci/run` builds it before the
+/// tests, and the performance gate reuses it).
 fn release_agent() -> PathBuf {
-    let agent = target_dir().join("release/kata-agent");
-    if !agent.is_file() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "kata-agent",
-                "--bin",
-                "kata-agent",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(
-            status.success(),
-            "cargo build --release -p kata-agent failed"
-        );
-    }
-    agent
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "kata-agent",
+            "--bin",
+            "kata-agent",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "cargo build --release -p kata-agent failed"
+    );
+    target_dir().join("release/kata-agent")
 }
 
 /// The CI slice, one boot: Check, CreateSandbox, a busybox container whose volume is a

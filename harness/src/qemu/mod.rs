@@ -9,6 +9,7 @@ pub mod kernel;
 pub mod launch;
 pub mod modules;
 pub mod qmp;
+pub mod shell;
 
 use std::path::Path;
 

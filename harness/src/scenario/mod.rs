@@ -10,6 +10,7 @@ pub mod format;
 pub mod port_steps;
 mod ports;
 mod real;
+mod real_check;
 pub mod record;
 mod runner;
 pub mod suite;

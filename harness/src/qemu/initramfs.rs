@@ -57,9 +57,13 @@ pub fn build(spec: &InitramfsSpec, kernel: &Kernel, out: &Path) -> Result<(), Qe
     let mut cpio = Cpio::new(BufWriter::new(file));
     let io = |e| QemuError::io(out, e);
     let mut dirs = Dirs::default();
-    for d in ["/bin", "/dev", "/proc", "/sys", "/run", "/tmp", "/modules"] {
+    for d in [
+        "/bin", "/dev", "/etc", "/proc", "/sys", "/run", "/tmp", "/modules",
+    ] {
         dirs.ensure(&mut cpio, d).map_err(io)?;
     }
+    // Kata's guest images have one; the agent binds the sandbox's DNS over it.
+    cpio.file("/etc/resolv.conf", 0o644, b"").map_err(io)?;
     let busybox = read(&spec.busybox)?;
     cpio.file("/bin/busybox", 0o755, &busybox).map_err(io)?;
     cpio.symlink("/bin/sh", "busybox").map_err(io)?;

@@ -192,7 +192,26 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
     if destroyed && outcome.error.is_none() {
         outcome.powered_off = Some(guest.vm.wait_exit(Duration::from_secs(5)).is_some());
     }
+    drop(guest);
+    if outcome.error.is_none() {
+        remove_bulky_files(&outcome.workdir);
+    }
     outcome
+}
+
+/// After a pass, the initramfs and disk images go; the logs stay.
+fn remove_bulky_files(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let bulky = path
+            .extension()
+            .is_some_and(|ext| ext == "img" || ext == "cpio");
+        if bulky && let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), error = %e, "cannot remove");
+        }
+    }
 }
 
 enum Done {

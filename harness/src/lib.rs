@@ -4,10 +4,11 @@
 
 pub mod call;
 pub mod client;
-pub mod qemu;
 pub mod scenario;
 mod shortcuts;
 pub mod vmm;
+// The real-guest backend, beside the fake VMM.
+pub mod qemu;
 
 pub use call::{CallError, call_json};
 pub use client::{AgentClient, ConnectError, context};

@@ -73,6 +73,7 @@ impl RealGuest {
             cmdline: spec.cmdline.clone(),
             memory_mib: spec.memory_mib,
             workdir,
+            sockets: sockets_dir(),
             root_ports: spec.root_ports.clone(),
         })?;
         let client = wait_ready(&mut vm).await?;
@@ -92,6 +93,14 @@ impl RealGuest {
         }
         Ok(self.qmp.as_mut().expect("just set"))
     }
+}
+
+/// A fresh short folder for a guest's sockets, under the temporary folder.
+fn sockets_dir() -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::env::temp_dir().join(format!("kata-vm-{}-{nanos:x}", std::process::id()))
 }
 
 /// Retries connect + Check until the agent serves, QEMU exits, or the limit passes.

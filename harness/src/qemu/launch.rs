@@ -23,8 +23,11 @@ pub struct LaunchSpec {
     pub cmdline: String,
     /// Guest memory in MiB.
     pub memory_mib: u32,
-    /// Where the sockets and the console log go.
+    /// Where the console and the logs go.
     pub workdir: PathBuf,
+    /// Where the sockets go: a short path (a unix socket path has at most 107 bytes); removed
+    /// with the guest.
+    pub sockets: PathBuf,
     /// PCIe root ports for hotplug: `(id, slot on the root bus)`.
     pub root_ports: Vec<(String, u8)>,
 }
@@ -35,6 +38,7 @@ pub struct QemuVm {
     vhost: Child,
     qemu: Child,
     workdir: PathBuf,
+    sockets: PathBuf,
     /// When QEMU was started.
     pub started: Instant,
 }
@@ -43,22 +47,25 @@ impl QemuVm {
     /// Starts the vsock backend and QEMU.
     pub fn start(spec: &LaunchSpec) -> Result<QemuVm, QemuError> {
         let dir = &spec.workdir;
-        std::fs::create_dir_all(dir).map_err(|e| QemuError::io(dir, e))?;
+        let socks = &spec.sockets;
+        for d in [dir, socks] {
+            std::fs::create_dir_all(d).map_err(|e| QemuError::io(d, e))?;
+        }
         for name in ["vhost.sock", "vm.vsock", "qmp.sock"] {
-            let _ = std::fs::remove_file(dir.join(name));
+            let _ = std::fs::remove_file(socks.join(name));
         }
         let mut vhost = spawn(
             Command::new("vhost-device-vsock")
                 .arg("--guest-cid")
                 .arg(GUEST_CID)
                 .arg("--socket")
-                .arg(dir.join("vhost.sock"))
+                .arg(socks.join("vhost.sock"))
                 .arg("--uds-path")
-                .arg(dir.join("vm.vsock"))
+                .arg(socks.join("vm.vsock"))
                 .stdout(log(dir, "vhost.log")?)
                 .stderr(log(dir, "vhost.log")?),
         )?;
-        if let Err(e) = wait_for(&dir.join("vhost.sock"), Duration::from_secs(10)) {
+        if let Err(e) = wait_for(&socks.join("vhost.sock"), Duration::from_secs(10)) {
             let _ = vhost.kill();
             let _ = vhost.wait();
             return Err(e);
@@ -81,13 +88,14 @@ impl QemuVm {
             vhost,
             qemu,
             workdir: dir.clone(),
+            sockets: socks.clone(),
             started: Instant::now(),
         })
     }
 
     /// The hybrid vsock socket, as `unix:///path`.
     pub fn vsock_addr(&self) -> String {
-        format!("unix://{}", self.workdir.join("vm.vsock").display())
+        format!("unix://{}", self.sockets.join("vm.vsock").display())
     }
 
     /// The folder of its sockets, logs and disk images.
@@ -97,7 +105,7 @@ impl QemuVm {
 
     /// The QMP socket.
     pub fn qmp_path(&self) -> PathBuf {
-        self.workdir.join("qmp.sock")
+        self.sockets.join("qmp.sock")
     }
 
     /// The guest's serial console so far.
@@ -129,11 +137,13 @@ impl Drop for QemuVm {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let _ = std::fs::remove_dir_all(&self.sockets);
     }
 }
 
 fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
     let dir = spec.workdir.display();
+    let socks = spec.sockets.display();
     let mem = spec.memory_mib;
     let mut args: Vec<String> = [
         "-machine",
@@ -168,9 +178,9 @@ fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
         "-serial".into(),
         format!("file:{dir}/console.log"),
         "-qmp".into(),
-        format!("unix:{dir}/qmp.sock,server=on,wait=off"),
+        format!("unix:{socks}/qmp.sock,server=on,wait=off"),
         "-chardev".into(),
-        format!("socket,id=vc,path={dir}/vhost.sock"),
+        format!("socket,id=vc,path={socks}/vhost.sock"),
         "-device".into(),
         "vhost-user-vsock-pci,chardev=vc".into(),
     ]);
@@ -224,6 +234,7 @@ mod tests {
             cmdline: "agent.log=debug".into(),
             memory_mib: 1024,
             workdir: "/w".into(),
+            sockets: "/s".into(),
             root_ports: vec![("rp1".into(), 5), ("rp2".into(), 6)],
         };
         let args = qemu_args(&spec).join(" ");
@@ -232,5 +243,7 @@ mod tests {
         assert!(args.contains("pcie-root-port,id=rp2,chassis=2,slot=2,bus=pcie.0,addr=0x6"));
         assert!(args.contains("-append console=ttyS0 panic=-1 agent.log=debug"));
         assert!(args.contains("vhost-user-vsock-pci,chardev=vc"));
+        assert!(args.contains("socket,id=vc,path=/s/vhost.sock"));
+        assert!(args.contains("file:/w/console.log"));
     }
 }

@@ -74,34 +74,7 @@ impl AgentClient {
     /// Connects through a VMM's hybrid vsock unix socket (Firecracker, Cloud Hypervisor and
     /// vhost-device-vsock): writes `CONNECT <port>\n` and expects `OK <hostport>\n`.
     pub async fn connect_hybrid_vsock(addr: &str, port: u32) -> Result<Self, ConnectError> {
-        let path = addr
-            .strip_prefix("unix://")
-            .filter(|p| p.starts_with('/'))
-            .ok_or_else(|| ConnectError::HybridAddress(addr.to_owned()))?;
-        let mut stream =
-            UnixStream::connect(path)
-                .await
-                .map_err(|source| ConnectError::HybridSocket {
-                    path: path.to_owned(),
-                    source,
-                })?;
-        stream
-            .write_all(format!("CONNECT {port}\n").as_bytes())
-            .await
-            .map_err(|source| ConnectError::HybridSocket {
-                path: path.to_owned(),
-                source,
-            })?;
-        let reply = read_line(&mut stream)
-            .await
-            .map_err(|source| ConnectError::HybridSocket {
-                path: path.to_owned(),
-                source,
-            })?;
-        if !reply.starts_with("OK ") {
-            return Err(ConnectError::Handshake { port, reply });
-        }
-        Ok(Self::from_stream(stream))
+        Ok(Self::from_stream(hybrid_vsock_stream(addr, port).await?))
     }
 
     /// A client over an already connected byte stream (e.g. an in-memory pipe to a fake).
@@ -121,6 +94,39 @@ impl AgentClient {
     pub fn raw(&self) -> &Client {
         &self.raw
     }
+}
+
+/// A byte stream to guest port `port` through a VMM's hybrid vsock unix socket `addr`
+/// (`unix:///path`): writes `CONNECT <port>\n` and expects `OK <hostport>\n`.
+pub async fn hybrid_vsock_stream(addr: &str, port: u32) -> Result<UnixStream, ConnectError> {
+    let path = addr
+        .strip_prefix("unix://")
+        .filter(|p| p.starts_with('/'))
+        .ok_or_else(|| ConnectError::HybridAddress(addr.to_owned()))?;
+    let mut stream =
+        UnixStream::connect(path)
+            .await
+            .map_err(|source| ConnectError::HybridSocket {
+                path: path.to_owned(),
+                source,
+            })?;
+    stream
+        .write_all(format!("CONNECT {port}\n").as_bytes())
+        .await
+        .map_err(|source| ConnectError::HybridSocket {
+            path: path.to_owned(),
+            source,
+        })?;
+    let reply = read_line(&mut stream)
+        .await
+        .map_err(|source| ConnectError::HybridSocket {
+            path: path.to_owned(),
+            source,
+        })?;
+    if !reply.starts_with("OK ") {
+        return Err(ConnectError::Handshake { port, reply });
+    }
+    Ok(stream)
 }
 
 /// Reads one `\n`-terminated line byte by byte, so nothing after it is consumed.

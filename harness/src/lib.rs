@@ -8,6 +8,8 @@ pub mod messages;
 pub mod scenario;
 mod shortcuts;
 pub mod vmm;
+// The real-guest backend, beside the fake VMM.
+pub mod qemu;
 
 pub use call::{CallError, call_json};
 pub use client::{AgentClient, ConnectError, context};

@@ -4,9 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use agent_harness::scenario::{record, run, suite};
+use agent_harness::scenario::{RealOptions, record, run, suite};
 use agent_harness::{AgentClient, call_json};
 use clap::{Parser, Subcommand};
+
+#[path = "harness/real.rs"]
+mod real;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -49,6 +52,16 @@ enum Command {
         /// Print each scenario's trace.
         #[arg(long)]
         trace: bool,
+        /// `fake` (the in-process fake VMM), or `qemu`: the scenarios marked `real_vm: true`
+        /// on a real guest kernel under QEMU.
+        #[arg(long, value_enum, default_value_t = Vmm::Fake)]
+        vmm: Vmm,
+        /// qemu: the agent binary put in the guest.
+        #[arg(long, default_value = "target/release/kata-agent")]
+        agent: PathBuf,
+        /// qemu: the kernel cache and the guests' working folders.
+        #[arg(long, default_value = "target/qemu-cache")]
+        cache: PathBuf,
     },
     /// Turns real uevents into a scenario skeleton of `raw_uevent` steps, printed on stdout.
     Record {
@@ -67,6 +80,15 @@ enum Command {
     },
 }
 
+/// Which VMM runs the scenarios.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Vmm {
+    /// The fake VMM around an in-process agent on the fakes.
+    Fake,
+    /// A real guest under QEMU (TCG), the release agent as PID 1.
+    Qemu,
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     if text == "0" {
         return Ok(Duration::ZERO);
@@ -77,7 +99,19 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { paths, trace } => run_scenarios(&paths, trace),
+        Command::Run {
+            paths,
+            trace,
+            vmm: Vmm::Fake,
+            ..
+        } => run_scenarios(&paths, trace),
+        Command::Run {
+            paths,
+            agent,
+            cache,
+            vmm: Vmm::Qemu,
+            ..
+        } => real::run_real_scenarios(&paths, &RealOptions { agent, cache }),
         Command::Record {
             from,
             count,

@@ -3,6 +3,7 @@
 //!
 //! ```yaml
 //! description: virtio-blk hot-plugged while nobody waits
+//! real_vm: true   # also run by `harness run --vmm qemu` on a real guest
 //! vm: { cmdline: "agent.hotplug_timeout=10s", uevent_delay: 100ms }
 //! steps:
 //!   - call: Check
@@ -37,6 +38,8 @@ pub struct Scenario {
     pub repeat: u32,
     /// JSON keys whose values the trace replaces with `<normalized>`.
     pub normalize: Vec<String>,
+    /// Also run on a real guest (`harness run --vmm qemu`).
+    pub real_vm: bool,
     /// The steps, in order.
     pub steps: Vec<Step>,
 }
@@ -52,6 +55,8 @@ struct RawScenario {
     repeat: Option<u32>,
     #[serde(default)]
     normalize: Vec<String>,
+    #[serde(default)]
+    real_vm: bool,
     steps: Vec<Value>,
 }
 
@@ -506,6 +511,7 @@ impl Scenario {
             vm: raw.vm,
             repeat: raw.repeat.unwrap_or(1).max(1),
             normalize: raw.normalize,
+            real_vm: raw.real_vm,
             steps,
         })
     }

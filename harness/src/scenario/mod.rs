@@ -9,6 +9,8 @@ mod expect;
 pub mod format;
 pub mod port_steps;
 mod ports;
+mod real;
+mod real_check;
 pub mod record;
 mod runner;
 pub mod suite;
@@ -17,6 +19,7 @@ pub mod trace;
 mod vm;
 
 pub use format::{Scenario, Step};
+pub use real::{RealOptions, RealOutcome, rootfs_paths, run_real};
 pub use runner::{Outcome, StepError, run, run_once};
 pub use trace::Trace;
 pub use vm::{BootInfo, GuestVm};

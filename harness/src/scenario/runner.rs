@@ -80,7 +80,7 @@ fn outcome_of(result: Result<String, CallError>) -> Result<CallOutcome, String> 
 /// Makes one call. No virtual-time guard here: with paused time, a pending timer lets the clock
 /// jump ahead whenever the runtime idles on real I/O (the fake launcher's pipes), which would
 /// fire the guard spuriously. A hung call is caught by the real-time watchdog of [`run`].
-async fn call(
+pub(super) async fn call(
     client: AgentClient,
     method: String,
     body: String,
@@ -341,32 +341,7 @@ impl<'a> Runner<'a> {
         if self.lenient {
             return Ok(());
         }
-        match (expect_error, outcome) {
-            (Some(want), Err((code, message))) => {
-                if want.code != code || !message.contains(&want.message) {
-                    return Err(format!(
-                        "expected error {} containing {:?}\n  got error {code}: {message}",
-                        want.code, want.message
-                    ));
-                }
-                Ok(())
-            }
-            (Some(want), Ok(reply)) => Err(format!(
-                "expected error {} containing {:?}\n  got reply {reply}",
-                want.code, want.message
-            )),
-            (None, Err((code, message))) => {
-                Err(format!("expected a reply\n  got error {code}: {message}"))
-            }
-            (None, Ok(reply)) => match expect {
-                Some(want) => {
-                    let want = to_json(want)?;
-                    subset(&want, &reply)
-                        .map_err(|e| format!("expected reply ⊇ {want}\n  got {reply}\n  ({e})"))
-                }
-                None => Ok(()),
-            },
-        }
+        verdict(outcome, expect, expect_error)
     }
 
     /// Stops the guest; background calls still running are cancelled.
@@ -375,6 +350,41 @@ impl<'a> Runner<'a> {
             task.abort();
         }
         self.vm.shutdown().await;
+    }
+}
+
+/// Whether `outcome` is what the step expected: the error `expect_error`, or a reply containing
+/// `expect`.
+pub(super) fn verdict(
+    outcome: CallOutcome,
+    expect: &Option<serde_yaml::Value>,
+    expect_error: &Option<ExpectError>,
+) -> Result<(), String> {
+    match (expect_error, outcome) {
+        (Some(want), Err((code, message))) => {
+            if want.code != code || !message.contains(&want.message) {
+                return Err(format!(
+                    "expected error {} containing {:?}\n  got error {code}: {message}",
+                    want.code, want.message
+                ));
+            }
+            Ok(())
+        }
+        (Some(want), Ok(reply)) => Err(format!(
+            "expected error {} containing {:?}\n  got reply {reply}",
+            want.code, want.message
+        )),
+        (None, Err((code, message))) => {
+            Err(format!("expected a reply\n  got error {code}: {message}"))
+        }
+        (None, Ok(reply)) => match expect {
+            Some(want) => {
+                let want = to_json(want)?;
+                subset(&want, &reply)
+                    .map_err(|e| format!("expected reply ⊇ {want}\n  got {reply}\n  ({e})"))
+            }
+            None => Ok(()),
+        },
     }
 }
 

@@ -1,0 +1,142 @@
+//! A real guest from start to the agent answering: kernel fetched, initramfs built, QEMU
+//! booted, then Health Check retried over hybrid vsock until it is served.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::QemuError;
+use super::initramfs::{self, InitramfsSpec};
+use super::kernel::Kernel;
+use super::launch::{LaunchSpec, QemuVm};
+use super::qmp::Qmp;
+use crate::client::{AgentClient, context};
+
+/// The agent's vsock port.
+pub const AGENT_PORT: u32 = 1024;
+/// How long a boot may take to the first Check answered (TCG on a loaded machine).
+const READY_LIMIT: Duration = Duration::from_secs(180);
+/// How long one connect + Check may take.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(8);
+
+/// What to boot.
+#[derive(Clone, Debug)]
+pub struct BootSpec {
+    /// The agent binary put in the initramfs.
+    pub agent: PathBuf,
+    /// The kernel cache and working files.
+    pub cache: PathBuf,
+    /// This guest's sockets and logs.
+    pub workdir: PathBuf,
+    /// The agent's configuration on the kernel command line.
+    pub cmdline: String,
+    /// Where container roots must be found.
+    pub rootfs_paths: Vec<String>,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// PCIe root ports: `(id, slot on the root bus)`.
+    pub root_ports: Vec<(String, u8)>,
+}
+
+/// A booted guest whose agent answered Check.
+#[derive(Debug)]
+pub struct RealGuest {
+    /// QEMU and the vsock backend.
+    pub vm: QemuVm,
+    /// A client connected over hybrid vsock.
+    pub client: AgentClient,
+    /// QEMU start to the first Check answered.
+    pub boot_to_check: Duration,
+    qmp: Option<Qmp>,
+}
+
+impl RealGuest {
+    /// Builds the initramfs, boots, and waits for the agent.
+    pub async fn boot(spec: &BootSpec) -> Result<RealGuest, QemuError> {
+        let kernel = Kernel::fetch(&spec.cache)?;
+        std::fs::create_dir_all(&spec.workdir).map_err(|e| QemuError::io(&spec.workdir, e))?;
+        // Socket addresses must be absolute (`unix:///path`).
+        let workdir =
+            std::path::absolute(&spec.workdir).map_err(|e| QemuError::io(&spec.workdir, e))?;
+        let initrd = workdir.join("initramfs.cpio");
+        initramfs::build(
+            &InitramfsSpec {
+                agent: spec.agent.clone(),
+                busybox: initramfs::host_busybox()?,
+                rootfs_paths: spec.rootfs_paths.clone(),
+            },
+            &kernel,
+            &initrd,
+        )?;
+        let mut vm = QemuVm::start(&LaunchSpec {
+            kernel: kernel.vmlinuz.clone(),
+            initramfs: initrd,
+            cmdline: spec.cmdline.clone(),
+            memory_mib: spec.memory_mib,
+            workdir,
+            sockets: sockets_dir(),
+            root_ports: spec.root_ports.clone(),
+        })?;
+        let client = wait_ready(&mut vm).await?;
+        let boot_to_check = vm.started.elapsed();
+        Ok(RealGuest {
+            vm,
+            client,
+            boot_to_check,
+            qmp: None,
+        })
+    }
+
+    /// The QMP session, opened on first use.
+    pub fn qmp(&mut self) -> Result<&mut Qmp, QemuError> {
+        if self.qmp.is_none() {
+            self.qmp = Some(Qmp::connect(&self.vm.qmp_path(), Duration::from_secs(10))?);
+        }
+        Ok(self.qmp.as_mut().expect("just set"))
+    }
+}
+
+/// A fresh short folder for a guest's sockets, under the temporary folder.
+fn sockets_dir() -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    std::env::temp_dir().join(format!("kata-vm-{}-{nanos:x}", std::process::id()))
+}
+
+/// Retries connect + Check until the agent serves, QEMU exits, or the limit passes.
+async fn wait_ready(vm: &mut QemuVm) -> Result<AgentClient, QemuError> {
+    let addr = vm.vsock_addr();
+    let started = Instant::now();
+    let mut last = String::from("no attempt");
+    while started.elapsed() < READY_LIMIT && vm.exited().is_none() {
+        // Bounded as a whole: the backend may hold a connection, or a stream may never answer.
+        match tokio::time::timeout(ATTEMPT_LIMIT, attempt(&addr)).await {
+            Ok(Ok(client)) => return Ok(client),
+            Ok(Err(e)) => last = e,
+            Err(_) => last = format!("no answer within {ATTEMPT_LIMIT:?}"),
+        }
+        tracing::debug!(attempt = %last, "agent not ready");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let console = vm.console();
+    let tail: Vec<&str> = console.lines().rev().take(30).collect();
+    Err(QemuError::NotReady {
+        seconds: started.elapsed().as_secs(),
+        last,
+        console: tail.into_iter().rev().collect::<Vec<_>>().join("\n"),
+    })
+}
+
+/// One connect + Check.
+async fn attempt(addr: &str) -> Result<AgentClient, String> {
+    let client = AgentClient::connect_hybrid_vsock(addr, AGENT_PORT)
+        .await
+        .map_err(|e| e.to_string())?;
+    let request = agent_protos::health::CheckRequest::new();
+    client
+        .health
+        .check(context(Duration::from_secs(5)), &request)
+        .await
+        .map_err(|e| format!("Check: {e}"))?;
+    Ok(client)
+}

@@ -1,0 +1,249 @@
+//! Boots a guest: `vhost-device-vsock` as the vsock backend (hybrid vsock on a unix socket),
+//! then `qemu-system-x86_64` (q35 under TCG, memfd shared memory for vhost-user, PCIe root
+//! ports for hotplug, a QMP socket, the serial console in a file).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::QemuError;
+
+/// The guest's vsock CID (only known to the vhost-device-vsock backend; nothing connects to it).
+const GUEST_CID: &str = "3";
+
+/// How to boot.
+#[derive(Clone, Debug)]
+pub struct LaunchSpec {
+    /// The kernel image.
+    pub kernel: PathBuf,
+    /// The initramfs.
+    pub initramfs: PathBuf,
+    /// Extra kernel command line (the agent's configuration).
+    pub cmdline: String,
+    /// Guest memory in MiB.
+    pub memory_mib: u32,
+    /// Where the console and the logs go.
+    pub workdir: PathBuf,
+    /// Where the sockets go: a short path (a unix socket path has at most 107 bytes); removed
+    /// with the guest.
+    pub sockets: PathBuf,
+    /// PCIe root ports for hotplug: `(id, slot on the root bus)`.
+    pub root_ports: Vec<(String, u8)>,
+}
+
+/// A running guest; both processes are killed when it is dropped.
+#[derive(Debug)]
+pub struct QemuVm {
+    vhost: Child,
+    qemu: Child,
+    workdir: PathBuf,
+    sockets: PathBuf,
+    /// When QEMU was started.
+    pub started: Instant,
+}
+
+impl QemuVm {
+    /// Starts the vsock backend and QEMU.
+    pub fn start(spec: &LaunchSpec) -> Result<QemuVm, QemuError> {
+        let dir = &spec.workdir;
+        let socks = &spec.sockets;
+        for d in [dir, socks] {
+            std::fs::create_dir_all(d).map_err(|e| QemuError::io(d, e))?;
+        }
+        for name in ["vhost.sock", "vm.vsock", "qmp.sock"] {
+            let _ = std::fs::remove_file(socks.join(name));
+        }
+        let mut vhost = spawn(
+            Command::new("vhost-device-vsock")
+                .arg("--guest-cid")
+                .arg(GUEST_CID)
+                .arg("--socket")
+                .arg(socks.join("vhost.sock"))
+                .arg("--uds-path")
+                .arg(socks.join("vm.vsock"))
+                .stdout(log(dir, "vhost.log")?)
+                .stderr(log(dir, "vhost.log")?),
+        )?;
+        if let Err(e) = wait_for(&socks.join("vhost.sock"), Duration::from_secs(10)) {
+            let _ = vhost.kill();
+            let _ = vhost.wait();
+            return Err(e);
+        }
+        let qemu = match spawn(
+            Command::new("qemu-system-x86_64")
+                .args(qemu_args(spec))
+                .stdin(Stdio::null())
+                .stdout(log(dir, "qemu.log")?)
+                .stderr(log(dir, "qemu.log")?),
+        ) {
+            Ok(q) => q,
+            Err(e) => {
+                let _ = vhost.kill();
+                let _ = vhost.wait();
+                return Err(e);
+            }
+        };
+        Ok(QemuVm {
+            vhost,
+            qemu,
+            workdir: dir.clone(),
+            sockets: socks.clone(),
+            started: Instant::now(),
+        })
+    }
+
+    /// The hybrid vsock socket, as `unix:///path`.
+    pub fn vsock_addr(&self) -> String {
+        format!("unix://{}", self.sockets.join("vm.vsock").display())
+    }
+
+    /// The folder of its sockets, logs and disk images.
+    pub fn workdir(&self) -> &Path {
+        &self.workdir
+    }
+
+    /// The QMP socket.
+    pub fn qmp_path(&self) -> PathBuf {
+        self.sockets.join("qmp.sock")
+    }
+
+    /// The guest's serial console so far.
+    pub fn console(&self) -> String {
+        std::fs::read_to_string(self.workdir.join("console.log")).unwrap_or_default()
+    }
+
+    /// Whether QEMU has exited (the guest powered off), with its status.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.qemu.try_wait().ok().flatten()
+    }
+
+    /// Waits up to `limit` for QEMU to exit on its own.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Some(status) = self.exited() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for QemuVm {
+    fn drop(&mut self) {
+        for child in [&mut self.qemu, &mut self.vhost] {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.sockets);
+    }
+}
+
+fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
+    let dir = spec.workdir.display();
+    let socks = spec.sockets.display();
+    let mem = spec.memory_mib;
+    let mut args: Vec<String> = [
+        "-machine",
+        "q35,accel=tcg,memory-backend=mem",
+        "-cpu",
+        "max",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-no-user-config",
+        "-nographic",
+        "-vga",
+        "none",
+        "-no-reboot",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend([
+        "-m".into(),
+        format!("{mem}M"),
+        "-object".into(),
+        format!("memory-backend-memfd,id=mem,size={mem}M,share=on"),
+        "-kernel".into(),
+        spec.kernel.display().to_string(),
+        "-initrd".into(),
+        spec.initramfs.display().to_string(),
+        "-append".into(),
+        format!("console=ttyS0 panic=-1 {}", spec.cmdline)
+            .trim()
+            .to_owned(),
+        "-serial".into(),
+        format!("file:{dir}/console.log"),
+        "-qmp".into(),
+        format!("unix:{socks}/qmp.sock,server=on,wait=off"),
+        "-chardev".into(),
+        format!("socket,id=vc,path={socks}/vhost.sock"),
+        "-device".into(),
+        "vhost-user-vsock-pci,chardev=vc".into(),
+    ]);
+    for (n, (id, slot)) in (1..).zip(&spec.root_ports) {
+        args.push("-device".into());
+        args.push(format!(
+            "pcie-root-port,id={id},chassis={n},slot={n},bus=pcie.0,addr=0x{slot:x}"
+        ));
+    }
+    args
+}
+
+fn spawn(command: &mut Command) -> Result<Child, QemuError> {
+    command.spawn().map_err(|source| QemuError::Spawn {
+        program: command.get_program().to_string_lossy().into_owned(),
+        source,
+    })
+}
+
+fn log(dir: &Path, name: &str) -> Result<File, QemuError> {
+    let path = dir.join(name);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| QemuError::io(&path, e))
+}
+
+fn wait_for(path: &Path, limit: Duration) -> Result<(), QemuError> {
+    let until = Instant::now() + limit;
+    while Instant::now() < until {
+        if path.exists() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(QemuError::Missing {
+        what: format!("{} after {limit:?}", path.display()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn args_place_root_ports_and_share_memory() {
+        let spec = LaunchSpec {
+            kernel: "/k".into(),
+            initramfs: "/i".into(),
+            cmdline: "agent.log=debug".into(),
+            memory_mib: 1024,
+            workdir: "/w".into(),
+            sockets: "/s".into(),
+            root_ports: vec![("rp1".into(), 5), ("rp2".into(), 6)],
+        };
+        let args = qemu_args(&spec).join(" ");
+        assert!(args.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
+        assert!(args.contains("pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0,addr=0x5"));
+        assert!(args.contains("pcie-root-port,id=rp2,chassis=2,slot=2,bus=pcie.0,addr=0x6"));
+        assert!(args.contains("-append console=ttyS0 panic=-1 agent.log=debug"));
+        assert!(args.contains("vhost-user-vsock-pci,chardev=vc"));
+        assert!(args.contains("socket,id=vc,path=/s/vhost.sock"));
+        assert!(args.contains("file:/w/console.log"));
+    }
+}

@@ -1,0 +1,88 @@
+//! The scenarios marked `real_vm: true` on a real guest: `harness run --vmm qemu` boots Debian's
+//! cloud kernel under QEMU (TCG) with the release agent as PID 1 and drives it over hybrid vsock
+//! through vhost-device-vsock. Needs root, network for the one-off kernel download, QEMU,
+//! vhost-device-vsock, busybox-static and e2fsprogs.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The workspace's target folder.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+    }
+}
+
+/// The release agent, brought up to date first (a no-op in CI: `.ci/run` builds it before the
+/// tests, and the performance gate reuses it).
+fn release_agent() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "kata-agent",
+            "--bin",
+            "kata-agent",
+        ])
+        .status()
+        .expect("cargo runs");
+    assert!(
+        status.success(),
+        "cargo build --release -p kata-agent failed"
+    );
+    target_dir().join("release/kata-agent")
+}
+
+/// The CI slice, one boot: Check, CreateSandbox, a busybox container whose volume is a
+/// virtio-blk disk hot-plugged (QMP) while CreateContainer waits, execs with exit codes 0 and 1.
+#[test]
+#[ignore = "needs root, qemu and vhost-device-vsock: a real guest"]
+fn the_ci_slice_passes_on_a_real_guest() {
+    let scenarios = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--vmm", "qemu", "--agent"])
+        .arg(release_agent())
+        .arg("--cache")
+        .arg(target_dir().join("qemu-cache"))
+        .arg(scenarios.join("blk-container-volume.yaml"))
+        .output()
+        .expect("harness runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "harness run --vmm qemu failed:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("1 passed, 0 failed"), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("ok   blk-container-volume "))
+        .unwrap_or_else(|| panic!("no ok line:\n{stdout}"));
+    assert!(line.contains("boot to first Check"), "{line}");
+    assert!(line.contains("exec "), "{line}");
+    assert!(line.contains("powered off after DestroySandbox"), "{line}");
+    // Checks of fake-only state are reported as skipped, never passed silently; the rest of
+    // the step (paths in the guest) ran.
+    assert!(
+        stdout.contains("skipped part of step 6 (check): mounts:"),
+        "the check steps must be reported skipped:\n{stdout}"
+    );
+}
+
+#[test]
+fn qemu_backend_refuses_a_missing_agent_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["run", "--vmm", "qemu", "--agent"])
+        .arg(dir.path().join("no-agent"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/container-exec-real.yaml"))
+        .output()
+        .expect("harness runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--agent"), "{stderr}");
+}

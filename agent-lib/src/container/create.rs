@@ -1,7 +1,7 @@
 //! CreateContainer: devices, storages, bundle, cgroup, the held init; all undone on failure.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tracing::Instrument;
 
@@ -9,6 +9,8 @@ use oci_spec::runtime::Spec;
 
 use super::hooks::{HookState, run_hooks};
 use super::teardown::{Step, Teardown};
+use super::user::StringUser;
+use super::user_db::apply_string_user;
 use super::{
     Container, ContainerError, Containers, Slot, State, Status, bundle, spec, validate_container_id,
 };
@@ -29,6 +31,8 @@ pub struct CreateRequest {
     pub storages: Vec<StorageRequest>,
     /// Join the sandbox pid namespace.
     pub sandbox_pidns: bool,
+    /// A user given by name, resolved in the rootfs once the storages are mounted.
+    pub string_user: Option<StringUser>,
 }
 
 impl Containers {
@@ -107,6 +111,7 @@ impl Containers {
             devices,
             storages,
             sandbox_pidns,
+            string_user,
         } = request;
         let fail = |e: ContainerError| (cid.clone(), e);
         let host = &self.host;
@@ -134,7 +139,13 @@ impl Containers {
             .map_err(|source| fail(attach_error(&cid, source)))?;
         teardown.push(Step::Storages);
         // The device handlers may have rewritten the process (PCIDEVICE_* variables).
-        let process = spec.process().clone().unwrap_or(process);
+        let mut process = spec.process().clone().unwrap_or(process);
+        let root_source = root_path(&spec).map_err(fail)?;
+        if let Some(user) = string_user.as_ref().filter(|u| !u.is_empty()) {
+            apply_string_user(&*host.files, &root_source, user, &mut process)
+                .map_err(|e| fail(e.into()))?;
+            spec.set_process(Some(process.clone()));
+        }
         let (process_spec, stdio) = launch_spec(&process).map_err(|e| fail(e.into()))?;
 
         let no_pivot_root = root_is_initramfs(host, &cid).map_err(fail)?;
@@ -228,6 +239,7 @@ impl Containers {
             id: cid.clone(),
             cgroup,
             setup,
+            root_source,
             init: init.clone(),
             pci_map: devices.pci_map,
             state: Mutex::new(State {
@@ -251,6 +263,21 @@ pub(super) fn hook_state(setup: &ContainerSetup, status: &'static str, pid: i32)
         bundle: super::bundle_dir(&setup.id).display().to_string(),
         annotations: setup.spec.annotations().clone().unwrap_or_default(),
     }
+}
+
+/// The spec's root, which must be absolute (the rootfs storage's mount point).
+fn root_path(spec: &Spec) -> Result<PathBuf, ContainerError> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| ContainerError::InvalidSpec("the spec has no root".into()))?;
+    if !root.path().is_absolute() {
+        return Err(ContainerError::InvalidSpec(format!(
+            "root.path {:?} is not absolute",
+            root.path()
+        )));
+    }
+    Ok(root.path().clone())
 }
 
 fn attach_error(cid: &str, source: AttachError) -> ContainerError {

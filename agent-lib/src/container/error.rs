@@ -91,6 +91,9 @@ pub enum ContainerError {
         #[source]
         source: AttachError,
     },
+    /// `string_user` does not resolve in the container.
+    #[error(transparent)]
+    User(#[from] super::user::UserError),
     /// A process operation failed.
     #[error(transparent)]
     Process(#[from] ProcessError),

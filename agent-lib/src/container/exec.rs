@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use oci_spec::runtime::Process as OciProcess;
 
+use super::user::StringUser;
+use super::user_db::apply_string_user;
 use super::{Container, ContainerError, Containers, Status, validate_exec_id};
 use crate::device::rewrite_pci_env;
 use crate::host::{LaunchRequest, LaunchTarget};
@@ -21,6 +23,8 @@ pub struct ExecRequest {
     pub exec_id: String,
     /// What to run.
     pub process: OciProcess,
+    /// A user given by name, resolved in the container's rootfs.
+    pub string_user: Option<StringUser>,
 }
 
 impl Containers {
@@ -31,11 +35,20 @@ impl Containers {
             container_id: cid,
             exec_id,
             mut process,
+            string_user,
         } = request;
         validate_exec_id(&exec_id)?;
         let container = self.get(&cid)?;
         if let Some(env) = process.env_mut() {
             rewrite_pci_env(env, &container.pci_map);
+        }
+        if let Some(user) = string_user.as_ref().filter(|u| !u.is_empty()) {
+            apply_string_user(
+                &*self.host.files,
+                &container.root_source,
+                user,
+                &mut process,
+            )?;
         }
         let (process_spec, stdio) = launch_spec(&process)?;
         {

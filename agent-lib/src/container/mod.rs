@@ -18,6 +18,8 @@ mod remove;
 mod spec;
 mod stats;
 mod teardown;
+mod user;
+mod user_db;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,6 +33,11 @@ pub use id::{MAX_ID_LEN, validate_container_id, validate_exec_id};
 pub use netdev::{NetworkStats, parse_net_dev};
 pub use oom::{OOM_QUEUE_CAPACITY, OomQueue};
 pub use stats::ContainerStats;
+pub use user::{
+    GroupEntry, PasswdEntry, ResolvedUser, StringUser, UserError, parse_group, parse_passwd,
+    resolve,
+};
+pub use user_db::{UserDb, apply_string_user, read_user_db};
 
 use crate::attach::Attach;
 use crate::device::PciMap;
@@ -82,6 +89,8 @@ pub struct Container {
     id: String,
     cgroup: String,
     setup: Arc<ContainerSetup>,
+    /// Its rootfs as the storage mounted it (`string_user` of later execs is read there).
+    root_source: std::path::PathBuf,
     init: Arc<Process>,
     /// Host → guest PCI addresses of its VFIO devices, for `PCIDEVICE_*` in exec envs.
     pci_map: PciMap,

@@ -11,7 +11,7 @@ use super::oci::{resources_from_proto, spec_from_proto};
 use super::stats::stats_to_proto;
 use crate::Agent;
 use crate::attach::DeviceRequest;
-use crate::container::CreateRequest;
+use crate::container::{CreateRequest, StringUser};
 
 type Reply<T = Empty> = ttrpc::Result<T>;
 
@@ -42,6 +42,7 @@ pub(crate) async fn create_container(agent: &Agent, req: agent::CreateContainerR
             .collect(),
         storages: decode_storages(&req.storages),
         sandbox_pidns: req.sandbox_pidns,
+        string_user: req.string_user.as_ref().map(string_user_from_proto),
     };
     agent
         .containers()
@@ -49,6 +50,15 @@ pub(crate) async fn create_container(agent: &Agent, req: agent::CreateContainerR
         .await
         .map_err(|e| container_error(&e))?;
     Ok(Empty::new())
+}
+
+/// The `StringUser` of CreateContainer and ExecProcess.
+pub(crate) fn string_user_from_proto(user: &agent::StringUser) -> StringUser {
+    StringUser {
+        uid: user.uid.clone(),
+        gid: user.gid.clone(),
+        additional_gids: user.additionalGids.clone(),
+    }
 }
 
 /// StartContainer.

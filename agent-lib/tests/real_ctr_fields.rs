@@ -115,3 +115,126 @@ async fn string_user_resolves_in_the_container_rootfs() {
     agent.remove(&cid).await;
     agent.destroy_and_exit().await;
 }
+
+/// The exec `eid` of `sh -c script` in `cid`: its stdout, after a zero exit.
+async fn sh(agent: &RealAgent, cid: &str, eid: &str, script: &str) -> String {
+    agent.exec(cid, eid, &["sh", "-c", script], false).await;
+    let out = agent.read_all(cid, eid, false).await;
+    assert_eq!(agent.wait(cid, eid).await, 0, "{script}: {out}");
+    out
+}
+
+#[tokio::test]
+#[ignore = "needs root: real containers"]
+async fn a_shared_mount_is_seen_from_the_second_container_and_goes_with_them() {
+    let agent = RealAgent::start("shmount").await;
+    let sandbox = agent.id("sb");
+    agent.create_sandbox(&sandbox, "e2e-share").await;
+
+    // The source: a tmpfs of its own at /cache (the sidecar's mount).
+    let side = agent.id("side");
+    let mut side_spec = spec(&agent.rootfs("side"), &["sleep", "1000000"], false, None);
+    side_spec.Mounts.push(agent_protos::oci::Mount {
+        destination: "/cache".into(),
+        type_: "tmpfs".into(),
+        source: "e2e-shared-cache".into(),
+        options: vec!["size=1m".into()],
+        ..Default::default()
+    });
+    agent.run_container(&side, side_spec).await;
+    sh(&agent, &side, "w1", "echo from-side > /cache/note").await;
+
+    // Refused while the source is unknown: nothing is created.
+    let app = agent.id("app");
+    let app_spec = spec(&agent.rootfs("app"), &["sleep", "1000000"], false, None);
+    let mut req = create_request(&app, app_spec, false);
+    let mount = |src_ctr: &str| pb::SharedMount {
+        name: "cache".into(),
+        src_ctr: src_ctr.into(),
+        src_path: "/cache".into(),
+        dst_ctr: String::new(),
+        dst_path: "/mnt/cache".into(),
+        ..Default::default()
+    };
+    req.shared_mounts = vec![mount("no-such-container")];
+    let refused = agent.client.create_container(&req).await;
+    assert_eq!(code(&refused), ttrpc::Code::NOT_FOUND);
+
+    req.shared_mounts = vec![mount(&side)];
+    agent
+        .client
+        .create_container(&req)
+        .await
+        .expect("create app");
+    agent.start_container(&app).await.expect("start app");
+    assert_eq!(
+        sh(&agent, &app, "r1", "cat /mnt/cache/note").await,
+        "from-side\n"
+    );
+    sh(&agent, &app, "w2", "echo from-app > /mnt/cache/reply").await;
+    assert_eq!(
+        sh(&agent, &side, "r2", "cat /cache/reply").await,
+        "from-app\n"
+    );
+    // Neither the agent's namespace nor the source's got a new mount point.
+    assert!(!agent.mountinfo().contains("e2e-shared-cache"));
+    assert!(!agent.mountinfo().contains("/mnt/cache"));
+
+    agent.remove(&side).await;
+    // The clone outlives the source container: app still reads it.
+    assert_eq!(
+        sh(&agent, &app, "r3", "cat /mnt/cache/note").await,
+        "from-side\n"
+    );
+    agent.remove(&app).await;
+    assert!(!agent.mountinfo().contains("e2e-shared-cache"));
+    let leftover = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!leftover.contains("e2e-shared-cache"), "{leftover}");
+    agent.destroy_and_exit().await;
+}
+
+#[tokio::test]
+#[ignore = "needs root: real containers (waits 10 s)"]
+async fn waiting_for_a_source_mount_blocks_no_other_rpc_and_fails_clearly() {
+    let agent = RealAgent::start("shwait").await;
+    let sandbox = agent.id("sb");
+    agent.create_sandbox(&sandbox, "e2e-share").await;
+    let side = agent.id("side");
+    let side_spec = spec(&agent.rootfs("side"), &["sleep", "1000000"], false, None);
+    agent.run_container(&side, side_spec).await;
+
+    let app = agent.id("app");
+    let mut req = create_request(
+        &app,
+        spec(&agent.rootfs("app"), &["sleep", "1000000"], false, None),
+        false,
+    );
+    req.shared_mounts = vec![pb::SharedMount {
+        name: "never".into(),
+        src_ctr: side.clone(),
+        src_path: "/data".into(),
+        dst_path: "/data".into(),
+        ..Default::default()
+    }];
+    let started = std::time::Instant::now();
+    let create = agent.client.create_container(&req);
+    let others = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let t = std::time::Instant::now();
+        let out = sh(&agent, &side, "meanwhile", "echo alive").await;
+        (out, t.elapsed())
+    };
+    let (created, (out, took)) = tokio::join!(create, others);
+    assert_eq!(out, "alive\n");
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "exec took {took:?}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_secs(10));
+    assert_eq!(code(&created), ttrpc::Code::INTERNAL);
+    let text = format!("{created:?}");
+    assert!(text.contains("/data is not a mount point"), "{text}");
+    assert_eq!(agent.children().len(), 1, "only the sidecar's init is left");
+    agent.remove(&side).await;
+    agent.destroy_and_exit().await;
+}

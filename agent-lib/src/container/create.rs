@@ -8,6 +8,7 @@ use tracing::Instrument;
 use oci_spec::runtime::Spec;
 
 use super::hooks::{HookState, run_hooks};
+use super::shared_mounts::SharedMount;
 use super::teardown::{Step, Teardown};
 use super::user::StringUser;
 use super::user_db::apply_string_user;
@@ -33,6 +34,8 @@ pub struct CreateRequest {
     pub sandbox_pidns: bool,
     /// A user given by name, resolved in the rootfs once the storages are mounted.
     pub string_user: Option<StringUser>,
+    /// Mounts of running containers to make visible in this one.
+    pub shared_mounts: Vec<SharedMount>,
 }
 
 impl Containers {
@@ -112,6 +115,7 @@ impl Containers {
             storages,
             sandbox_pidns,
             string_user,
+            shared_mounts,
         } = request;
         let fail = |e: ContainerError| (cid.clone(), e);
         let host = &self.host;
@@ -127,6 +131,9 @@ impl Containers {
         spec::join_shared_namespaces(&mut spec, &self.sandbox.namespaces(), sandbox_pidns, first)
             .map_err(fail)?;
         spec::append_guest_hooks(&mut spec, self.sandbox.guest_hooks().as_ref());
+        let shared = self
+            .plan_shared_mounts(&cid, &spec, &shared_mounts)
+            .map_err(fail)?;
 
         let devices = self
             .attach
@@ -232,6 +239,10 @@ impl Containers {
                 .map_err(fail)?;
             }
         }
+
+        self.make_shared_mounts(&cid, pid, shared)
+            .await
+            .map_err(fail)?;
 
         let mut teardown = std::mem::take(teardown);
         teardown.keep_processes();

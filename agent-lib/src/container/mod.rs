@@ -15,6 +15,7 @@ mod id;
 mod netdev;
 mod oom;
 mod remove;
+mod shared_mounts;
 mod spec;
 mod stats;
 mod teardown;
@@ -32,6 +33,7 @@ pub use hooks::HookError;
 pub use id::{MAX_ID_LEN, validate_container_id, validate_exec_id};
 pub use netdev::{NetworkStats, parse_net_dev};
 pub use oom::{OOM_QUEUE_CAPACITY, OomQueue};
+pub use shared_mounts::{SHARED_MOUNT_WAIT, SharedMount, container_name};
 pub use stats::ContainerStats;
 pub use user::{
     GroupEntry, PasswdEntry, ResolvedUser, StringUser, UserError, parse_group, parse_passwd,

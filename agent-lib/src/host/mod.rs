@@ -27,7 +27,7 @@ pub use launcher::{
     ContainerSetup, ExitStatus, LaunchRequest, LaunchTarget, Launched, Launcher, ProcessSpec,
     StdioMode,
 };
-pub use mounter::{MountEntry, MountSpec, Mounter};
+pub use mounter::{MountEntry, MountSpec, Mounter, ShareMount};
 pub use netlink::{Address, Link, LinkUpdate, Neighbour, Netlink, Route};
 pub use server_addr::{ServerAddr, ServerAddrError};
 pub use sysfs::{FileMeta, NodeInfo, NodeKind, Sysfs};

@@ -11,7 +11,7 @@ use super::oci::{resources_from_proto, spec_from_proto};
 use super::stats::stats_to_proto;
 use crate::Agent;
 use crate::attach::DeviceRequest;
-use crate::container::{CreateRequest, StringUser};
+use crate::container::{CreateRequest, SharedMount, StringUser};
 
 type Reply<T = Empty> = ttrpc::Result<T>;
 
@@ -43,6 +43,17 @@ pub(crate) async fn create_container(agent: &Agent, req: agent::CreateContainerR
         storages: decode_storages(&req.storages),
         sandbox_pidns: req.sandbox_pidns,
         string_user: req.string_user.as_ref().map(string_user_from_proto),
+        shared_mounts: req
+            .shared_mounts
+            .iter()
+            .map(|m| SharedMount {
+                name: m.name.clone(),
+                src_ctr: m.src_ctr.clone(),
+                src_path: m.src_path.clone(),
+                dst_ctr: m.dst_ctr.clone(),
+                dst_path: m.dst_path.clone(),
+            })
+            .collect(),
     };
     agent
         .containers()

@@ -239,6 +239,10 @@ pub struct Checks {
     /// How many launched processes are still running.
     #[serde(default)]
     pub live_processes: Option<usize>,
+    /// The mounts shared into containers' namespaces that exist, in the order they were made,
+    /// as `SRC_PID:SRC_PATH -> DST_PID:DST_PATH`.
+    #[serde(default)]
+    pub shared_mounts: Option<Vec<String>>,
     /// The hostname.
     #[serde(default)]
     pub hostname: Option<String>,

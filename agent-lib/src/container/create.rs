@@ -17,7 +17,7 @@ use super::{
 };
 use crate::attach::{AttachError, DeviceRequest, StorageRequest};
 use crate::host::{ContainerSetup, LaunchRequest, LaunchTarget};
-use crate::process::{Process, launch_spec};
+use crate::process::{Process, StdioPorts, launch_spec};
 
 /// CreateContainer, as the agent understands it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -36,6 +36,8 @@ pub struct CreateRequest {
     pub string_user: Option<StringUser>,
     /// Mounts of running containers to make visible in this one.
     pub shared_mounts: Vec<SharedMount>,
+    /// The host's passfd streams for the init's stdio.
+    pub ports: StdioPorts,
 }
 
 impl Containers {
@@ -116,9 +118,12 @@ impl Containers {
             sandbox_pidns,
             string_user,
             shared_mounts,
+            ports,
         } = request;
         let fail = |e: ContainerError| (cid.clone(), e);
         let host = &self.host;
+        // First, as Kata: the streams are closed whatever fails later.
+        let passfd = self.passfd_io(ports).await.map_err(fail)?;
 
         // Everything that can be refused without touching the OS, first.
         let process = spec
@@ -203,6 +208,9 @@ impl Containers {
             }
         };
         teardown.push(Step::Kill(init.clone()));
+        if let Some(io) = passfd {
+            init.splice(io);
+        }
         if let Some(size) = process.console_size()
             && stdio == crate::host::StdioMode::Pty
         {

@@ -101,6 +101,9 @@ pub enum ContainerError {
         /// Its state when it exists.
         state: Option<&'static str>,
     },
+    /// The passfd streams the request names cannot be had.
+    #[error(transparent)]
+    Passfd(#[from] crate::process::PassfdError),
     /// `string_user` does not resolve in the container.
     #[error(transparent)]
     User(#[from] super::user::UserError),

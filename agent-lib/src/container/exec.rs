@@ -9,7 +9,7 @@ use super::user_db::apply_string_user;
 use super::{Container, ContainerError, Containers, Status, validate_exec_id};
 use crate::device::rewrite_pci_env;
 use crate::host::{LaunchRequest, LaunchTarget};
-use crate::process::{Process, launch_spec};
+use crate::process::{Process, StdioPorts, launch_spec};
 
 /// The largest signal number (`SIGRTMAX`).
 const SIGRTMAX: u32 = 64;
@@ -25,6 +25,8 @@ pub struct ExecRequest {
     pub process: OciProcess,
     /// A user given by name, resolved in the container's rootfs.
     pub string_user: Option<StringUser>,
+    /// The host's passfd streams for its stdio.
+    pub ports: StdioPorts,
 }
 
 impl Containers {
@@ -36,7 +38,10 @@ impl Containers {
             exec_id,
             mut process,
             string_user,
+            ports,
         } = request;
+        // First, as Kata: the streams are closed whatever fails later.
+        let passfd = self.passfd_io(ports).await?;
         validate_exec_id(&exec_id)?;
         let container = self.get(&cid)?;
         if let Some(env) = process.env_mut() {
@@ -62,7 +67,12 @@ impl Containers {
         }
         let result = self
             .exec_steps(&container, &exec_id, process, process_spec, stdio)
-            .await;
+            .await
+            .inspect(|started| {
+                if let Some(io) = passfd {
+                    started.splice(io);
+                }
+            });
         let mut state = container.lock();
         state.starting.remove(&exec_id);
         let process = result?;
@@ -241,6 +251,7 @@ impl Containers {
         let container = self.get(cid)?;
         let process = self.process(cid, exec_id)?;
         let status = process.wait().await;
+        process.outputs_flushed().await;
         let mut state = container.lock();
         if state
             .processes

@@ -44,7 +44,7 @@ pub use user_db::{UserDb, apply_string_user, read_user_db};
 use crate::attach::Attach;
 use crate::device::PciMap;
 use crate::host::{ContainerSetup, Host};
-use crate::process::Process;
+use crate::process::{PassfdIo, PassfdStreams, Process, StdioPorts, take_streams};
 use crate::sandbox::Sandbox;
 use teardown::Teardown;
 
@@ -163,18 +163,28 @@ pub struct Containers {
     attach: Attach,
     sandbox: Arc<Sandbox>,
     pipe_size: u32,
+    /// The host's passfd streams, when `agent.passfd_listener_port` is set.
+    passfd: Option<Arc<PassfdStreams>>,
     slots: Mutex<HashMap<String, Slot>>,
     oom: Arc<OomQueue>,
 }
 
 impl Containers {
-    /// No containers yet. `pipe_size` is `agent.container_pipe_size` (0: kernel default).
-    pub fn new(host: Host, attach: Attach, sandbox: Arc<Sandbox>, pipe_size: u32) -> Self {
+    /// No containers yet. `pipe_size` is `agent.container_pipe_size` (0: kernel default);
+    /// `passfd` the streams of the passfd listener, if one runs.
+    pub fn new(
+        host: Host,
+        attach: Attach,
+        sandbox: Arc<Sandbox>,
+        pipe_size: u32,
+        passfd: Option<Arc<PassfdStreams>>,
+    ) -> Self {
         Containers {
             host,
             attach,
             sandbox,
             pipe_size,
+            passfd,
             slots: Mutex::default(),
             oom: Arc::default(),
         }
@@ -215,6 +225,11 @@ impl Containers {
                 exec_id: exec_id.to_owned(),
             }
         })
+    }
+
+    /// The passfd streams `ports` names (none when it names no port).
+    async fn passfd_io(&self, ports: StdioPorts) -> Result<Option<PassfdIo>, ContainerError> {
+        Ok(take_streams(self.passfd.as_deref(), ports).await?)
     }
 
     fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {

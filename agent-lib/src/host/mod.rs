@@ -32,7 +32,7 @@ pub use netlink::{Address, Link, LinkUpdate, Neighbour, Netlink, Route};
 pub use server_addr::{ServerAddr, ServerAddrError};
 pub use sysfs::{FileMeta, NodeInfo, NodeKind, Sysfs};
 pub use system::{FsStats, NamespaceKind, System};
-pub use transport::{Connection, Incoming, Transport};
+pub use transport::{Accepted, Connection, Incoming, IncomingPeers, Transport};
 pub use uevent::UeventSource;
 
 /// The OS facilities an agent runs on, built once by the binary (real) or a harness (fakes).

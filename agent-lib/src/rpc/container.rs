@@ -12,6 +12,7 @@ use super::stats::stats_to_proto;
 use crate::Agent;
 use crate::attach::DeviceRequest;
 use crate::container::{CreateRequest, SharedMount, StringUser};
+use crate::process::StdioPorts;
 
 type Reply<T = Empty> = ttrpc::Result<T>;
 
@@ -54,6 +55,11 @@ pub(crate) async fn create_container(agent: &Agent, req: agent::CreateContainerR
                 dst_path: m.dst_path.clone(),
             })
             .collect(),
+        ports: StdioPorts {
+            stdin: req.stdin_port,
+            stdout: req.stdout_port,
+            stderr: req.stderr_port,
+        },
     };
     agent
         .containers()

@@ -98,6 +98,8 @@ pub(crate) fn container_error(err: &crate::container::ContainerError) -> Error {
         E::Step { .. } | E::Hook { .. } | E::Teardown { .. } => Code::INTERNAL,
         E::Attach { source, .. } => attach_code(source),
         E::Process(e) => process_code(e),
+        E::Passfd(crate::process::PassfdError::Disabled { .. }) => Code::INVALID_ARGUMENT,
+        E::Passfd(crate::process::PassfdError::Missing { .. }) => Code::DEADLINE_EXCEEDED,
         E::SharedMountSource { state: None, .. } => Code::NOT_FOUND,
         E::SharedMountSource { .. } => Code::FAILED_PRECONDITION,
         E::User(crate::container::UserError::Read { .. }) => Code::INTERNAL,

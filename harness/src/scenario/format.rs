@@ -160,6 +160,29 @@ pub struct AdvanceStep {
     pub advance: Duration,
 }
 
+/// `passfd: PORT`: the host's passfd stream from vsock port `PORT` (to the agent's
+/// `agent.passfd_listener_port`): `connect: true` opens it, `write: TEXT` sends bytes and
+/// `eof: true` then ends it, `read_to_end: TEXT` expects exactly those bytes and then the
+/// stream's end.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassfdStep {
+    /// The host-side port naming the stream.
+    pub passfd: u32,
+    /// Connect it.
+    #[serde(default)]
+    pub connect: bool,
+    /// Bytes to send.
+    #[serde(default)]
+    pub write: Option<String>,
+    /// End the stream after writing.
+    #[serde(default)]
+    pub eof: bool,
+    /// Everything the stream must deliver before its end.
+    #[serde(default)]
+    pub read_to_end: Option<String>,
+}
+
 /// `oom: /cgroup/path`: the guest kernel OOM-kills in that cgroup.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -350,14 +373,17 @@ pub enum Step {
     Oom(OomStep),
     /// Files the guest kernel changes.
     KernelFile(KernelFileStep),
+    /// A host passfd stream.
+    Passfd(PassfdStep),
     /// Checks of guest state.
     Check(Box<CheckStep>),
     /// A fault sweep.
     FaultSweep(Box<FaultSweep>),
 }
 
-const VERBS: [&str; 14] = [
+const VERBS: [&str; 15] = [
     "oom",
+    "passfd",
     "kernel_file",
     "call",
     "await",
@@ -407,6 +433,7 @@ impl Step {
             "advance" => Step::Advance(serde_yaml::from_value(v).map_err(parsed)?),
             "fault" => Step::Fault(serde_yaml::from_value(v).map_err(parsed)?),
             "oom" => Step::Oom(serde_yaml::from_value(v).map_err(parsed)?),
+            "passfd" => Step::Passfd(serde_yaml::from_value(v).map_err(parsed)?),
             "kernel_file" => Step::KernelFile(serde_yaml::from_value(v).map_err(parsed)?),
             "check" => Step::Check(Box::new(serde_yaml::from_value(v).map_err(parsed)?)),
             "fault_sweep" => {
@@ -460,6 +487,7 @@ impl Step {
             Step::Baseline => "baseline".into(),
             Step::Fault(f) => format!("fault {}", f.fault),
             Step::Oom(o) => format!("oom in {}", o.oom),
+            Step::Passfd(p) => format!("passfd stream {}", p.passfd),
             Step::KernelFile(k) => {
                 let paths: Vec<&str> = k.kernel_file.keys().map(String::as_str).collect();
                 format!("kernel writes {}", paths.join(", "))

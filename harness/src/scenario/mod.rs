@@ -6,6 +6,7 @@
 mod check;
 mod expect;
 pub mod format;
+mod passfd;
 pub mod record;
 mod runner;
 pub mod suite;

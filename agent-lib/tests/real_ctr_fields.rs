@@ -238,3 +238,45 @@ async fn waiting_for_a_source_mount_blocks_no_other_rpc_and_fails_clearly() {
     agent.remove(&side).await;
     agent.destroy_and_exit().await;
 }
+
+#[tokio::test]
+#[ignore = "needs root: real containers"]
+async fn labels_are_refused_on_a_kernel_without_the_lsm() {
+    let lsm_on = std::path::Path::new("/sys/fs/selinux/enforce").exists()
+        || std::path::Path::new("/sys/kernel/security/apparmor").exists()
+        || fs::read_to_string("/sys/kernel/security/lsm")
+            .is_ok_and(|l| l.contains("selinux") || l.contains("apparmor"));
+    if lsm_on {
+        eprintln!("skipped: this kernel has SELinux or AppArmor enabled");
+        return;
+    }
+    let agent = RealAgent::start("labels").await;
+    let sandbox = agent.id("sb");
+    agent.create_sandbox(&sandbox, "e2e-labels").await;
+    let cid = agent.id("c1");
+    let root = agent.rootfs("rootfs");
+    let mut selinux = spec(&root, &["sleep", "1000000"], false, None);
+    selinux.Process.as_mut().unwrap().SelinuxLabel = "system_u:system_r:container_t:s0".into();
+    let mut apparmor = spec(&root, &["sleep", "1000000"], false, None);
+    apparmor.Process.as_mut().unwrap().ApparmorProfile = "docker-default".into();
+    let mut mount_label = spec(&root, &["sleep", "1000000"], false, None);
+    mount_label.Linux.as_mut().unwrap().MountLabel = "system_u:object_r:c_t:s0".into();
+    for (spec, field) in [
+        (selinux, "process.selinuxLabel"),
+        (apparmor, "process.apparmorProfile"),
+        (mount_label, "linux.mountLabel"),
+    ] {
+        let refused = agent
+            .client
+            .create_container(&create_request(&cid, spec, false))
+            .await;
+        assert_eq!(code(&refused), ttrpc::Code::FAILED_PRECONDITION);
+        let text = format!("{refused:?}");
+        assert!(
+            text.contains(field) && text.contains("not enabled"),
+            "{text}"
+        );
+    }
+    assert!(agent.children().is_empty(), "nothing was started");
+    agent.destroy_and_exit().await;
+}

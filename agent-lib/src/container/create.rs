@@ -8,6 +8,7 @@ use tracing::Instrument;
 use oci_spec::runtime::Spec;
 
 use super::hooks::{HookState, run_hooks};
+use super::labels::apply_labels;
 use super::shared_mounts::SharedMount;
 use super::teardown::{Step, Teardown};
 use super::user::StringUser;
@@ -136,6 +137,7 @@ impl Containers {
         spec::join_shared_namespaces(&mut spec, &self.sandbox.namespaces(), sandbox_pidns, first)
             .map_err(fail)?;
         spec::append_guest_hooks(&mut spec, self.sandbox.guest_hooks().as_ref());
+        apply_labels(&mut spec, &*host.sysfs).map_err(fail)?;
         let shared = self
             .plan_shared_mounts(&cid, &spec, &shared_mounts)
             .map_err(fail)?;

@@ -101,6 +101,16 @@ pub enum ContainerError {
         /// Its state when it exists.
         state: Option<&'static str>,
     },
+    /// A security label is asked for, but the guest kernel lacks its LSM.
+    #[error("{field} {value:?} is set, but {lsm} is not enabled in the guest kernel")]
+    LsmMissing {
+        /// `process.selinuxLabel`, `process.apparmorProfile` or `linux.mountLabel`.
+        field: &'static str,
+        /// The label.
+        value: String,
+        /// `SELinux` or `AppArmor`.
+        lsm: &'static str,
+    },
     /// The passfd streams the request names cannot be had.
     #[error(transparent)]
     Passfd(#[from] crate::process::PassfdError),

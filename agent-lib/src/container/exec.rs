@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use oci_spec::runtime::Process as OciProcess;
 
+use super::labels::check_process;
 use super::user::StringUser;
 use super::user_db::apply_string_user;
 use super::{Container, ContainerError, Containers, Status, validate_exec_id};
@@ -56,6 +57,7 @@ impl Containers {
             )?;
         }
         let (process_spec, stdio) = launch_spec(&process)?;
+        check_process(&process, &*self.host.sysfs)?;
         {
             let mut state = container.lock();
             if state.processes.contains_key(&exec_id) || !state.starting.insert(exec_id.clone()) {

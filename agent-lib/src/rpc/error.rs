@@ -98,6 +98,7 @@ pub(crate) fn container_error(err: &crate::container::ContainerError) -> Error {
         E::Step { .. } | E::Hook { .. } | E::Teardown { .. } => Code::INTERNAL,
         E::Attach { source, .. } => attach_code(source),
         E::Process(e) => process_code(e),
+        E::LsmMissing { .. } => Code::FAILED_PRECONDITION,
         E::Passfd(crate::process::PassfdError::Disabled { .. }) => Code::INVALID_ARGUMENT,
         E::Passfd(crate::process::PassfdError::Missing { .. }) => Code::DEADLINE_EXCEEDED,
         E::SharedMountSource { state: None, .. } => Code::NOT_FOUND,

@@ -46,6 +46,7 @@ mod error;
 mod exec;
 mod helper;
 mod hooks;
+mod lsm;
 mod mounts;
 mod namespaces;
 mod paths;

@@ -280,3 +280,111 @@ async fn labels_are_refused_on_a_kernel_without_the_lsm() {
     assert!(agent.children().is_empty(), "nothing was started");
     agent.destroy_and_exit().await;
 }
+
+/// A host passfd stream to the real agent's unix passfd socket, introduced by its port line.
+async fn passfd_stream(agent: &RealAgent, port: u32) -> tokio::net::UnixStream {
+    use tokio::io::AsyncWriteExt;
+    let mut path = agent.socket().into_os_string();
+    path.push("_1027");
+    let mut stream = tokio::net::UnixStream::connect(&path)
+        .await
+        .expect("connect to the passfd socket");
+    stream
+        .write_all(format!("{port}\n").as_bytes())
+        .await
+        .unwrap();
+    stream
+}
+
+async fn read_stream(stream: &mut tokio::net::UnixStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(20),
+        stream.read_to_end(&mut out),
+    )
+    .await
+    .expect("the stream ends")
+    .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+#[ignore = "needs root: real containers"]
+async fn passfd_streams_carry_a_real_process_stdio() {
+    use tokio::io::AsyncWriteExt;
+    let agent = RealAgent::start_with_config("passfd", "passfd_listener_port = 1027\n").await;
+    let sandbox = agent.id("sb");
+    agent.create_sandbox(&sandbox, "e2e-passfd").await;
+    let cid = agent.id("c1");
+    let root = agent.rootfs("rootfs");
+    agent
+        .run_container(&cid, spec(&root, &["sleep", "1000000"], false, None))
+        .await;
+
+    let mut input = passfd_stream(&agent, 5000).await;
+    let mut out = passfd_stream(&agent, 5001).await;
+    let mut err = passfd_stream(&agent, 5002).await;
+    let req = pb::ExecProcessRequest {
+        container_id: cid.clone(),
+        exec_id: "cat".into(),
+        process: MessageField::some(process(&["sh", "-c", "cat; echo bye >&2"], false)),
+        stdin_port: 5000,
+        stdout_port: 5001,
+        stderr_port: 5002,
+        ..Default::default()
+    };
+    agent
+        .client
+        .agent
+        .exec_process(ctx(), &req)
+        .await
+        .expect("exec");
+    // The spliced output is the host's: ReadStdout answers end of stream.
+    assert_eq!(agent.read(&cid, "cat", false).await, b"");
+    input.write_all(b"through passfd\n").await.unwrap();
+    input.shutdown().await.unwrap();
+    assert_eq!(read_stream(&mut out).await, "through passfd\n");
+    assert_eq!(read_stream(&mut err).await, "bye\n");
+    assert_eq!(agent.wait(&cid, "cat").await, 0);
+
+    let mut tty = passfd_stream(&agent, 6001).await;
+    let req = pb::ExecProcessRequest {
+        container_id: cid.clone(),
+        exec_id: "tty".into(),
+        process: MessageField::some(process(&["sh", "-c", "test -t 1 && echo on-a-tty"], true)),
+        stdout_port: 6001,
+        ..Default::default()
+    };
+    agent
+        .client
+        .agent
+        .exec_process(ctx(), &req)
+        .await
+        .expect("exec tty");
+    assert_eq!(read_stream(&mut tty).await, "on-a-tty\r\n");
+    assert_eq!(agent.wait(&cid, "tty").await, 0);
+
+    // A stream that never comes: refused after Kata's retries, the one that came is closed.
+    let mut lonely = passfd_stream(&agent, 7000).await;
+    let req = pb::ExecProcessRequest {
+        container_id: cid.clone(),
+        exec_id: "lost".into(),
+        process: MessageField::some(process(&["cat"], false)),
+        stdin_port: 7000,
+        stdout_port: 7001,
+        ..Default::default()
+    };
+    let refused = agent.client.agent.exec_process(ctx(), &req).await;
+    assert_eq!(code(&refused), ttrpc::Code::DEADLINE_EXCEEDED);
+    assert_eq!(read_stream(&mut lonely).await, "");
+
+    agent.remove(&cid).await;
+    let mut passfd_socket = agent.socket().into_os_string();
+    passfd_socket.push("_1027");
+    agent.destroy_and_exit().await;
+    assert!(
+        !std::path::Path::new(&passfd_socket).exists(),
+        "passfd socket left"
+    );
+}

@@ -519,3 +519,30 @@ fn debug_mode_logs_each_rpc_with_its_duration_and_outcome() {
         .unwrap_or_else(|| panic!("no StatsContainer line: {out}"));
     assert_eq!(stats["outcome"], "NOT_FOUND");
 }
+
+#[test]
+fn garbage_or_a_hang_up_on_the_operator_ports_leaves_the_agent_serving() {
+    let agent = RunningAgent::start_with_config(OPERATOR);
+    // The log port is write-only: what the host sends is ignored.
+    let mut log = agent.connect_port(1025);
+    log.write_all(&[0xff; 4096]).unwrap();
+    drop(log);
+    // A console fed binary junk and dropped mid-line.
+    let mut console = agent.connect_port(1026);
+    console
+        .write_all(b"\x00\x1b[999;999H\xff\xfe echo half a li")
+        .unwrap();
+    drop(console);
+    runtime().block_on(async {
+        assert_eq!(
+            check(&agent.addr()).await.unwrap(),
+            ServingStatus::SERVING as i32
+        );
+    });
+    // Both ports still take new connections.
+    let mut console = agent.connect_port(1026);
+    console.write_all(b"echo still-$((40+2))\n").unwrap();
+    read_until(&mut console, "still-42");
+    let mut log = agent.connect_port(1025);
+    read_until(&mut log, "debug console session");
+}

@@ -234,7 +234,7 @@ async fn devices_the_handlers_do_not_know_are_refused_and_undone() {
     let mut req = container_request("c1", &["sleep"], false);
     req.storages.push(pb::Storage {
         driver: "no-such-driver".into(),
-        mount_point: "/run/x".into(),
+        mount_point: "/run/kata-containers/sandbox/x".into(),
         ..Default::default()
     });
     assert_eq!(code(pod.create_req(req).await), Code::INVALID_ARGUMENT);

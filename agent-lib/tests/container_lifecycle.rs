@@ -468,7 +468,6 @@ async fn create_sandbox_sets_hostname_dns_namespaces_hooks_and_modules() {
 
     // The first container's pid namespace becomes the sandbox's; later ones may join it.
     pod.run("sb", &["pause"]).await;
-    let first = pod.pid("sb", "");
     let mut req = pod::container_request("c2", &["sleep"], false);
     req.sandbox_pidns = true;
     pod.create_req(req).await.unwrap();
@@ -487,10 +486,14 @@ async fn create_sandbox_sets_hostname_dns_namespaces_hooks_and_modules() {
         .into_iter()
         .find(|n| n.typ().to_string() == "pid")
         .unwrap();
+    // The first init's pid namespace, pinned by a bind mount (never /proc/<pid>/ns/pid, which
+    // names whatever process has that pid later).
     assert_eq!(
         pidns.path().clone().unwrap(),
-        Path::new(&format!("/proc/{first}/ns/pid"))
+        Path::new("/run/sandbox-ns/pid")
     );
+    let pin = pod.fake.mounter.top(Path::new("/run/sandbox-ns/pid"));
+    assert_eq!(pin.map(|m| m.fstype), Some("nsfs".to_owned()));
     let hooks = setup.spec.hooks().clone().unwrap();
     assert_eq!(hooks.prestart().as_ref().unwrap().len(), 1);
     let hook_runs = pod

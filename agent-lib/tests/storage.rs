@@ -98,7 +98,7 @@ async fn ephemeral_tmpfs_mounts_with_its_options_and_fsgid() {
 #[tokio::test(start_paused = true)]
 async fn a_second_owner_bumps_the_count_and_the_last_release_unmounts() {
     let b = bench();
-    let req = tmpfs("/run/shared-vol");
+    let req = tmpfs("/run/kata-containers/sandbox/shared-vol");
     b.storages
         .add(&ctr("a"), std::slice::from_ref(&req), "a")
         .await
@@ -108,17 +108,36 @@ async fn a_second_owner_bumps_the_count_and_the_last_release_unmounts() {
         .await
         .unwrap();
     assert_eq!(
-        b.fake.mounter.depth(Path::new("/run/shared-vol")),
+        b.fake
+            .mounter
+            .depth(Path::new("/run/kata-containers/sandbox/shared-vol")),
         1,
         "mounted once"
     );
-    assert_eq!(b.storages.refcount(Path::new("/run/shared-vol")), 2);
+    assert_eq!(
+        b.storages
+            .refcount(Path::new("/run/kata-containers/sandbox/shared-vol")),
+        2
+    );
 
     b.storages.release("a").unwrap();
-    assert_eq!(b.storages.refcount(Path::new("/run/shared-vol")), 1);
-    assert!(b.fake.mounter.top(Path::new("/run/shared-vol")).is_some());
+    assert_eq!(
+        b.storages
+            .refcount(Path::new("/run/kata-containers/sandbox/shared-vol")),
+        1
+    );
+    assert!(
+        b.fake
+            .mounter
+            .top(Path::new("/run/kata-containers/sandbox/shared-vol"))
+            .is_some()
+    );
     b.storages.release("a").unwrap(); // nothing left of a: no effect
-    assert_eq!(b.storages.refcount(Path::new("/run/shared-vol")), 1);
+    assert_eq!(
+        b.storages
+            .refcount(Path::new("/run/kata-containers/sandbox/shared-vol")),
+        1
+    );
     b.storages.release("b").unwrap();
     b.assert_clean("after both releases");
 }
@@ -126,8 +145,8 @@ async fn a_second_owner_bumps_the_count_and_the_last_release_unmounts() {
 #[tokio::test(start_paused = true)]
 async fn shared_storages_stay_until_release_all_which_goes_newest_first() {
     let b = bench();
-    let outer = tmpfs("/run/outer").shared();
-    let inner = tmpfs("/run/outer/inner");
+    let outer = tmpfs("/run/kata-containers/sandbox/outer").shared();
+    let inner = tmpfs("/run/kata-containers/sandbox/outer/inner");
     b.storages
         .add(&StorageContext::sandbox(), &[outer], "sandbox")
         .await
@@ -142,7 +161,11 @@ async fn shared_storages_stay_until_release_all_which_goes_newest_first() {
     b.storages.release("c").unwrap();
     assert_eq!(b.storages.list().len(), 1);
     b.storages
-        .add(&ctr("d"), &[tmpfs("/run/outer/inner2")], "d")
+        .add(
+            &ctr("d"),
+            &[tmpfs("/run/kata-containers/sandbox/outer/inner2")],
+            "d",
+        )
         .await
         .unwrap();
     b.storages.release_all().unwrap();
@@ -153,14 +176,19 @@ async fn shared_storages_stay_until_release_all_which_goes_newest_first() {
 async fn a_failing_request_undoes_everything_the_call_set_up() {
     let b = bench();
     b.storages
-        .add(&ctr("x"), &[tmpfs("/run/kept")], "x")
+        .add(
+            &ctr("x"),
+            &[tmpfs("/run/kata-containers/sandbox/kept")],
+            "x",
+        )
         .await
         .unwrap();
     let before = b.fake.mounter.table();
     let reqs = [
-        tmpfs("/run/kept"),
-        tmpfs("/run/new-one"),
-        StorageRequest::new("local", "", "", "/run/bad").options(["bogus=1"]),
+        tmpfs("/run/kata-containers/sandbox/kept"),
+        tmpfs("/run/kata-containers/sandbox/new-one"),
+        StorageRequest::new("local", "", "", "/run/kata-containers/sandbox/bad")
+            .options(["bogus=1"]),
     ];
     let err = b.storages.add(&ctr("y"), &reqs, "y").await.unwrap_err();
     assert!(
@@ -169,23 +197,28 @@ async fn a_failing_request_undoes_everything_the_call_set_up() {
     );
     assert_eq!(b.fake.mounter.table(), before);
     assert_eq!(
-        b.storages.refcount(Path::new("/run/kept")),
+        b.storages
+            .refcount(Path::new("/run/kata-containers/sandbox/kept")),
         1,
         "y's bump given back"
     );
-    assert!(!b.exists("/run/new-one"));
+    assert!(!b.exists("/run/kata-containers/sandbox/new-one"));
 
     // Unknown drivers and bad mount points fail before anything is touched.
     let calls = b.fake.faults.counts();
     for bad in [
-        StorageRequest::new("nope", "x", "x", "/run/a"),
+        StorageRequest::new("nope", "x", "x", "/run/kata-containers/sandbox/a"),
         tmpfs("relative/path"),
-        tmpfs("/run/../etc"),
+        tmpfs("/run/kata-containers/sandbox/../etc"),
         tmpfs("/"),
     ] {
         let err = b
             .storages
-            .add(&ctr("z"), &[tmpfs("/run/z"), bad], "z")
+            .add(
+                &ctr("z"),
+                &[tmpfs("/run/kata-containers/sandbox/z"), bad],
+                "z",
+            )
             .await
             .unwrap_err();
         assert!(err.is_invalid_input(), "{err}");
@@ -201,14 +234,23 @@ async fn a_failing_request_undoes_everything_the_call_set_up() {
 async fn hugetlbfs_reserves_its_pages_before_mounting() {
     let b = bench();
     let pool = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
-    let req = StorageRequest::new("ephemeral", "nodev", "hugetlbfs", "/run/huge")
-        .options(["pagesize=2097152,size=8388608"]);
+    let req = StorageRequest::new(
+        "ephemeral",
+        "nodev",
+        "hugetlbfs",
+        "/run/kata-containers/sandbox/huge",
+    )
+    .options(["pagesize=2097152,size=8388608"]);
     b.storages
         .add(&ctr("c"), std::slice::from_ref(&req), "c")
         .await
         .unwrap();
     assert_eq!(b.fake.sysfs.contents(pool).unwrap(), b"4");
-    let m = b.fake.mounter.top(Path::new("/run/huge")).unwrap();
+    let m = b
+        .fake
+        .mounter
+        .top(Path::new("/run/kata-containers/sandbox/huge"))
+        .unwrap();
     assert_eq!(m.fstype, "hugetlbfs");
     assert_eq!(m.data.as_deref(), Some("pagesize=2097152,size=8388608"));
     b.storages.release("c").unwrap();
@@ -219,8 +261,13 @@ async fn hugetlbfs_reserves_its_pages_before_mounting() {
         vec!["pagesize=abc,size=1"],
         vec!["pagesize=100,size=1000"],
     ] {
-        let req = StorageRequest::new("ephemeral", "nodev", "hugetlbfs", "/run/huge")
-            .options(bad.clone());
+        let req = StorageRequest::new(
+            "ephemeral",
+            "nodev",
+            "hugetlbfs",
+            "/run/kata-containers/sandbox/huge",
+        )
+        .options(bad.clone());
         let err = b.storages.add(&ctr("e"), &[req], "e").await.unwrap_err();
         assert!(
             matches!(err, StorageError::InvalidOption { .. }),
@@ -239,13 +286,18 @@ async fn hugetlbfs_short_reservation_is_an_error_and_is_rolled_back() {
     b.fake.sysfs.on_write(pool, |fake, path, data| {
         if data == b"4" {
             fake.remove(path)?;
-            fake.write_file("/run/granted", "2")?;
-            fake.symlink(path, "/run/granted")?;
+            fake.write_file("/run/kata-containers/sandbox/granted", "2")?;
+            fake.symlink(path, "/run/kata-containers/sandbox/granted")?;
         }
         Ok(())
     });
-    let req = StorageRequest::new("ephemeral", "nodev", "hugetlbfs", "/run/huge")
-        .options(["pagesize=2097152", "size=8388608"]);
+    let req = StorageRequest::new(
+        "ephemeral",
+        "nodev",
+        "hugetlbfs",
+        "/run/kata-containers/sandbox/huge",
+    )
+    .options(["pagesize=2097152", "size=8388608"]);
     let err = b.storages.add(&ctr("c"), &[req], "c").await.unwrap_err();
     assert!(
         matches!(
@@ -260,7 +312,7 @@ async fn hugetlbfs_short_reservation_is_an_error_and_is_rolled_back() {
     );
     b.assert_clean("short reservation");
     assert_eq!(b.fake.sysfs.contents(pool).unwrap(), b"1", "pool restored");
-    assert!(!b.exists("/run/huge"));
+    assert!(!b.exists("/run/kata-containers/sandbox/huge"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -298,7 +350,10 @@ async fn local_creates_a_directory_with_mode_and_group() {
         .storages
         .add(
             &ctr("c"),
-            &[StorageRequest::new("local", "", "", "/run/v").options(["mode=99"])],
+            &[
+                StorageRequest::new("local", "", "", "/run/kata-containers/sandbox/v")
+                    .options(["mode=99"]),
+            ],
             "c",
         )
         .await
@@ -401,16 +456,21 @@ async fn virtio_fs_keeps_the_premount_and_9p_gets_its_defaults() {
     assert_eq!(b.fake.faults.calls(agent_fakes::Op::Mount), calls);
     assert_eq!(b.fake.mounter.depth(Path::new(shared)), 1);
 
-    let req =
-        StorageRequest::new("9p", "kataShared", "9p", "/run/9p").options(["nodev", "msize=8192"]);
+    let req = StorageRequest::new("9p", "kataShared", "9p", "/run/kata-containers/sandbox/9p")
+        .options(["nodev", "msize=8192"]);
     b.storages.add(&ctr("c"), &[req], "c").await.unwrap();
-    let m = b.fake.mounter.top(Path::new("/run/9p")).unwrap();
+    let m = b
+        .fake
+        .mounter
+        .top(Path::new("/run/kata-containers/sandbox/9p"))
+        .unwrap();
     assert_eq!(m.fstype, "9p");
     assert_eq!(
         m.data.as_deref(),
         Some("msize=8192,trans=virtio,version=9p2000.L")
     );
-    let bad = StorageRequest::new("9p", "tag", "9p", "/run/9q").options(["trans=tcp"]);
+    let bad = StorageRequest::new("9p", "tag", "9p", "/run/kata-containers/sandbox/9q")
+        .options(["trans=tcp"]);
     assert!(
         b.storages
             .add(&ctr("c"), &[bad], "c")
@@ -423,29 +483,58 @@ async fn virtio_fs_keeps_the_premount_and_9p_gets_its_defaults() {
 #[tokio::test(start_paused = true)]
 async fn bind_read_only_is_remounted_and_a_file_source_gets_a_file_mount_point() {
     let b = bench();
-    b.fake.sysfs.write_file("/run/src/file", "hello").unwrap();
-    let dir =
-        StorageRequest::new("bind", "/run/src", "bind", "/run/dst").options(["ro", "rprivate"]);
-    let file = StorageRequest::new("bind", "/run/src/file", "bind", "/run/dst-file");
+    b.fake
+        .sysfs
+        .write_file("/run/kata-containers/sandbox/src/file", "hello")
+        .unwrap();
+    let dir = StorageRequest::new(
+        "bind",
+        "/run/kata-containers/sandbox/src",
+        "bind",
+        "/run/kata-containers/sandbox/dst",
+    )
+    .options(["ro", "rprivate"]);
+    let file = StorageRequest::new(
+        "bind",
+        "/run/kata-containers/sandbox/src/file",
+        "bind",
+        "/run/kata-containers/sandbox/dst-file",
+    );
     b.storages.add(&ctr("c"), &[dir, file], "c").await.unwrap();
-    let m = b.fake.mounter.top(Path::new("/run/dst")).unwrap();
+    let m = b
+        .fake
+        .mounter
+        .top(Path::new("/run/kata-containers/sandbox/dst"))
+        .unwrap();
     assert!(
         m.is_readonly() && m.flags.contains(MsFlags::MS_PRIVATE),
         "{m:?}"
     );
-    assert_eq!(b.fake.sysfs.kind("/run/dst-file"), Some(NodeKind::File));
+    assert_eq!(
+        b.fake.sysfs.kind("/run/kata-containers/sandbox/dst-file"),
+        Some(NodeKind::File)
+    );
     b.storages.release("c").unwrap();
     b.assert_clean("bind released");
-    assert!(!b.exists("/run/dst-file") && !b.exists("/run/dst"));
+    assert!(
+        !b.exists("/run/kata-containers/sandbox/dst-file")
+            && !b.exists("/run/kata-containers/sandbox/dst")
+    );
 
-    let missing = StorageRequest::new("bind", "/run/nothing", "bind", "/run/x");
+    let missing = StorageRequest::new(
+        "bind",
+        "/run/kata-containers/sandbox/nothing",
+        "bind",
+        "/run/kata-containers/sandbox/x",
+    );
     let err = b
         .storages
         .add(&ctr("c"), &[missing], "c")
         .await
         .unwrap_err();
     assert!(
-        err.to_string().contains("inspect bind source /run/nothing"),
+        err.to_string()
+            .contains("inspect bind source /run/kata-containers/sandbox/nothing"),
         "{err}"
     );
 }
@@ -453,39 +542,73 @@ async fn bind_read_only_is_remounted_and_a_file_source_gets_a_file_mount_point()
 #[tokio::test(start_paused = true)]
 async fn fs_group_always_walks_the_volume_and_on_root_mismatch_may_skip() {
     let b = bench();
-    b.fake.sysfs.write_file("/run/src/a/file", "x").unwrap();
     b.fake
         .sysfs
-        .symlink("/run/src/link", "/etc/passwd")
+        .write_file("/run/kata-containers/sandbox/src/a/file", "x")
         .unwrap();
-    let req = StorageRequest::new("bind", "/run/src", "bind", "/run/vol")
-        .fs_group(3000, FsGroupPolicy::Always);
+    b.fake
+        .sysfs
+        .symlink("/run/kata-containers/sandbox/src/link", "/etc/passwd")
+        .unwrap();
+    let req = StorageRequest::new(
+        "bind",
+        "/run/kata-containers/sandbox/src",
+        "bind",
+        "/run/kata-containers/sandbox/vol",
+    )
+    .fs_group(3000, FsGroupPolicy::Always);
     b.storages.add(&ctr("c"), &[req], "c").await.unwrap();
     // The fake bind mount does not alias trees; ownership lands on the mount point itself.
-    let root = b.fake.sysfs.meta("/run/vol").unwrap();
+    let root = b
+        .fake
+        .sysfs
+        .meta("/run/kata-containers/sandbox/vol")
+        .unwrap();
     assert_eq!((root.gid, root.mode & 0o2770), (3000, 0o2770));
     b.storages.release("c").unwrap();
 
     // Children are walked, links skipped.
     let sysfs: &dyn Sysfs = &*b.fake.sysfs;
-    sysfs.create_dir_all(Path::new("/run/vol2/d")).unwrap();
     sysfs
-        .create_file(Path::new("/run/vol2/d/f"), b"x", 0o600)
+        .create_dir_all(Path::new("/run/kata-containers/sandbox/vol2/d"))
         .unwrap();
     sysfs
-        .symlink(Path::new("/etc/shadow"), Path::new("/run/vol2/l"))
+        .create_file(
+            Path::new("/run/kata-containers/sandbox/vol2/d/f"),
+            b"x",
+            0o600,
+        )
         .unwrap();
-    let req = StorageRequest::new("bind", "/run/src", "bind", "/run/vol2")
-        .options(["ro"])
-        .fs_group(3001, FsGroupPolicy::OnRootMismatch);
+    sysfs
+        .symlink(
+            Path::new("/etc/shadow"),
+            Path::new("/run/kata-containers/sandbox/vol2/l"),
+        )
+        .unwrap();
+    let req = StorageRequest::new(
+        "bind",
+        "/run/kata-containers/sandbox/src",
+        "bind",
+        "/run/kata-containers/sandbox/vol2",
+    )
+    .options(["ro"])
+    .fs_group(3001, FsGroupPolicy::OnRootMismatch);
     b.storages
         .add(&ctr("c"), std::slice::from_ref(&req), "c")
         .await
         .unwrap();
-    let f = b.fake.sysfs.meta("/run/vol2/d/f").unwrap();
+    let f = b
+        .fake
+        .sysfs
+        .meta("/run/kata-containers/sandbox/vol2/d/f")
+        .unwrap();
     assert_eq!((f.gid, f.mode), (3001, 0o640));
     assert_eq!(
-        b.fake.sysfs.meta("/run/vol2/l").unwrap().gid,
+        b.fake
+            .sysfs
+            .meta("/run/kata-containers/sandbox/vol2/l")
+            .unwrap()
+            .gid,
         0,
         "link untouched"
     );

@@ -55,17 +55,32 @@ async fn blk_dev_sources_must_be_block_devices_and_missing_disks_time_out() {
         .sysfs
         .mknod("/dev/ttyS0", NodeKind::CharDevice, 4, 64)
         .unwrap();
-    let ok = StorageRequest::new("blk", "/dev/vdz", "bind", "/run/raw").options(["bind"]);
+    let ok = StorageRequest::new(
+        "blk",
+        "/dev/vdz",
+        "bind",
+        "/run/kata-containers/sandbox/raw",
+    )
+    .options(["bind"]);
     s.add(&StorageContext::sandbox(), &[ok], "s").await.unwrap();
-    let m = r.fake.mounter.top(Path::new("/run/raw")).unwrap();
+    let m = r
+        .fake
+        .mounter
+        .top(Path::new("/run/kata-containers/sandbox/raw"))
+        .unwrap();
     assert_eq!(m.source, "/dev/vdz");
     assert_eq!(
-        r.fake.sysfs.kind("/run/raw"),
+        r.fake.sysfs.kind("/run/kata-containers/sandbox/raw"),
         Some(NodeKind::File),
         "file mount point"
     );
 
-    let tty = StorageRequest::new("blk", "/dev/ttyS0", "ext4", "/run/t");
+    let tty = StorageRequest::new(
+        "blk",
+        "/dev/ttyS0",
+        "ext4",
+        "/run/kata-containers/sandbox/t",
+    );
     let err = s
         .add(&StorageContext::sandbox(), &[tty], "s")
         .await
@@ -73,23 +88,28 @@ async fn blk_dev_sources_must_be_block_devices_and_missing_disks_time_out() {
     assert!(err.is_invalid_input(), "{err}");
 
     let start = tokio::time::Instant::now();
-    let never = StorageRequest::new("blk", "03/00", "ext4", "/run/n");
+    let never = StorageRequest::new("blk", "03/00", "ext4", "/run/kata-containers/sandbox/n");
     let err = s
         .add(&StorageContext::sandbox(), &[never], "s")
         .await
         .unwrap_err();
     assert!(err.is_timeout(), "{err}");
     assert_eq!(start.elapsed(), Duration::from_secs(2));
-    assert!(r.fake.mounter.top(Path::new("/run/n")).is_none());
+    assert!(
+        r.fake
+            .mounter
+            .top(Path::new("/run/kata-containers/sandbox/n"))
+            .is_none()
+    );
 
-    let bad = StorageRequest::new("blk", "zz/qq", "ext4", "/run/q");
+    let bad = StorageRequest::new("blk", "zz/qq", "ext4", "/run/kata-containers/sandbox/q");
     assert!(
         s.add(&StorageContext::sandbox(), &[bad], "s")
             .await
             .unwrap_err()
             .is_invalid_input()
     );
-    let mkfs = StorageRequest::new("blk", "/dev/vdz", "ext4", "/run/m")
+    let mkfs = StorageRequest::new("blk", "/dev/vdz", "ext4", "/run/kata-containers/sandbox/m")
         .driver_options(["create_filesystem"]);
     let err = s
         .add(&StorageContext::sandbox(), &[mkfs], "s")
@@ -117,9 +137,20 @@ async fn mmioblk_scsi_and_nvdimm_find_their_cold_plugged_disks() {
         .symlink("/sys/bus/scsi/devices/0:0:1:2", format!("../../..{lun}"))
         .unwrap();
     let reqs = [
-        StorageRequest::new("mmioblk", "/dev/vdb", "ext4", "/run/m"),
-        StorageRequest::new("scsi", "1:2", "xfs", "/run/s"),
-        StorageRequest::new("nvdimm", "/dev/pmem0", "ext4", "/run/p").options(["dax"]),
+        StorageRequest::new(
+            "mmioblk",
+            "/dev/vdb",
+            "ext4",
+            "/run/kata-containers/sandbox/m",
+        ),
+        StorageRequest::new("scsi", "1:2", "xfs", "/run/kata-containers/sandbox/s"),
+        StorageRequest::new(
+            "nvdimm",
+            "/dev/pmem0",
+            "ext4",
+            "/run/kata-containers/sandbox/p",
+        )
+        .options(["dax"]),
     ];
     r.agent
         .storages()
@@ -127,12 +158,18 @@ async fn mmioblk_scsi_and_nvdimm_find_their_cold_plugged_disks() {
         .await
         .unwrap();
     let top = |p: &str| r.fake.mounter.top(Path::new(p)).unwrap();
-    assert_eq!(top("/run/m").source, "/dev/vdb");
+    assert_eq!(top("/run/kata-containers/sandbox/m").source, "/dev/vdb");
     assert_eq!(
-        (top("/run/s").source.as_str(), top("/run/s").fstype.as_str()),
+        (
+            top("/run/kata-containers/sandbox/s").source.as_str(),
+            top("/run/kata-containers/sandbox/s").fstype.as_str()
+        ),
         ("/dev/sda", "xfs")
     );
-    assert_eq!(top("/run/p").data.as_deref(), Some("dax"));
+    assert_eq!(
+        top("/run/kata-containers/sandbox/p").data.as_deref(),
+        Some("dax")
+    );
     r.agent.storages().release_all().unwrap();
     assert!(r.fake.mounter.table().is_empty());
 }

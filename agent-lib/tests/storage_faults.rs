@@ -14,32 +14,49 @@ type Scenario = (&'static str, fn(&Bench), Vec<StorageRequest>);
 fn scenarios() -> Vec<Scenario> {
     fn none(_: &Bench) {}
     fn src(b: &Bench) {
-        b.fake.sysfs.write_file("/run/src/d/f", "x").unwrap();
-        b.fake.sysfs.write_file("/run/src/g", "y").unwrap();
+        b.fake
+            .sysfs
+            .write_file("/run/kata-containers/sandbox/src/d/f", "x")
+            .unwrap();
+        b.fake
+            .sysfs
+            .write_file("/run/kata-containers/sandbox/src/g", "y")
+            .unwrap();
     }
     vec![
         (
             "ephemeral",
             none,
             vec![
-                StorageRequest::new("ephemeral", "tmpfs", "tmpfs", "/run/a/b")
-                    .options(["size=1m", "fsgid=5"])
-                    .fs_group(7, kata_agent::storage::FsGroupPolicy::Always),
+                StorageRequest::new(
+                    "ephemeral",
+                    "tmpfs",
+                    "tmpfs",
+                    "/run/kata-containers/sandbox/a/b",
+                )
+                .options(["size=1m", "fsgid=5"])
+                .fs_group(7, kata_agent::storage::FsGroupPolicy::Always),
             ],
         ),
         (
             "hugetlbfs",
             none,
             vec![
-                StorageRequest::new("ephemeral", "nodev", "hugetlbfs", "/run/h")
-                    .options(["pagesize=2097152,size=4194304"]),
+                StorageRequest::new(
+                    "ephemeral",
+                    "nodev",
+                    "hugetlbfs",
+                    "/run/kata-containers/sandbox/h",
+                )
+                .options(["pagesize=2097152,size=4194304"]),
             ],
         ),
         (
             "local",
             none,
             vec![
-                StorageRequest::new("local", "", "", "/run/l/m").options(["mode=0750", "fsgid=9"]),
+                StorageRequest::new("local", "", "", "/run/kata-containers/sandbox/l/m")
+                    .options(["mode=0750", "fsgid=9"]),
             ],
         ),
         (
@@ -60,16 +77,26 @@ fn scenarios() -> Vec<Scenario> {
             "bind",
             src,
             vec![
-                StorageRequest::new("bind", "/run/src/g", "bind", "/run/b/file")
-                    .options(["ro", "rslave"]),
+                StorageRequest::new(
+                    "bind",
+                    "/run/kata-containers/sandbox/src/g",
+                    "bind",
+                    "/run/kata-containers/sandbox/b/file",
+                )
+                .options(["ro", "rslave"]),
             ],
         ),
         (
             "virtio-fs + 9p",
             none,
             vec![
-                StorageRequest::new("virtio-fs", "kataShared", "virtiofs", "/run/v"),
-                StorageRequest::new("9p", "tag", "9p", "/run/p"),
+                StorageRequest::new(
+                    "virtio-fs",
+                    "kataShared",
+                    "virtiofs",
+                    "/run/kata-containers/sandbox/v",
+                ),
+                StorageRequest::new("9p", "tag", "9p", "/run/kata-containers/sandbox/p"),
             ],
         ),
         (
@@ -77,7 +104,7 @@ fn scenarios() -> Vec<Scenario> {
             src,
             vec![StorageRequest::new(
                 "watchable-bind",
-                "/run/src",
+                "/run/kata-containers/sandbox/src",
                 "bind",
                 "/run/kata-containers/shared/containers/watchable/c-cfg",
             )],

@@ -13,7 +13,7 @@ use std::time::Duration;
 use kata_agent::device::{DeviceContext, DeviceWatcher, Uevent};
 use kata_agent::host::{Host, Mounter, UeventSource};
 use kata_agent::linux::{LinuxMounter, LinuxSysfs, NetlinkUevents};
-use kata_agent::storage::{DriverRegistry, StorageContext, StorageRequest, Storages};
+use kata_agent::storage::{DriverRegistry, MountRoots, StorageContext, StorageRequest, Storages};
 
 const LOOP_CTL_ADD: libc::c_ulong = 0x4C80;
 const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
@@ -116,7 +116,10 @@ async fn scenario(image: PathBuf, mount_point: PathBuf) {
         sysfs,
         hotplug_timeout: Duration::from_secs(10),
     };
-    let storages = Arc::new(Storages::new(host, devices, DriverRegistry::standard()));
+    // Confined below the test's folder instead of /run/kata-containers.
+    let roots = MountRoots::new(mount_point.parent());
+    let storages =
+        Arc::new(Storages::new(host, devices, DriverRegistry::standard()).with_mount_roots(roots));
     let source = NetlinkUevents::new().expect("uevent socket");
 
     let control = File::options()

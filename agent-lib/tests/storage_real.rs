@@ -8,7 +8,7 @@ use std::time::Duration;
 use kata_agent::device::{DeviceContext, DeviceWatcher};
 use kata_agent::host::{Host, Mounter};
 use kata_agent::linux::{LinuxMounter, LinuxSysfs};
-use kata_agent::storage::{DriverRegistry, StorageContext, StorageRequest, Storages};
+use kata_agent::storage::{DriverRegistry, MountRoots, StorageContext, StorageRequest, Storages};
 
 fn require_root() {
     if !nix::unistd::geteuid().is_root() {
@@ -16,8 +16,9 @@ fn require_root() {
     }
 }
 
-/// The fake host with the real mounter and a real sysfs rooted at `/`.
-fn real_storages() -> Storages {
+/// The fake host with the real mounter and a real sysfs rooted at `/`; storages confined below
+/// the test's folder `base` (instead of /run/kata-containers).
+fn real_storages(base: &Path) -> Storages {
     let fake = agent_fakes::FakeHost::new();
     let sysfs = Arc::new(LinuxSysfs::new("/"));
     let host = Host {
@@ -31,6 +32,7 @@ fn real_storages() -> Storages {
         hotplug_timeout: Duration::from_secs(1),
     };
     Storages::new(host, devices, DriverRegistry::standard())
+        .with_mount_roots(MountRoots::new([base]))
 }
 
 fn in_private_mount_ns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
@@ -68,7 +70,7 @@ fn tmpfs_overlay_and_bind_mount_and_release_on_the_real_kernel() {
             .build()
             .unwrap();
         rt.block_on(async {
-            let storages = real_storages();
+            let storages = real_storages(&base);
             let p = |s: &str| base.join(s);
             std::fs::create_dir_all(p("lower")).unwrap();
             std::fs::write(p("lower/hello"), "lower").unwrap();

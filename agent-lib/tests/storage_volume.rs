@@ -78,29 +78,48 @@ async fn resize_grows_ext4_and_xfs_and_refuses_the_rest() {
 
 #[test]
 fn ephemeral_mounts_are_remounted_and_other_drivers_refused() {
+    const EPH: &str = "/run/kata-containers/sandbox/ephemeral/eph";
     let fake = FakeHost::new();
     let host = fake.host();
+    let roots = storage::MountRoots::default();
     host.mounter
-        .mount(&MountSpec::new("tmpfs", "/run/eph", "tmpfs").data("size=10m"))
+        .mount(&MountSpec::new("tmpfs", EPH, "tmpfs").data("size=10m"))
         .unwrap();
-    let grow = StorageRequest::new("ephemeral", "tmpfs", "tmpfs", "/run/eph")
+    let grow = StorageRequest::new("ephemeral", "tmpfs", "tmpfs", EPH)
         .options(["remount", "size=20m", "fsgid=3"]);
-    storage::update_ephemeral_mounts(&host, &[grow]).unwrap();
-    let m = fake.mounter.top(Path::new("/run/eph")).unwrap();
+    storage::update_ephemeral_mounts(&host, &roots, &[grow]).unwrap();
+    let m = fake.mounter.top(Path::new(EPH)).unwrap();
     assert_eq!(m.data.as_deref(), Some("size=20m"));
     assert_eq!(
-        fake.mounter.depth(Path::new("/run/eph")),
+        fake.mounter.depth(Path::new(EPH)),
         1,
         "remounted, not stacked"
     );
 
-    let other = StorageRequest::new("local", "", "", "/run/eph");
-    let err = storage::update_ephemeral_mounts(&host, &[other]).unwrap_err();
+    let other = StorageRequest::new("local", "", "", EPH);
+    let err = storage::update_ephemeral_mounts(&host, &roots, &[other]).unwrap_err();
     assert!(matches!(err, StorageError::Unsupported(_)), "{err}");
-    let absent =
-        StorageRequest::new("ephemeral", "tmpfs", "tmpfs", "/run/none").options(["size=1m"]);
-    let err = storage::update_ephemeral_mounts(&host, &[absent]).unwrap_err();
+    let absent = StorageRequest::new(
+        "ephemeral",
+        "tmpfs",
+        "tmpfs",
+        "/run/kata-containers/sandbox/ephemeral/none",
+    )
+    .options(["size=1m"]);
+    let err = storage::update_ephemeral_mounts(&host, &roots, &[absent]).unwrap_err();
     assert!(matches!(err, StorageError::NoVolume(_)), "{err}");
+    // A mount point outside the agent's directories is refused before anything is remounted.
+    host.mounter
+        .mount(&MountSpec::new("tmpfs", "/etc", "tmpfs").data("size=1m"))
+        .unwrap();
+    let etc = StorageRequest::new("ephemeral", "tmpfs", "tmpfs", "/etc").options(["size=2m"]);
+    let err = storage::update_ephemeral_mounts(&host, &roots, &[etc]).unwrap_err();
+    assert!(
+        err.is_invalid_input() && err.to_string().contains("/etc"),
+        "{err}"
+    );
+    let m = fake.mounter.top(Path::new("/etc")).unwrap();
+    assert_eq!(m.data.as_deref(), Some("size=1m"), "/etc was remounted");
 }
 
 #[test]

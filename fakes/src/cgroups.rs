@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::io;
 use std::sync::{Arc, Condvar, Mutex};
 
-use kata_agent::host::{CgroupStats, CgroupVersion, Cgroups, OomEvents};
+use kata_agent::host::{
+    CgroupStats, CgroupVersion, Cgroups, CreatedParents, OomEvents, parent_paths,
+};
 use nix::errno::Errno;
 use oci_spec::runtime::LinuxResources;
 use serde_json::Value;
@@ -127,12 +129,15 @@ fn merged(base: &LinuxResources, update: &LinuxResources) -> io::Result<LinuxRes
 /// `.`/`..`; with [`CgroupVersion::V1`], a memory+swap limit below the memory limit is `EINVAL`.
 /// A pid belongs to one cgroup at a time: adding it elsewhere moves it. Exited processes leave
 /// their cgroup through [`FakeCgroups::process_exited`] (a [`crate::FakeHost`] wires this to its
-/// launcher).
+/// launcher). Parents a create made are removed with the last cgroup created below them, when
+/// empty ([`CreatedParents`]), as the real implementation does.
 #[derive(Debug)]
 pub struct FakeCgroups {
     faults: Faults,
     version: CgroupVersion,
     tree: Mutex<BTreeMap<String, CgroupState>>,
+    /// Taken only while `tree` is held.
+    parents: Mutex<CreatedParents>,
     oom_watchers: Mutex<BTreeMap<String, Vec<UnboundedSender<()>>>>,
     stats_gate: Arc<StatsGate>,
 }
@@ -144,6 +149,7 @@ impl FakeCgroups {
             faults,
             version,
             tree: Mutex::new(BTreeMap::from([("/".to_owned(), CgroupState::default())])),
+            parents: Mutex::default(),
             oom_watchers: Mutex::default(),
             stats_gate: Arc::default(),
         }
@@ -249,10 +255,20 @@ impl Cgroups for FakeCgroups {
         self.faults.check(Op::CgroupCreate)?;
         let path = normalize(path)?;
         let mut tree = lock(&self.tree);
+        let existed = tree.contains_key(&path);
+        let parents = parent_paths(&path);
+        let missing: Vec<String> = parents
+            .iter()
+            .filter(|p| !tree.contains_key(*p))
+            .cloned()
+            .collect();
         let mut cur = Some(path.as_str());
         while let Some(p) = cur {
             tree.entry(p.to_owned()).or_default();
             cur = parent(p);
+        }
+        if !existed {
+            lock(&self.parents).created(&path, &parents, &missing);
         }
         Ok(())
     }
@@ -320,6 +336,14 @@ impl Cgroups for FakeCgroups {
         }
         tree.remove(&path);
         lock(&self.oom_watchers).remove(&path);
+        for dir in lock(&self.parents).destroyed(&path) {
+            let prefix = format!("{dir}/");
+            let busy = tree.keys().any(|k| k.starts_with(&prefix))
+                || tree.get(&dir).is_some_and(|cg| !cg.pids.is_empty());
+            if !busy {
+                tree.remove(&dir);
+            }
+        }
         Ok(())
     }
 

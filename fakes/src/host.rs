@@ -134,10 +134,10 @@ impl FakeHost {
     pub fn with_cgroup_version(version: CgroupVersion) -> Self {
         let faults = Faults::new();
         let cgroups = Arc::new(FakeCgroups::new(version, faults.clone()));
-        let launcher = Arc::new(FakeLauncher::new(faults.clone()));
+        let mounter = Arc::new(FakeMounter::new(faults.clone()));
+        let launcher = Arc::new(FakeLauncher::with_mounter(faults.clone(), mounter.clone()));
         let exited = Arc::clone(&cgroups);
         launcher.on_exit(move |pid, _| exited.process_exited(pid));
-        let mounter = Arc::new(FakeMounter::new(faults.clone()));
         let namespaces = Arc::clone(&mounter);
         launcher.on_exit(move |pid, _| namespaces.namespace_gone(pid));
         let system = Arc::new(FakeSystem::with_mounter(faults.clone(), mounter.clone()));

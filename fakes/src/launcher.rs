@@ -14,6 +14,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::faults::{Faults, Op, errno, lock};
+use crate::mounter::FakeMounter;
 use crate::script::{ProcessIo, Reaction, Script, play};
 
 /// The first pid handed out.
@@ -61,6 +62,8 @@ struct State {
     held: BTreeMap<i32, oneshot::Sender<()>>,
     records: BTreeMap<i32, LaunchRecord>,
     next_pid: i32,
+    /// Where pinned pid namespaces show as `nsfs` mounts ([`FakeLauncher::with_mounter`]).
+    mounter: Option<Arc<FakeMounter>>,
 }
 
 #[derive(Default)]
@@ -115,6 +118,14 @@ impl FakeLauncher {
             faults,
             shared: Arc::new(shared),
         }
+    }
+
+    /// Like [`FakeLauncher::new`], with pinned pid namespaces mounted in `mounter`'s table (so
+    /// unmounting releases the pin and a forgotten pin is a leftover mount).
+    pub fn with_mounter(faults: Faults, mounter: Arc<FakeMounter>) -> Self {
+        let launcher = Self::new(faults);
+        lock(&launcher.shared.state).mounter = Some(mounter);
+        launcher
     }
 
     /// Registers (or replaces) what `program` does.
@@ -416,5 +427,16 @@ impl Launcher for FakeLauncher {
 
     fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
         FakeLauncher::handles_signal(self, pid, signal)
+    }
+
+    fn pin_pid_namespace(&self, pid: i32, target: &Path) -> io::Result<()> {
+        self.faults.check(Op::PinNamespace)?;
+        if !self.is_live(pid) {
+            return Err(errno(Errno::ESRCH));
+        }
+        if let Some(mounter) = lock(&self.shared.state).mounter.clone() {
+            mounter.insert("nsfs", target, "nsfs");
+        }
+        Ok(())
     }
 }

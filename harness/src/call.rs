@@ -38,6 +38,17 @@ pub async fn call_json(
     body: &str,
     timeout: Duration,
 ) -> Result<String, CallError> {
+    call_json_with(client, method, body, timeout, &[]).await
+}
+
+/// As [`call_json`], with request metadata (`traceparent`...).
+pub async fn call_json_with(
+    client: &AgentClient,
+    method: &str,
+    body: &str,
+    timeout: Duration,
+    metadata: &[(String, String)],
+) -> Result<String, CallError> {
     let method = find_method(method).ok_or_else(|| CallError::UnknownMethod(method.into()))?;
     let request = parse_request(method, body)?;
     let payload = request
@@ -48,6 +59,14 @@ pub async fn call_json(
         method: method.name.clone(),
         payload,
         timeout_nano: i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX),
+        metadata: metadata
+            .iter()
+            .map(|(key, value)| ttrpc::proto::KeyValue {
+                key: key.clone(),
+                value: value.clone(),
+                ..Default::default()
+            })
+            .collect(),
         ..Default::default()
     };
     let resp = client.raw().request(req).await?;

@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use kata_agent::config::{self, Config, Loaded};
+use kata_agent::config::{self, Loaded};
 use kata_agent::host::{CgroupVersion, Host, ServerAddr};
 use kata_agent::linux::{
     LinuxCgroups, LinuxFileTree, LinuxLauncher, LinuxMounter, LinuxSysfs, LinuxSystem,
     LinuxTransport, NetlinkUevents, ReapMode, RtNetlink, set_core_dumps,
 };
-use kata_agent::logging::{JsonFields, KataJsonFormat, LOG_BUFFER, LogForwarder};
+use kata_agent::logging::{JsonFields, KataJsonFormat, LOG_BUFFER, LogForwarder, log_port};
 use kata_agent::rpc::{self, AGENT_VERSION};
 use kata_agent::telemetry::{SpanLayer, SpanRecord, collector_addr, export};
 use kata_agent::{Agent, init};
@@ -146,29 +146,17 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
         "announce"
     );
 
+    match kata_agent::linux::raise_nofile_limit(init_mode) {
+        Ok((soft, hard)) => tracing::info!(soft, hard, "RLIMIT_NOFILE raised"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise RLIMIT_NOFILE"),
+    }
+
     let v2 = config.cgroup_v2();
     if init_mode {
         // Before the cgroup seam is built: it reads the hierarchy's mounts.
         init::mount_cgroups(&*mounter, &*sysfs, v2).context("cgroup mounts")?;
     }
-    let host = Host {
-        mounter,
-        netlink: Arc::new(RtNetlink::new().context("netlink")?),
-        uevents: Arc::new(NetlinkUevents::new().context("uevent socket")?),
-        cgroups: Arc::new(
-            LinuxCgroups::with_version(if v2 {
-                CgroupVersion::V2
-            } else {
-                CgroupVersion::V1
-            })
-            .context("cgroups")?,
-        ),
-        transport: Arc::new(LinuxTransport::new()),
-        launcher: Arc::new(LinuxLauncher::new(ReapMode::All).context("process launcher")?),
-        sysfs,
-        system: Arc::new(LinuxSystem::new()),
-        files: Arc::new(LinuxFileTree::new("/")),
-    };
+    let host = build_host(mounter, sysfs, v2)?;
     if init_mode {
         init::bring_up_loopback(&*host.netlink)
             .await
@@ -176,8 +164,59 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
     }
 
     let addr = config.server_addr.clone();
+    ship_logs_and_spans(logging, log_port, &host, &addr);
+    let agent = Arc::new(Agent::new(config, host));
+    let tasks = agent.start();
+    let server = rpc::serve(agent.clone(), &addr)
+        .await
+        .with_context(|| format!("cannot serve on {addr}"))?;
+
+    wait_for_stop(&agent).await?;
+    server
+        .shutdown()
+        .await
+        .context("stopping the ttrpc server")?;
+    agent.request_stop();
+    for task in tasks {
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The real seams.
+fn build_host(
+    mounter: Arc<LinuxMounter>,
+    sysfs: Arc<LinuxSysfs>,
+    v2: bool,
+) -> anyhow::Result<Host> {
+    let version = if v2 {
+        CgroupVersion::V2
+    } else {
+        CgroupVersion::V1
+    };
+    Ok(Host {
+        mounter,
+        netlink: Arc::new(RtNetlink::new().context("netlink")?),
+        uevents: Arc::new(NetlinkUevents::new().context("uevent socket")?),
+        cgroups: Arc::new(LinuxCgroups::with_version(version).context("cgroups")?),
+        transport: Arc::new(LinuxTransport::new()),
+        launcher: Arc::new(LinuxLauncher::new(ReapMode::All).context("process launcher")?),
+        sysfs,
+        system: Arc::new(LinuxSystem::new()),
+        files: Arc::new(LinuxFileTree::new("/")),
+    })
+}
+
+/// Starts the span exporter (`agent.trace`) and the log forwarder (`agent.log_vport`).
+fn ship_logs_and_spans(
+    logging: Logging,
+    log_port: Result<Option<u32>, String>,
+    host: &Host,
+    addr: &ServerAddr,
+) {
     if let Some(spans) = logging.spans {
-        let collector = collector_addr(&addr);
+        let collector = collector_addr(addr);
         tracing::info!(%collector, "exporting traces");
         tokio::spawn(export(
             spans,
@@ -194,12 +233,10 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
             }
         });
     }
-    let agent = Arc::new(Agent::new(config, host));
-    let tasks = agent.start();
-    let server = rpc::serve(agent.clone(), &addr)
-        .await
-        .with_context(|| format!("cannot serve on {addr}"))?;
+}
 
+/// Until DestroySandbox, SIGTERM or SIGINT.
+async fn wait_for_stop(agent: &Agent) -> anyhow::Result<()> {
     let mut sigterm = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut sigint = signal(SignalKind::interrupt()).context("SIGINT handler")?;
     tokio::select! {
@@ -207,15 +244,6 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
         _ = sigterm.recv() => tracing::info!("SIGTERM, stopping"),
         _ = sigint.recv() => tracing::info!("SIGINT, stopping"),
     }
-    server
-        .shutdown()
-        .await
-        .context("stopping the ttrpc server")?;
-    agent.request_stop();
-    for task in tasks {
-        let _ = task.await;
-    }
-    tracing::info!("stopped");
     Ok(())
 }
 
@@ -227,24 +255,6 @@ fn load_config(cli_config: Option<&Path>) -> Loaded {
         |name| std::env::var(name).ok(),
         |path| std::fs::read_to_string(path),
     )
-}
-
-/// The log port (`agent.log_vport`), if one is set and usable; an error names a port that
-/// clashes with the agent's own or the debug console's.
-fn log_port(config: &Config) -> Result<Option<u32>, String> {
-    let Some(port) = config.log_vport else {
-        return Ok(None);
-    };
-    let own = match &config.server_addr {
-        ServerAddr::Vsock { port, .. } => *port,
-        _ => ServerAddr::DEFAULT_VSOCK_PORT,
-    };
-    if port == own || Some(port) == config.debug_console_vport {
-        return Err(format!(
-            "agent.log_vport={port} is taken by the agent or the debug console: logging to stdout"
-        ));
-    }
-    Ok(Some(port))
 }
 
 /// What the subscriber feeds besides stdout.

@@ -76,9 +76,6 @@ impl Containers {
             Ok(container) => {
                 slots.insert(cid.clone(), Slot::Ready(container.clone()));
                 drop(slots);
-                if first {
-                    self.sandbox.adopt_pid_namespace(container.init.pid());
-                }
                 tracing::info!(container = %cid, pid = container.init.pid(), "container created");
                 Ok(())
             }
@@ -137,6 +134,11 @@ impl Containers {
         spec::join_shared_namespaces(&mut spec, &self.sandbox.namespaces(), sandbox_pidns, first)
             .map_err(fail)?;
         spec::append_guest_hooks(&mut spec, self.sandbox.guest_hooks().as_ref());
+        spec::normalize_device_paths(&mut spec).map_err(fail)?;
+        // The launcher mounts the OCI `cgroup` mount from the cgroup the agent made.
+        if let Some(linux) = spec.linux_mut().as_mut() {
+            linux.set_cgroups_path(Some(std::path::PathBuf::from(&cgroup)));
+        }
         apply_labels(&mut spec, &*host.sysfs).map_err(fail)?;
         let shared = self
             .plan_shared_mounts(&cid, &spec, &shared_mounts)
@@ -254,6 +256,18 @@ impl Containers {
             .await
             .map_err(fail)?;
 
+        // Last, so that no later step can fail: the first container's pid namespace becomes the
+        // sandbox's, pinned while its init is a live child of the agent.
+        if first {
+            self.sandbox
+                .adopt_pid_namespace(&cid, pid)
+                .map_err(|e| {
+                    ContainerError::step(&cid, "pin the sandbox pid namespace")(
+                        std::io::Error::other(e.to_string()),
+                    )
+                })
+                .map_err(fail)?;
+        }
         let mut teardown = std::mem::take(teardown);
         teardown.keep_processes();
         Ok(Arc::new(Container {

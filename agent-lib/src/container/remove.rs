@@ -97,7 +97,14 @@ impl Containers {
         let mut teardown = std::mem::take(&mut container.lock().teardown);
         let result = teardown.run(&self.host, &self.attach, cid).await;
         container.lock().teardown = teardown;
-        result
+        // Its processes are gone: the sandbox pid namespace pinned from its init (if it was
+        // the first container) is released too, whatever the teardown's outcome.
+        let released = self.sandbox.release_pid_namespace(cid).map_err(|e| {
+            ContainerError::step(cid, "release the sandbox pid namespace")(std::io::Error::other(
+                e.to_string(),
+            ))
+        });
+        result.and(released)
     }
 
     /// Kills and waits until no process of the container is left; fails at once when a kill

@@ -1,6 +1,6 @@
 //! The agent's rewrites of a container's OCI spec before it is launched.
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use oci_spec::runtime::{Hook, Hooks, LinuxNamespace, LinuxNamespaceType, Spec};
 
@@ -42,6 +42,42 @@ pub(crate) fn cgroup_path(cid: &str, spec: &Spec) -> Result<String, ContainerErr
         )));
     }
     Ok(out)
+}
+
+/// Normalises each `linux.devices[i].path` lexically (`.` dropped, `..` applied) and refuses
+/// one that is not then strictly below `/dev` (`/dev/../bin/sh` would replace the rootfs's
+/// shell with a device node).
+pub(crate) fn normalize_device_paths(spec: &mut Spec) -> Result<(), ContainerError> {
+    let Some(devices) = spec
+        .linux_mut()
+        .as_mut()
+        .and_then(|l| l.devices_mut().as_mut())
+    else {
+        return Ok(());
+    };
+    for (i, device) in devices.iter_mut().enumerate() {
+        let raw = device.path().clone();
+        let mut normal = PathBuf::new();
+        for part in raw.components() {
+            match part {
+                Component::RootDir => normal.push("/"),
+                Component::Normal(name) => normal.push(name),
+                Component::ParentDir => {
+                    normal.pop();
+                }
+                Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
+        let below_dev =
+            raw.is_absolute() && normal.starts_with("/dev") && normal.components().count() > 2;
+        if !below_dev {
+            return Err(ContainerError::InvalidSpec(format!(
+                "linux.devices[{i}].path {raw:?} is not below /dev"
+            )));
+        }
+        device.set_path(normal);
+    }
+    Ok(())
 }
 
 /// Points the spec's IPC and UTS namespaces at the sandbox's shared ones and sets its pid

@@ -140,7 +140,8 @@ pub trait Cgroups: Send + Sync {
     /// The hierarchy in use.
     fn version(&self) -> CgroupVersion;
 
-    /// Creates the cgroup (and its parents) in every controller; existing is fine.
+    /// Creates the cgroup (and its parents) in every controller; existing is fine. The parent
+    /// directories this made are recorded ([`CreatedParents`]).
     fn create(&self, path: &str) -> io::Result<()>;
 
     /// Moves process `pid` into the cgroup.
@@ -158,7 +159,9 @@ pub trait Cgroups: Send + Sync {
     /// The processes in the cgroup.
     fn pids(&self, path: &str) -> io::Result<Vec<i32>>;
 
-    /// Removes the cgroup from every controller; it must hold no processes.
+    /// Removes the cgroup from every controller; it must hold no processes. The parent
+    /// directories that [`Cgroups::create`] made for it go too, once no cgroup created under them
+    /// is left and they are empty (a cgroup made there by someone else keeps them).
     fn destroy(&self, path: &str) -> io::Result<()>;
 
     /// Watches the cgroup for OOM kills: one message per kill (only when the kernel's
@@ -169,3 +172,109 @@ pub trait Cgroups: Send + Sync {
 
 /// OOM kills of one cgroup, as [`Cgroups::watch_oom`] reports them.
 pub type OomEvents = tokio::sync::mpsc::UnboundedReceiver<()>;
+
+/// The parent directories that cgroup creations made (they were not there before), each counted
+/// once per cgroup created below it, so that a destroy removes them with the last such cgroup
+/// (`/a/b` creates `a`, which would otherwise outlive the container). Directories are plain
+/// strings: cgroup paths on one hierarchy, or controller directories on v1.
+#[derive(Debug, Default)]
+pub struct CreatedParents {
+    /// Directory → how many recorded cgroups are below it.
+    counts: BTreeMap<String, usize>,
+    /// Cgroup → the directories counted for it.
+    leaves: BTreeMap<String, Vec<String>>,
+}
+
+impl CreatedParents {
+    /// Records that cgroup `leaf` was just created (it did not exist): `parents` are its parent
+    /// directories, outermost first, and `missing` those of them that did not exist before.
+    /// Parents recorded already are counted again; pre-existing ones are not the agent's.
+    pub fn created(&mut self, leaf: &str, parents: &[String], missing: &[String]) {
+        if self.leaves.contains_key(leaf) {
+            return;
+        }
+        let mut counted = Vec::new();
+        for parent in parents {
+            if let Some(n) = self.counts.get_mut(parent) {
+                *n += 1;
+            } else if missing.contains(parent) {
+                self.counts.insert(parent.clone(), 1);
+            } else {
+                continue;
+            }
+            counted.push(parent.clone());
+        }
+        self.leaves.insert(leaf.to_owned(), counted);
+    }
+
+    /// Records that cgroup `leaf` was destroyed; returns the directories no recorded cgroup is
+    /// below any more, innermost first, for the caller to remove.
+    pub fn destroyed(&mut self, leaf: &str) -> Vec<String> {
+        let Some(counted) = self.leaves.remove(leaf) else {
+            return Vec::new();
+        };
+        let mut free = Vec::new();
+        for parent in counted.into_iter().rev() {
+            if let Some(n) = self.counts.get_mut(&parent) {
+                *n -= 1;
+                if *n == 0 {
+                    self.counts.remove(&parent);
+                    free.push(parent);
+                }
+            }
+        }
+        free
+    }
+
+    /// How many cgroups are recorded below `dir` (0 when the agent did not make it).
+    pub fn count(&self, dir: &str) -> usize {
+        self.counts.get(dir).copied().unwrap_or(0)
+    }
+}
+
+/// The parent cgroup paths of `path` (`/a/b/c` gives `/a`, `/a/b`), outermost first, in the
+/// form `path` has (with or without a leading `/`).
+pub fn parent_paths(path: &str) -> Vec<String> {
+    let lead = if path.starts_with('/') { "/" } else { "" };
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    (1..parts.len())
+        .map(|n| format!("{lead}{}", parts[..n].join("/")))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parents_go_with_the_last_cgroup_created_under_them() {
+        assert_eq!(parent_paths("/a/b/c"), strings(&["/a", "/a/b"]));
+        assert_eq!(parent_paths("a/b"), strings(&["a"]));
+        assert!(parent_paths("/c").is_empty());
+        let mut p = CreatedParents::default();
+        // /kubepods existed; /kubepods/pod1 did not.
+        let parents = parent_paths("/kubepods/pod1/c1");
+        p.created("/kubepods/pod1/c1", &parents, &strings(&["/kubepods/pod1"]));
+        p.created("/kubepods/pod1/c2", &parents, &[]);
+        p.created("/kubepods/pod1/c2", &parents, &[]);
+        assert_eq!(p.count("/kubepods/pod1"), 2);
+        assert_eq!(p.count("/kubepods"), 0);
+        assert!(p.destroyed("/kubepods/pod1/c1").is_empty());
+        assert!(p.destroyed("/unknown").is_empty());
+        assert_eq!(
+            p.destroyed("/kubepods/pod1/c2"),
+            strings(&["/kubepods/pod1"])
+        );
+        assert!(
+            p.destroyed("/kubepods/pod1/c2").is_empty(),
+            "destroyed twice"
+        );
+        // Nested: both made by one create, removed innermost first.
+        p.created("/x/y/z", &parent_paths("/x/y/z"), &strings(&["/x", "/x/y"]));
+        assert_eq!(p.destroyed("/x/y/z"), strings(&["/x/y", "/x"]));
+    }
+}

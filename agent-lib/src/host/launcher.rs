@@ -2,7 +2,7 @@
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -140,6 +140,12 @@ pub trait Launcher: Send + Sync {
 
     /// Sends signal `signal` to process `pid`.
     fn signal(&self, pid: i32, signal: i32) -> io::Result<()>;
+
+    /// Pins the pid namespace of `pid`, a process this launcher started and has not reaped
+    /// yet (so the pid cannot have been reused), by bind-mounting its nsfs file onto `target`,
+    /// an existing regular file. Unmounting `target` releases the pin. `ESRCH` when `pid` is not
+    /// such a process.
+    fn pin_pid_namespace(&self, pid: i32, target: &Path) -> io::Result<()>;
 
     /// Whether process `pid` catches, ignores or blocks `signal` (`SigCgt`, `SigIgn`, `SigBlk`
     /// of /proc/PID/status); Kata turns a SIGTERM that an init does not handle into SIGKILL.

@@ -19,8 +19,8 @@ mod uevent;
 use std::sync::Arc;
 
 pub use cgroups::{
-    BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, HugetlbStats,
-    MemoryData, MemoryStats, OomEvents, PidsStats,
+    BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, CreatedParents,
+    HugetlbStats, MemoryData, MemoryStats, OomEvents, PidsStats, parent_paths,
 };
 pub use file_tree::{FileTree, OpenMode, TreeDir, TreeFile};
 pub use launcher::{

@@ -25,8 +25,8 @@ use cgroups_rs::{CgroupPid, FreezerState};
 use oci_spec::runtime::LinuxResources;
 
 use crate::host::{
-    BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, HugetlbStats,
-    MemoryData, MemoryStats, OomEvents, PidsStats,
+    BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, CreatedParents,
+    HugetlbStats, MemoryData, MemoryStats, OomEvents, PidsStats, parent_paths,
 };
 
 /// How long [`Cgroups::freeze`] waits for a v1 freezer to leave `FREEZING`.
@@ -46,6 +46,10 @@ struct Entry {
 pub struct LinuxCgroups {
     version: CgroupVersion,
     entries: Mutex<HashMap<String, Arc<Mutex<Entry>>>>,
+    /// The parent directories `create` made, by controller directory. Held across a create or
+    /// a destroy's parent removal only (a few mkdir/rmdir on cgroupfs), so that a parent is
+    /// never removed while a sibling is being created under it.
+    parents: Mutex<CreatedParents>,
 }
 
 impl std::fmt::Debug for LinuxCgroups {
@@ -89,6 +93,7 @@ impl LinuxCgroups {
         LinuxCgroups {
             version,
             entries: Mutex::new(HashMap::new()),
+            parents: Mutex::default(),
         }
     }
 
@@ -150,8 +155,16 @@ impl Cgroups for LinuxCgroups {
             Some(entry) => entry,
             None => Arc::new(Mutex::new(load(&rel)?)),
         };
+        let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
         {
             let guard = entry.lock().unwrap_or_else(|e| e.into_inner());
+            let existed = guard.cgroup.exists();
+            let dirs = parent_dirs(&rel);
+            let missing: Vec<String> = dirs
+                .iter()
+                .filter(|d| !std::path::Path::new(d).exists())
+                .cloned()
+                .collect();
             if guard.cgroup.subsystems().is_empty() {
                 return Err(io::Error::new(
                     io::ErrorKind::Unsupported,
@@ -164,7 +177,11 @@ impl Cgroups for LinuxCgroups {
                     .create()
                     .map_err(|e| map_err("create", &rel, &e))
             })?;
+            if !existed {
+                parents.created(&rel, &dirs, &missing);
+            }
         }
+        drop(parents);
         self.lock_entries().entry(rel.clone()).or_insert(entry);
         tracing::debug!(cgroup = %rel, "cgroup created");
         Ok(())
@@ -248,11 +265,22 @@ impl Cgroups for LinuxCgroups {
                     .map_err(|err| map_err("destroy", &rel, &err))
             })?;
         }
-        let mut entries = self.lock_entries();
-        if entries.get(&rel).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
-            entries.remove(&rel);
+        {
+            let mut entries = self.lock_entries();
+            if entries.get(&rel).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                entries.remove(&rel);
+            }
         }
         tracing::debug!(cgroup = %rel, "cgroup destroyed");
+        let mut parents = self.parents.lock().unwrap_or_else(|e| e.into_inner());
+        for dir in parents.destroyed(&rel) {
+            match fs::remove_dir(&dir) {
+                Ok(()) => tracing::debug!(dir = %dir, "removed a parent cgroup the agent made"),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                // Something the agent did not make lives there now: it stays.
+                Err(e) => tracing::info!(dir = %dir, error = %e, "parent cgroup kept"),
+            }
+        }
         Ok(())
     }
 
@@ -267,6 +295,19 @@ impl Cgroups for LinuxCgroups {
         })?;
         super::oom::watch(self.version, &dir)
     }
+}
+
+/// The directories of the parent cgroups of `rel`, outermost first: one per controller on v1.
+fn parent_dirs(rel: &str) -> Vec<String> {
+    let mut dirs = Vec::new();
+    for parent in parent_paths(rel) {
+        let cgroup = Cgroup::load(hierarchies::auto(), parent.as_str());
+        for subsystem in cgroup.subsystems() {
+            dirs.push(subsystem.to_controller().path().display().to_string());
+        }
+    }
+    dirs.dedup();
+    dirs
 }
 
 /// A manager and a handle for the cgroup at `rel` (nothing is created).
@@ -356,6 +397,30 @@ fn wait_frozen(e: &Entry, path: &str) -> io::Result<()> {
 /// cgroups-rs statistics as the domain [`CgroupStats`].
 fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
     let raw = e.manager.stats();
+    CgroupStats {
+        cpu: cpu_stats(e, &raw, version),
+        memory: memory_stats(e, &raw),
+        pids: PidsStats {
+            current: raw.pids.current,
+            limit: u64::try_from(raw.pids.limit).unwrap_or(0),
+        },
+        blkio: blkio_stats(&raw.blkio),
+        hugetlb: raw
+            .hugetlb
+            .iter()
+            .map(|(size, s)| {
+                let stats = HugetlbStats {
+                    usage: s.usage,
+                    max_usage: s.max_usage,
+                    failcnt: s.fail_cnt,
+                };
+                (size.clone(), stats)
+            })
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn cpu_stats(e: &Entry, raw: &cgroups_rs::stats::CgroupStats, version: CgroupVersion) -> CpuStats {
     let mut cpu = CpuStats::default();
     if let Some(acct) = &raw.cpu.cpu_acct {
         // v1 `cpuacct.stat` counts USER_HZ ticks; the domain wants ns.
@@ -386,7 +451,10 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
     if version == CgroupVersion::V2 {
         v2_cpu_stat(e, &mut cpu);
     }
+    cpu
+}
 
+fn memory_stats(e: &Entry, raw: &cgroups_rs::stats::CgroupStats) -> MemoryStats {
     let data = |m: &Option<cgroups_rs::stats::MemoryStats>| {
         m.as_ref()
             .map(|m| MemoryData {
@@ -398,7 +466,7 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
             })
             .unwrap_or_default()
     };
-    let memory = MemoryStats {
+    MemoryStats {
         cache: raw.memory.cache,
         usage: data(&raw.memory.memory),
         swap_usage: data(&raw.memory.memory_swap),
@@ -409,13 +477,10 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
             .controller_of::<MemController>()
             .map(|m| m.memory_stat().stat.raw.into_iter().collect())
             .unwrap_or_default(),
-    };
+    }
+}
 
-    let pids = PidsStats {
-        current: raw.pids.current,
-        limit: u64::try_from(raw.pids.limit).unwrap_or(0),
-    };
-
+fn blkio_stats(b: &cgroups_rs::stats::BlkioCgroupStats) -> BlkioStats {
     let entries = |list: &[cgroups_rs::stats::BlkioStat]| {
         list.iter()
             .map(|s| BlkioEntry {
@@ -426,8 +491,7 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
             })
             .collect::<Vec<_>>()
     };
-    let b = &raw.blkio;
-    let blkio = BlkioStats {
+    BlkioStats {
         service_bytes: entries(&b.io_service_bytes_recursive),
         serviced: entries(&b.io_serviced_recursive),
         queued: entries(&b.io_queued_recursive),
@@ -436,27 +500,6 @@ fn convert_stats(e: &Entry, version: CgroupVersion) -> CgroupStats {
         merged: entries(&b.io_merged_recursive),
         time: entries(&b.io_time_recursive),
         sectors: entries(&b.sectors_recursive),
-    };
-
-    let hugetlb = raw
-        .hugetlb
-        .iter()
-        .map(|(size, s)| {
-            let stats = HugetlbStats {
-                usage: s.usage,
-                max_usage: s.max_usage,
-                failcnt: s.fail_cnt,
-            };
-            (size.clone(), stats)
-        })
-        .collect::<BTreeMap<_, _>>();
-
-    CgroupStats {
-        cpu,
-        memory,
-        pids,
-        blkio,
-        hugetlb,
     }
 }
 

@@ -15,11 +15,11 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
@@ -115,6 +115,25 @@ impl Launcher for LinuxLauncher {
 
     fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
         self.core.handles_signal(pid, signal)
+    }
+
+    fn pin_pid_namespace(&self, pid: i32, target: &Path) -> io::Result<()> {
+        // Opened while the reaper's registry is locked: the child is unreaped, so `pid` is it.
+        let ns = self.core.reaper.with_registered(pid, |live| {
+            if !live {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            std::fs::File::open(format!("/proc/{pid}/ns/pid"))
+        })?;
+        let source = format!("/proc/self/fd/{}", ns.as_raw_fd());
+        nix::mount::mount(
+            Some(source.as_str()),
+            target,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .map_err(io::Error::from)
     }
 }
 

@@ -33,6 +33,6 @@ pub use mounter::LinuxMounter;
 pub use netlink::RtNetlink;
 pub use reaper::{ReapMode, Reaper, set_child_subreaper};
 pub use sysfs::LinuxSysfs;
-pub use system::LinuxSystem;
+pub use system::{LinuxSystem, raise_nofile_limit};
 pub use transport::LinuxTransport;
 pub use uevent::NetlinkUevents;

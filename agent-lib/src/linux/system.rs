@@ -107,6 +107,43 @@ impl System for LinuxSystem {
     }
 }
 
+/// Raises the agent's `RLIMIT_NOFILE` at start: the soft limit to the hard one (1024 of a
+/// default 4096 would run out at a few hundred containers and connections) and, as PID 1, both
+/// to `fs.nr_open` (the kernel gives init 1024/4096; Kata's agent unit asks for the maximum).
+/// Returns the limits now in force; on failure they are unchanged.
+pub fn raise_nofile_limit(init_mode: bool) -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid local.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut wanted = vec![limit.rlim_max];
+    if init_mode
+        && let Some(nr_open) = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .filter(|&n| n > limit.rlim_max)
+    {
+        wanted.insert(0, nr_open);
+    }
+    let mut last = io::Error::from_raw_os_error(libc::EPERM);
+    for max in wanted {
+        let new = libc::rlimit {
+            rlim_cur: max,
+            rlim_max: max,
+        };
+        // SAFETY: setrlimit reads a valid local.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } == 0 {
+            return Ok((max, max));
+        }
+        last = io::Error::last_os_error();
+    }
+    Err(last)
+}
+
 /// Runs on a dedicated thread: unshare, set the hostname, bind-mount the thread's nsfs file.
 fn pin_on_this_thread(
     kind: NamespaceKind,
@@ -176,6 +213,20 @@ mod tests {
     fn the_ioctl_numbers_are_the_kernel_ones() {
         assert_eq!(nix::request_code_write!(b'R', 0x01, 4), 0x4004_5201);
         assert_eq!(nix::request_code_none!(b'R', 0x07), 0x5207);
+    }
+
+    #[test]
+    fn the_nofile_soft_limit_is_raised_to_the_hard_one() {
+        // rlimits are per process: this only raises the test binary's soft limit.
+        let (soft, hard) = raise_nofile_limit(false).unwrap();
+        assert_eq!(soft, hard);
+        let mut now = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes into a valid local.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) }, 0);
+        assert_eq!((now.rlim_cur, now.rlim_max), (soft, hard));
     }
 
     #[test]

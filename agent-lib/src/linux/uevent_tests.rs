@@ -15,39 +15,9 @@ fn new_outside_a_runtime_is_an_error_not_a_panic() {
 
 /// Sends `payload` to the kernel uevent group from a user-space netlink socket.
 fn send_from_user_space(payload: &[u8]) -> io::Result<()> {
-    // SAFETY: socket(2) with constant arguments; the result is checked before use.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
-            libc::NETLINK_KOBJECT_UEVENT,
-        )
-    };
-    if raw < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: `raw` is a fresh descriptor nothing else owns.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    // SAFETY: sockaddr_nl is plain data; all-zero is valid.
-    let mut to: libc::sockaddr_nl = unsafe { mem::zeroed() };
-    to.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    to.nl_groups = KERNEL_GROUP;
-    // SAFETY: the buffer and address are valid for the lengths passed.
-    let n = unsafe {
-        libc::sendto(
-            fd.as_raw_fd(),
-            payload.as_ptr().cast(),
-            payload.len(),
-            0,
-            (&raw const to).cast(),
-            socklen::<libc::sockaddr_nl>(),
-        )
-    };
-    if n < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    let socket = Socket::new(NETLINK_KOBJECT_UEVENT)?;
+    socket.send_to(payload, &SocketAddr::new(0, KERNEL_GROUP), 0)?;
+    Ok(())
 }
 
 #[test]

@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 use tracing_subscriber::fmt::MakeWriter;
 
+use crate::config::Config;
 use crate::host::{Connection, ServerAddr, Transport};
 
 /// How many bytes of lines wait for the host (a guest logs a few KiB at boot).
@@ -141,6 +142,24 @@ impl LogForwarder {
             queue.lines.push_front(line);
         }
     }
+}
+
+/// The log port (`agent.log_vport`), if one is set and usable; an error names a port that
+/// clashes with the agent's own or the debug console's (the log then stays on stdout).
+pub fn log_port(config: &Config) -> Result<Option<u32>, String> {
+    let Some(port) = config.log_vport else {
+        return Ok(None);
+    };
+    let own = match &config.server_addr {
+        ServerAddr::Vsock { port, .. } => *port,
+        _ => ServerAddr::DEFAULT_VSOCK_PORT,
+    };
+    if port == own || Some(port) == config.debug_console_vport {
+        return Err(format!(
+            "agent.log_vport={port} is taken by the agent or the debug console: logging to stdout"
+        ));
+    }
+    Ok(Some(port))
 }
 
 /// The log line reporting `count` lines dropped because the buffer was full.

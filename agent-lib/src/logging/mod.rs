@@ -6,4 +6,4 @@ mod format;
 mod forward;
 
 pub use format::{JsonFields, KataJsonFormat};
-pub use forward::{LOG_BUFFER, LogForwarder, LogWriter, dropped_line};
+pub use forward::{LOG_BUFFER, LogForwarder, LogWriter, dropped_line, log_port};

@@ -14,6 +14,19 @@ pub enum ProcessError {
     /// Its stdin was closed already.
     #[error("stdin is closed")]
     StdinClosed,
+    /// Concurrent WriteStdin calls already hold as much data as one process may have waiting.
+    #[error(
+        "stdin is busy: {in_flight} bytes are already waiting for the process to read; \
+         {len} more would pass the limit of {limit}"
+    )]
+    StdinBusy {
+        /// Bytes held by the calls in progress.
+        in_flight: usize,
+        /// The refused call's bytes.
+        len: usize,
+        /// [`MAX_STDIN_IN_FLIGHT`](super::stdio::MAX_STDIN_IN_FLIGHT).
+        limit: usize,
+    },
     /// The process has no such stream (its stdio is /dev/null).
     #[error("the process has no {0}")]
     NoStream(&'static str),

@@ -24,7 +24,7 @@ pub use passfd::{
     TAKE_TRIES, take_streams,
 };
 pub use spec::launch_spec;
-pub use stdio::{MAX_READ, Output, Stdio};
+pub use stdio::{MAX_READ, MAX_STDIN_IN_FLIGHT, Output, Stdio};
 
 use crate::host::{ExitStatus, Launched};
 

@@ -20,6 +20,11 @@ use crate::host::Launched;
 /// The most one read returns, whatever the caller asks for (well under ttrpc's 4 MiB frame).
 pub const MAX_READ: usize = 1 << 20;
 
+/// The most stdin data of one process that concurrent WriteStdin calls may hold while they wait
+/// for the process to read (summed over the callers); a call that would pass it is refused. A
+/// single call is always taken when none is waiting.
+pub const MAX_STDIN_IN_FLIGHT: usize = 4 << 20;
+
 /// The terminal's end-of-file character (`VEOF`, Ctrl-D) in its default setting.
 const VEOF: u8 = 0x04;
 
@@ -119,6 +124,40 @@ pub struct Stdio {
     pty: Option<Arc<Stream>>,
     /// Set once stdin was closed (for a pty, the master stays open for output).
     stdin_closed: Mutex<bool>,
+    /// Bytes of stdin held by WriteStdin calls not finished yet.
+    stdin_in_flight: Arc<Mutex<usize>>,
+}
+
+/// A share of [`MAX_STDIN_IN_FLIGHT`], given back when dropped (the write ended, failed or was
+/// cancelled).
+struct InFlight {
+    total: Arc<Mutex<usize>>,
+    len: usize,
+}
+
+impl InFlight {
+    fn take(total: &Arc<Mutex<usize>>, len: usize) -> Result<Self, ProcessError> {
+        let mut now = lock(total);
+        if *now > 0 && *now + len > MAX_STDIN_IN_FLIGHT {
+            return Err(ProcessError::StdinBusy {
+                in_flight: *now,
+                len,
+                limit: MAX_STDIN_IN_FLIGHT,
+            });
+        }
+        *now += len;
+        Ok(InFlight {
+            total: total.clone(),
+            len,
+        })
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut now = lock(&self.total);
+        *now = now.saturating_sub(self.len);
+    }
 }
 
 impl Stdio {
@@ -132,6 +171,7 @@ impl Stdio {
             stderr: wrap(launched.stderr.take(), "stderr")?,
             pty: wrap(launched.pty_master.take(), "pty master")?,
             stdin_closed: Mutex::new(false),
+            stdin_in_flight: Arc::default(),
         })
     }
 
@@ -154,11 +194,13 @@ impl Stdio {
         stream.cloned().ok_or(ProcessError::NoStream(name))
     }
 
-    /// Writes `data` to the process's stdin (the pty master for a tty).
+    /// Writes `data` to the process's stdin (the pty master for a tty); refused while other
+    /// callers already hold [`MAX_STDIN_IN_FLIGHT`] bytes waiting for the process to read.
     pub(crate) async fn write_stdin(&self, data: &[u8]) -> Result<(), ProcessError> {
         if *lock(&self.stdin_closed) {
             return Err(ProcessError::StdinClosed);
         }
+        let _share = InFlight::take(&self.stdin_in_flight, data.len())?;
         let stream = match &self.pty {
             Some(pty) => pty.clone(),
             None => lock(&self.stdin)

@@ -70,12 +70,14 @@ fn attach_code(err: &crate::attach::AttachError) -> Code {
 }
 
 /// The status of a failed process operation: `NoTty` is `UNAVAILABLE` ("no tty", as Kata), a
-/// bad process `INVALID_ARGUMENT`, a closed or missing stream `FAILED_PRECONDITION`.
+/// bad process `INVALID_ARGUMENT`, a closed or missing stream `FAILED_PRECONDITION`, too much
+/// stdin waiting `RESOURCE_EXHAUSTED`.
 fn process_code(err: &crate::process::ProcessError) -> Code {
     use crate::process::ProcessError;
     match err {
         ProcessError::InvalidProcess(_) => Code::INVALID_ARGUMENT,
         ProcessError::NoTty => Code::UNAVAILABLE,
+        ProcessError::StdinBusy { .. } => Code::RESOURCE_EXHAUSTED,
         ProcessError::StdinClosed | ProcessError::NoStream(_) => Code::FAILED_PRECONDITION,
         ProcessError::Register { .. } | ProcessError::Io { .. } => Code::INTERNAL,
     }

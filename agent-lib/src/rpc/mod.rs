@@ -5,6 +5,7 @@
 //!
 //! [`Transport`]: crate::host::Transport
 
+mod accept_backoff;
 mod agent_service;
 mod container;
 mod error;
@@ -61,9 +62,10 @@ impl RpcServer {
 /// Starts serving `agent` on `addr` through the agent's transport.
 ///
 /// Returns once the listener is bound; connections are served on background tasks. A connection
-/// that sends garbage is closed without affecting the others.
+/// that sends garbage is closed without affecting the others; a failed accept (descriptors
+/// exhausted) pauses the accepting, never the connections already open.
 pub async fn serve(agent: Arc<Agent>, addr: &ServerAddr) -> io::Result<RpcServer> {
-    let incoming = agent.host().transport.listen(addr)?;
+    let incoming = accept_backoff::with_backoff(agent.host().transport.listen(addr)?);
     let listener = Listener::new(incoming.map_ok(FrameGuard::new));
     let mut server = Server::new()
         .add_listener(listener)

@@ -116,7 +116,8 @@ pub(crate) fn update_ephemeral_mounts(
     agent: &Agent,
     req: agent::UpdateEphemeralMountsRequest,
 ) -> ttrpc::Result<Empty> {
-    storage::update_ephemeral_mounts(agent.host(), &decode_storages(&req.storages))
+    let roots = agent.storages().mount_roots();
+    storage::update_ephemeral_mounts(agent.host(), roots, &decode_storages(&req.storages))
         .map_err(|e| storage_error(&e))?;
     Ok(Empty::new())
 }

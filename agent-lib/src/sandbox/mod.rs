@@ -2,8 +2,9 @@
 //!
 //! It records the sandbox id and hostname, loads kernel modules, pins shared IPC and UTS
 //! namespaces, mounts sandbox storages, scans guest hooks and binds the sandbox DNS over
-//! /etc/resolv.conf. The sandbox pid namespace is the first container's init's
-//! ([`Sandbox::adopt_pid_namespace`]). State sits behind one lock, never held across an OS call.
+//! /etc/resolv.conf. The sandbox pid namespace is the first container's init's, pinned when
+//! that container is created ([`Sandbox::adopt_pid_namespace`]). State sits behind one lock,
+//! never held across an OS call.
 
 mod dns;
 mod error;
@@ -45,19 +46,20 @@ pub struct SandboxRequest {
     pub kernel_modules: Vec<KernelModule>,
 }
 
-/// The namespaces containers share, by path.
+/// The namespaces containers share, by the path of their pins (bind mounts of nsfs files, never
+/// `/proc/<pid>/ns/...`).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SharedNamespaces {
     /// The pinned IPC namespace.
     pub ipc: Option<PathBuf>,
     /// The pinned UTS namespace.
     pub uts: Option<PathBuf>,
-    /// The sandbox pid namespace (`/proc/<first init>/ns/pid`).
+    /// The sandbox pid namespace (the first container's init's, pinned).
     pub pid: Option<PathBuf>,
 }
 
 /// Something to undo, in reverse order of doing.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) enum Cleanup {
     /// Unmount this target (lazily).
     Umount(PathBuf),
@@ -72,6 +74,10 @@ struct State {
     hostname: String,
     hooks: Option<Hooks>,
     namespaces: SharedNamespaces,
+    /// The pid namespace is being pinned.
+    pinning_pid: bool,
+    /// The container whose init's pid namespace is pinned, and how to release the pin.
+    pid_owner: Option<(String, Vec<Cleanup>)>,
     cleanup: Vec<Cleanup>,
 }
 
@@ -109,7 +115,9 @@ impl Sandbox {
                 let mut state = self.lock();
                 state.id = request.id;
                 state.hostname = request.hostname;
-                state.namespaces = namespaces;
+                // A pid namespace pinned before CreateSandbox (a container created first) stays.
+                let pid = state.namespaces.pid.take();
+                state.namespaces = SharedNamespaces { pid, ..namespaces };
                 state.hooks = hooks;
                 state.cleanup = cleanup;
                 tracing::info!(id = %state.id, "sandbox created");
@@ -170,7 +178,13 @@ impl Sandbox {
     /// storage left; call it once the containers are gone. The first failure is returned
     /// after every step was tried.
     pub async fn destroy(&self) -> Result<(), SandboxError> {
-        let cleanup = std::mem::take(&mut self.lock().cleanup);
+        let cleanup = {
+            let mut state = self.lock();
+            state.namespaces = SharedNamespaces::default();
+            let mut cleanup = std::mem::take(&mut state.cleanup);
+            cleanup.extend(state.pid_owner.take().map(|(_, c)| c).unwrap_or_default());
+            cleanup
+        };
         let mut result = Ok(());
         if let Err(e) = self.attach.release_all_storages() {
             result = Err(SandboxError::from(e));
@@ -201,15 +215,61 @@ impl Sandbox {
         self.lock().namespaces.clone()
     }
 
-    /// Makes `/proc/<init_pid>/ns/pid` the sandbox pid namespace unless one is set; returns
-    /// whether it was adopted.
-    pub fn adopt_pid_namespace(&self, init_pid: i32) -> bool {
-        let mut state = self.lock();
-        if state.namespaces.pid.is_some() {
-            return false;
+    /// Pins the pid namespace of `init_pid`, the init of container `owner` (alive and not
+    /// reaped), as the sandbox pid namespace, unless one is set; returns whether it was
+    /// adopted. The pin lasts as long as `owner` (in Kata the infra container, so the sandbox):
+    /// once that init is gone no process can enter the namespace anyway. On failure nothing is
+    /// left.
+    pub fn adopt_pid_namespace(&self, owner: &str, init_pid: i32) -> Result<bool, SandboxError> {
+        {
+            let mut state = self.lock();
+            if state.namespaces.pid.is_some() || state.pinning_pid {
+                return Ok(false);
+            }
+            state.pinning_pid = true;
         }
-        state.namespaces.pid = Some(PathBuf::from(format!("/proc/{init_pid}/ns/pid")));
-        true
+        let mut cleanup = Vec::new();
+        let pinned = namespaces::pin_pid(&self.host, init_pid, &mut cleanup);
+        let mut state = self.lock();
+        state.pinning_pid = false;
+        match pinned {
+            Ok(path) => {
+                state.namespaces.pid = Some(path);
+                state.pid_owner = Some((owner.to_owned(), cleanup));
+                Ok(true)
+            }
+            Err(e) => {
+                drop(state);
+                let _ = run_cleanup(&self.host, cleanup);
+                Err(e)
+            }
+        }
+    }
+
+    /// Releases the pinned pid namespace if container `owner` holds it (RemoveContainer). The
+    /// steps that fail stay for a retry.
+    pub fn release_pid_namespace(&self, owner: &str) -> Result<(), SandboxError> {
+        let cleanup = {
+            let mut state = self.lock();
+            match &state.pid_owner {
+                Some((cid, _)) if cid == owner => {}
+                _ => return Ok(()),
+            }
+            state.namespaces.pid = None;
+            state.pid_owner.take().map(|(_, c)| c).unwrap_or_default()
+        };
+        let mut failed = Vec::new();
+        let mut result = Ok(());
+        for step in cleanup.into_iter().rev() {
+            if let Err(e) = run_cleanup(&self.host, vec![step.clone()]) {
+                failed.insert(0, step);
+                result = result.and(Err(e));
+            }
+        }
+        if !failed.is_empty() {
+            self.lock().pid_owner = Some((owner.to_owned(), failed));
+        }
+        result
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

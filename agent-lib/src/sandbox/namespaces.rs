@@ -1,4 +1,7 @@
-//! The sandbox's shared IPC and UTS namespaces, pinned under [`SANDBOX_NS_DIR`].
+//! The sandbox's shared namespaces, pinned under [`SANDBOX_NS_DIR`]: IPC and UTS made at
+//! CreateSandbox, the pid namespace of the first container's init when it is created. Each is a
+//! bind mount of its nsfs file, so it lives as long as the sandbox, whatever happens to the
+//! process it came from, and a path to it never names another process's namespace.
 
 use std::path::{Path, PathBuf};
 
@@ -30,6 +33,31 @@ pub(crate) fn pin(
         .map_err(SandboxError::step(format!(
             "pin the shared {} namespace",
             kind.name()
+        )))?;
+    cleanup.push(Cleanup::Umount(target.clone()));
+    Ok(target)
+}
+
+/// Pins the pid namespace of `init_pid` (a live, unreaped child of the agent); returns the
+/// path of the pin.
+pub(crate) fn pin_pid(
+    host: &Host,
+    init_pid: i32,
+    cleanup: &mut Vec<Cleanup>,
+) -> Result<PathBuf, SandboxError> {
+    let dir = Path::new(SANDBOX_NS_DIR);
+    host.sysfs
+        .create_dir_all(dir)
+        .map_err(SandboxError::step(format!("create {SANDBOX_NS_DIR}")))?;
+    let target = dir.join("pid");
+    host.sysfs
+        .create_file(&target, b"", 0o444)
+        .map_err(SandboxError::step(format!("create {}", target.display())))?;
+    cleanup.push(Cleanup::RemoveFile(target.clone()));
+    host.launcher
+        .pin_pid_namespace(init_pid, &target)
+        .map_err(SandboxError::step(format!(
+            "pin the pid namespace of pid {init_pid}"
         )))?;
     cleanup.push(Cleanup::Umount(target.clone()));
     Ok(target)

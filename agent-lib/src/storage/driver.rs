@@ -67,10 +67,10 @@ impl DriverRegistry {
         use super::drivers::*;
         let mut registry = Self::empty();
         let drivers: [Arc<dyn StorageDriver>; 11] = [
-            Arc::new(VirtioBlkPci),
-            Arc::new(VirtioBlkMmio),
-            Arc::new(Scsi),
-            Arc::new(Nvdimm),
+            Arc::new(BlockDriver::BLK),
+            Arc::new(BlockDriver::MMIOBLK),
+            Arc::new(BlockDriver::SCSI),
+            Arc::new(BlockDriver::NVDIMM),
             Arc::new(VirtioFs),
             Arc::new(NineP),
             Arc::new(Ephemeral),

@@ -5,6 +5,7 @@
 //! Entry points: [`Storages::add`], [`Storages::release`] and [`Storages::release_all`]; the
 //! [`Agent`](crate::Agent) owns one [`Storages`].
 
+mod confine;
 mod driver;
 pub mod drivers;
 mod error;
@@ -17,6 +18,7 @@ mod table;
 mod undo;
 mod volume;
 
+pub use confine::{KATA_GUEST_DIR, MountRoots};
 pub use driver::{DriverContext, DriverRegistry, StorageDriver};
 pub use error::StorageError;
 pub use mirror::{MAX_BYTES as WATCH_MAX_BYTES, MAX_ENTRIES as WATCH_MAX_ENTRIES};

@@ -8,6 +8,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::confine::MountRoots;
 use super::driver::{DriverContext, DriverRegistry};
 use super::error::StorageError;
 use super::request::StorageRequest;
@@ -62,6 +63,7 @@ pub struct Storages {
     host: Host,
     devices: DeviceContext,
     registry: DriverRegistry,
+    roots: MountRoots,
     table: Mutex<Table>,
     changed: Notify,
 }
@@ -104,15 +106,28 @@ struct Taken {
 }
 
 impl Storages {
-    /// Storages on `host`, finding block devices through `devices`, with `registry`'s drivers.
+    /// Storages on `host`, finding block devices through `devices`, with `registry`'s drivers,
+    /// mounted only below [`KATA_GUEST_DIR`](super::KATA_GUEST_DIR).
     pub fn new(host: Host, devices: DeviceContext, registry: DriverRegistry) -> Self {
         Storages {
             host,
             devices,
             registry,
+            roots: MountRoots::default(),
             table: Mutex::default(),
             changed: Notify::new(),
         }
+    }
+
+    /// The same storages confined below `roots` instead.
+    pub fn with_mount_roots(mut self, roots: MountRoots) -> Self {
+        self.roots = roots;
+        self
+    }
+
+    /// Where storages may be mounted.
+    pub fn mount_roots(&self) -> &MountRoots {
+        &self.roots
     }
 
     /// The drivers.
@@ -145,17 +160,19 @@ impl Storages {
         requests: &[StorageRequest],
         owner: &str,
     ) -> Result<Vec<PathBuf>, StorageError> {
-        // Check everything before touching anything.
+        // Check everything before touching anything; mount points are confined and normalised.
         let mut plan = Vec::new();
+        let mut mount_points = Vec::new();
         for request in requests {
-            request.validate()?;
+            let request = self.confined(request)?;
             let driver = self.registry.get(&request.driver)?;
-            for pre in driver.prerequisites(request)? {
-                pre.validate()?;
+            for pre in driver.prerequisites(&request)? {
+                let pre = self.confined(&pre)?;
                 self.registry.get(&pre.driver)?;
                 plan.push(pre);
             }
-            plan.push(request.clone());
+            mount_points.push(request.mount_point.clone());
+            plan.push(request);
         }
         let mut taken: Vec<Taken> = Vec::new();
         for request in &plan {
@@ -174,7 +191,15 @@ impl Storages {
                 }
             }
         }
-        Ok(requests.iter().map(|r| r.mount_point.clone()).collect())
+        Ok(mount_points)
+    }
+
+    /// `request` checked, with its mount point confined and normalised.
+    fn confined(&self, request: &StorageRequest) -> Result<StorageRequest, StorageError> {
+        request.validate()?;
+        let mut request = request.clone();
+        request.mount_point = self.roots.confine(&request.mount_point)?;
+        Ok(request)
     }
 
     /// Takes one use of `request`'s mount point, setting it up when it is new. Returns whether

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use nix::mount::MsFlags;
 
+use super::confine::MountRoots;
 use super::error::StorageError;
 use super::options::MountOptions;
 use super::request::{StorageRequest, check_absolute};
@@ -137,9 +138,11 @@ pub async fn resize_volume(host: &Host, path: &Path) -> Result<(), StorageError>
 
 /// Remounts ephemeral (tmpfs) storages with new options (UpdateEphemeralMounts): a
 /// `size=` change after a memory resize, typically. Only the `ephemeral` driver is accepted;
-/// `fsgid=` is ignored, `remount` is implied. Each mount point must be mounted.
+/// `fsgid=` is ignored, `remount` is implied. Each mount point must be mounted and lie below
+/// `roots`.
 pub fn update_ephemeral_mounts(
     host: &Host,
+    roots: &MountRoots,
     requests: &[StorageRequest],
 ) -> Result<(), StorageError> {
     // Check all before changing any.
@@ -153,6 +156,7 @@ pub fn update_ephemeral_mounts(
             )));
         }
         request.validate()?;
+        roots.confine(&request.mount_point)?;
         if request.options.is_empty() {
             continue;
         }

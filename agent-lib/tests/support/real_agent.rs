@@ -160,14 +160,14 @@ impl RealAgent {
         }
     }
 
-    /// The agent's ttrpc socket.
-    pub fn socket(&self) -> PathBuf {
-        self.dir.path().join("agent.sock")
-    }
-
     /// The agent's pid.
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The agent's socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("agent.sock")
     }
 
     /// A fresh folder for this test (removed on drop).
@@ -189,6 +189,11 @@ impl RealAgent {
         let id = format!("{}-{name}", self.prefix);
         self.ids.lock().unwrap().push(id.clone());
         id
+    }
+
+    /// The container ids handed out so far, in order.
+    pub fn ids_so_far(&self) -> Vec<String> {
+        self.ids.lock().unwrap().clone()
     }
 
     /// What the agent printed so far.

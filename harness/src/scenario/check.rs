@@ -121,6 +121,20 @@ impl Report {
 /// Runs every check; returns how many held, or every failure.
 pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
     let mut r = Report::default();
+    check_files(&mut r, vm, checks);
+    check_devices(&mut r, vm, checks);
+    check_memory(&mut r, vm, checks);
+    check_network(&mut r, vm, checks);
+    check_guest_state(&mut r, vm, checks);
+    if r.failures.is_empty() {
+        Ok(r.checked)
+    } else {
+        Err(r.failures.join("\n"))
+    }
+}
+
+/// Files, JSON files, paths, links and device nodes of the fake filesystems.
+fn check_files(r: &mut Report, vm: &GuestVm, checks: &Checks) {
     let sysfs = &vm.fake.sysfs;
     for (path, want) in &checks.files {
         let got = sysfs
@@ -166,6 +180,10 @@ pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
             format!("node {path}: expected {want}, got {got:?}")
         });
     }
+}
+
+/// The agent's device watcher.
+fn check_devices(r: &mut Report, vm: &GuestVm, checks: &Checks) {
     if let Some(d) = &checks.devices {
         let watcher = vm.agent.devices();
         if let Some(known) = d.known {
@@ -193,6 +211,10 @@ pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
             });
         }
     }
+}
+
+/// Guest RAM.
+fn check_memory(r: &mut Report, vm: &GuestVm, checks: &Checks) {
     if let Some(m) = &checks.memory {
         let regions = vm.vmm.ram_regions();
         if let Some(n) = m.regions {
@@ -214,7 +236,10 @@ pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
             format!("guest RAM not accessible: {probe:?}")
         });
     }
-    check_network(&mut r, vm, checks);
+}
+
+/// Mounts, cgroups, processes, hostname, leftovers and faults.
+fn check_guest_state(r: &mut Report, vm: &GuestVm, checks: &Checks) {
     let mounts = vm.fake.mounter.table();
     for (target, want) in &checks.mounts {
         let got = mounts
@@ -280,10 +305,5 @@ pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
         r.check(got == n, || {
             format!("faults pending: expected {n}, got {got}")
         });
-    }
-    if r.failures.is_empty() {
-        Ok(r.checked)
-    } else {
-        Err(r.failures.join("\n"))
     }
 }

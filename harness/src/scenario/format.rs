@@ -14,6 +14,7 @@
 //!       files: { /sys/block/vda/dev: "254:0" }
 //! ```
 
+use super::port_steps::{ConnectStep, ListenStep, ReceiveStep, SendStep, SpansStep};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -87,6 +88,9 @@ pub struct CallStep {
     /// The ttrpc timeout sent with the request (none by default).
     #[serde(default, deserialize_with = "opt_duration")]
     pub timeout: Option<Duration>,
+    /// Request metadata (`traceparent: 00-...`).
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// `await: name`: the reply of a background call.
@@ -161,7 +165,7 @@ pub struct AdvanceStep {
 }
 
 /// `passfd: PORT`: the host's passfd stream from vsock port `PORT` (to the agent's
-/// `agent.passfd_listener_port`): `connect: true` opens it, `write: TEXT` sends bytes and
+/// `agent.passfd_listener_port`): `open: true` connects it, `write: TEXT` sends bytes and
 /// `eof: true` then ends it, `read_to_end: TEXT` expects exactly those bytes and then the
 /// stream's end.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
@@ -171,7 +175,7 @@ pub struct PassfdStep {
     pub passfd: u32,
     /// Connect it.
     #[serde(default)]
-    pub connect: bool,
+    pub open: bool,
     /// Bytes to send.
     #[serde(default)]
     pub write: Option<String>,
@@ -377,11 +381,21 @@ pub enum Step {
     Passfd(PassfdStep),
     /// Checks of guest state.
     Check(Box<CheckStep>),
+    /// The host connects to one of the agent's ports.
+    Connect(ConnectStep),
+    /// The host writes to a connection.
+    Send(SendStep),
+    /// The host reads from a connection.
+    Receive(ReceiveStep),
+    /// The host listens where the agent connects out.
+    Listen(ListenStep),
+    /// Spans the agent exported.
+    Spans(SpansStep),
     /// A fault sweep.
     FaultSweep(Box<FaultSweep>),
 }
 
-const VERBS: [&str; 15] = [
+const VERBS: [&str; 20] = [
     "oom",
     "passfd",
     "kernel_file",
@@ -397,6 +411,11 @@ const VERBS: [&str; 15] = [
     "fault",
     "check",
     "fault_sweep",
+    "connect",
+    "send",
+    "receive",
+    "listen",
+    "spans",
 ];
 
 impl Step {
@@ -436,6 +455,11 @@ impl Step {
             "passfd" => Step::Passfd(serde_yaml::from_value(v).map_err(parsed)?),
             "kernel_file" => Step::KernelFile(serde_yaml::from_value(v).map_err(parsed)?),
             "check" => Step::Check(Box::new(serde_yaml::from_value(v).map_err(parsed)?)),
+            "connect" => Step::Connect(serde_yaml::from_value(v).map_err(parsed)?),
+            "send" => Step::Send(serde_yaml::from_value(v).map_err(parsed)?),
+            "receive" => Step::Receive(serde_yaml::from_value(v).map_err(parsed)?),
+            "listen" => Step::Listen(serde_yaml::from_value(v).map_err(parsed)?),
+            "spans" => Step::Spans(serde_yaml::from_value(v).map_err(parsed)?),
             "fault_sweep" => {
                 let s: SweepStep = serde_yaml::from_value(v).map_err(parsed)?;
                 Step::FaultSweep(Box::new(s.fault_sweep))
@@ -494,6 +518,11 @@ impl Step {
             }
             Step::Check(_) => "check".into(),
             Step::FaultSweep(_) => "fault sweep".into(),
+            Step::Connect(c) => format!("connect to port {} as {}", c.connect, c.name),
+            Step::Send(s) => format!("send to {}", s.send),
+            Step::Receive(r) => format!("receive from {}", r.receive),
+            Step::Listen(l) => format!("host listens on port {} as {}", l.listen, l.name),
+            Step::Spans(s) => format!("spans on {}", s.spans),
         }
     }
 }

@@ -3,10 +3,13 @@
 //! the fakes, inside the fake VMM, on paused tokio time; each run yields a deterministic
 //! trace compared with its snapshot. See `format` for the file format.
 
+mod capture;
 mod check;
 mod expect;
 pub mod format;
 mod passfd;
+pub mod port_steps;
+mod ports;
 pub mod record;
 mod runner;
 pub mod suite;

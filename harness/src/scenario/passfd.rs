@@ -18,7 +18,7 @@ impl Runner<'_> {
     pub(super) async fn passfd_step(&mut self, step: &PassfdStep) -> Result<String, String> {
         let port = step.passfd;
         let mut done = Vec::new();
-        if step.connect {
+        if step.open {
             let listener = self
                 .vm
                 .agent

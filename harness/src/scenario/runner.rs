@@ -10,10 +10,12 @@ use tokio::time::Instant;
 use super::check::run_checks;
 use super::expect::{errno, normalize, op, subset, to_json};
 use super::format::{ExpectError, Scenario, Step};
+use super::port_steps::in_order;
+use super::ports::Ports;
 use super::record::parse_line;
 use super::trace::{Trace, TraceEntry, time, uevent_line};
 use super::vm::{BootInfo, GuestVm};
-use crate::call::{CallError, call_json};
+use crate::call::{CallError, call_json_with};
 use crate::client::AgentClient;
 use crate::vmm::config::VmConfig;
 use crate::vmm::guest::{DeliveryRule, Effect};
@@ -57,6 +59,7 @@ pub(super) struct Runner<'a> {
     /// In a fault sweep: RPC outcomes are recorded, expectations not enforced.
     lenient: bool,
     pub(super) notes: Vec<String>,
+    ports: Ports,
 }
 
 fn outcome_of(result: Result<String, CallError>) -> Result<CallOutcome, String> {
@@ -79,8 +82,14 @@ fn outcome_of(result: Result<String, CallError>) -> Result<CallOutcome, String> 
 /// Makes one call. No virtual-time guard here: with paused time, a pending timer lets the clock
 /// jump ahead whenever the runtime idles on real I/O (the fake launcher's pipes), which would
 /// fire the guard spuriously. A hung call is caught by the real-time watchdog of [`run`].
-async fn call(client: AgentClient, method: String, body: String, timeout: Duration) -> CallOutcome {
-    outcome_of(call_json(&client, &method, &body, timeout).await)
+async fn call(
+    client: AgentClient,
+    method: String,
+    body: String,
+    timeout: Duration,
+    metadata: Vec<(String, String)>,
+) -> CallOutcome {
+    outcome_of(call_json_with(&client, &method, &body, timeout, &metadata).await)
         .unwrap_or_else(|e| Err(("HARNESS".into(), e)))
 }
 
@@ -95,6 +104,7 @@ impl<'a> Runner<'a> {
             start: Instant::now(),
             lenient,
             notes: Vec::new(),
+            ports: Ports::default(),
         }
     }
 
@@ -134,7 +144,14 @@ impl<'a> Runner<'a> {
                     None => String::new(),
                 };
                 let timeout = c.timeout.unwrap_or(Duration::ZERO);
-                let fut = call(self.vm.client.clone(), c.call.clone(), body, timeout);
+                let metadata = c.metadata.clone().into_iter().collect();
+                let fut = call(
+                    self.vm.client.clone(),
+                    c.call.clone(),
+                    body,
+                    timeout,
+                    metadata,
+                );
                 if let Some(name) = &c.background {
                     if c.expect.is_some() || c.expect_error.is_some() {
                         return Err("a background call's expectations go on its `await`".into());
@@ -245,6 +262,27 @@ impl<'a> Runner<'a> {
             }
             Step::Check(c) => {
                 entry.checked = Some(run_checks(&self.vm, &c.check)?);
+                Ok(())
+            }
+            Step::Connect(c) => self.ports.connect(&self.vm, c.connect, &c.name).await,
+            Step::Listen(l) => self.ports.listen(&self.vm, l.listen, &l.name),
+            Step::Send(s) => self.ports.send(&s.send, &s.data).await,
+            Step::Receive(r) => {
+                let text = self.ports.receive(&r.receive, r.until.as_deref()).await?;
+                in_order(&text, &r.lines).map_err(|missing| {
+                    format!("{}: {missing:?} not found in order in {text:?}", r.receive)
+                })?;
+                entry.checked = Some(r.lines.len() + usize::from(r.until.is_some()));
+                Ok(())
+            }
+            Step::Spans(s) => {
+                let expect = s
+                    .expect
+                    .iter()
+                    .map(to_json)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let names = self.ports.spans(&s.spans, &expect).await?;
+                entry.vmm = Some(format!("spans: {}", names.join(", ")));
                 Ok(())
             }
             Step::FaultSweep(s) => {

@@ -57,6 +57,8 @@ pub struct GuestVm {
     pub boot: BootInfo,
     server: Option<RpcServer>,
     tasks: Vec<JoinHandle<()>>,
+    /// The thread's log and trace capture, while the guest lives.
+    _capture: Option<super::capture::Capture>,
 }
 
 impl std::fmt::Debug for GuestVm {
@@ -99,10 +101,19 @@ impl GuestVm {
         };
         let fake = FakeHost::with_cgroup_version(version);
         for (name, spec) in &config.programs {
-            fake.launcher.script(
-                name,
-                script(spec).map_err(|e| format!("program {name}: {e}"))?,
-            );
+            let script = script(spec).map_err(|e| format!("program {name}: {e}"))?;
+            // A program named by its path is also a file there (the debug console looks for
+            // its shell); the launcher knows scripts by base name.
+            let base = match name.rsplit_once('/') {
+                Some((_, base)) if name.starts_with('/') => {
+                    fake.sysfs
+                        .write_file(name, "")
+                        .map_err(|e| format!("program {name}: {e}"))?;
+                    base
+                }
+                _ => name.as_str(),
+            };
+            fake.launcher.script(base, script);
         }
         let vmm = FakeVmm::boot(config, &fake).map_err(|e| e.to_string())?;
         fake.baseline();
@@ -126,8 +137,9 @@ impl GuestVm {
             hotplug_timeout: humantime::format_duration(agent_config.hotplug_timeout).to_string(),
             config_warnings: warnings.iter().map(ToString::to_string).collect(),
         };
+        let capture = super::capture::start(&agent_config, fake.transport.clone());
         let agent = Arc::new(Agent::new(agent_config, fake.host()));
-        let tasks = agent.start();
+        let mut tasks = agent.start();
         let server = serve(agent.clone(), &addr)
             .await
             .map_err(|e| format!("agent does not serve on {addr}: {e}"))?;
@@ -136,6 +148,10 @@ impl GuestVm {
             .connect(&addr)
             .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
         let client = AgentClient::from_stream(stream);
+        let capture = capture.map(|mut c| {
+            tasks.append(&mut c.tasks);
+            c
+        });
         Ok(GuestVm {
             fake,
             agent,
@@ -144,6 +160,7 @@ impl GuestVm {
             boot,
             server: Some(server),
             tasks,
+            _capture: capture,
         })
     }
 

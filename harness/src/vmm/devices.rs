@@ -200,170 +200,191 @@ impl State {
         }
         let size = req.size.unwrap_or(Size(1 << 30)).0;
         let (plugged, summary, seq) = match req.kind {
-            DeviceKind::VirtioBlk => {
-                let p = self.topology.place(req.bus.as_deref(), req.slot)?;
-                let dev = self.new_virtio(&p, 0x1042, 0x010000, 2, "virtio_blk");
-                let n = self.ids.vd.alloc();
-                let disk = self.new_disk(format!("vd{}", letters(n)), 254, u64::from(n) * 16, size);
-                let seq = blk_add(&dev, &disk, p.wakeup.as_deref());
-                let summary = format!(
-                    "virtio-blk at {} (pci path {}): {} {}",
-                    p.addr.bdf(),
-                    p.pci_path,
-                    disk.name,
-                    disk.dev()
-                );
-                (
-                    Plugged::Blk {
-                        dev,
-                        disk,
-                        slot: p.into(),
-                    },
-                    summary,
-                    seq,
-                )
-            }
-            DeviceKind::VirtioNet => {
-                let mac = req
-                    .mac
-                    .clone()
-                    .unwrap_or_else(|| "02:00:00:00:00:01".into());
-                if !valid_mac(&mac) {
-                    return Err(VmmError::BadDevice(format!("bad MAC {mac:?}")));
-                }
-                let p = self.topology.place(req.bus.as_deref(), req.slot)?;
-                let dev = self.new_virtio(&p, 0x1041, 0x020000, 1, "virtio_net");
-                let nic = Nic {
-                    name: format!("eth{}", self.ids.eth.alloc()),
-                    mac: mac.to_ascii_lowercase(),
-                    mtu: req.mtu.unwrap_or(1500),
-                };
-                let seq = net_add(&dev, &nic, p.wakeup.as_deref());
-                let summary = format!(
-                    "virtio-net at {} (pci path {}): {} {}",
-                    p.addr.bdf(),
-                    p.pci_path,
-                    nic.name,
-                    nic.mac
-                );
-                (
-                    Plugged::Net {
-                        dev,
-                        nic,
-                        slot: p.into(),
-                    },
-                    summary,
-                    seq,
-                )
-            }
-            DeviceKind::VirtioScsi => {
-                let p = self.topology.place(req.bus.as_deref(), req.slot)?;
-                let dev = self.new_virtio(&p, 0x1048, 0x010000, 8, "virtio_scsi");
-                let host = ScsiHost {
-                    dev,
-                    host: self.ids.scsi_host.alloc(),
-                };
-                let seq = scsi_host_add(&host, p.wakeup.as_deref());
-                let summary = format!(
-                    "virtio-scsi at {} (pci path {}): host{}",
-                    p.addr.bdf(),
-                    p.pci_path,
-                    host.host
-                );
-                (
-                    Plugged::Scsi {
-                        host,
-                        slot: p.into(),
-                    },
-                    summary,
-                    seq,
-                )
-            }
+            DeviceKind::VirtioBlk => self.plug_blk(req, size)?,
+            DeviceKind::VirtioNet => self.plug_net(req)?,
+            DeviceKind::VirtioScsi => self.plug_scsi_host(req)?,
             DeviceKind::ScsiDisk => return self.plug_scsi_disk(id, req, size),
-            DeviceKind::Nvdimm => {
-                let size = req.size.unwrap_or(Size(128 << 20)).0;
-                let base = self.ram.add_region(size)?;
-                let first = !self
-                    .devices
-                    .values()
-                    .any(|d| matches!(d, Plugged::Nvdimm { .. }));
-                let index = self.ids.pmem.alloc();
-                let disk = self.new_disk(format!("pmem{index}"), 259, u64::from(index), size);
-                let seq = nvdimm_add(index, &disk, first);
-                let summary = format!(
-                    "nvdimm at {base:#x} ({}): {} {}",
-                    Size(size),
-                    disk.name,
-                    disk.dev()
-                );
-                (Plugged::Nvdimm { index, disk }, summary, seq)
-            }
-            DeviceKind::Vfio => {
-                let vendor = hex_u16("vendor", req.vendor.as_deref(), 0x10de)?;
-                let device = hex_u16("device", req.device.as_deref(), 0x1db6)?;
-                let class = match &req.class {
-                    Some(c) => u32::from_str_radix(c.trim_start_matches("0x"), 16)
-                        .map_err(|_| VmmError::BadDevice(format!("class {c:?} is not hex")))?,
-                    None => 0x030200,
-                };
-                let group = match req.iommu_group {
-                    Some(g) => g,
-                    None => {
-                        self.ids.next_group += 1;
-                        self.ids.next_group
-                    }
-                };
-                let p = self.topology.place(req.bus.as_deref(), req.slot)?;
-                let dev = VfioDev {
-                    pci: PciFunction {
-                        dir: p.dir.clone(),
-                        bdf: p.addr.bdf(),
-                        vendor,
-                        device,
-                        subsys: (vendor, device),
-                        class,
-                    },
-                    group,
-                    driver: req.driver.clone(),
-                };
-                let seq = vfio_add(&dev, p.wakeup.as_deref());
-                let summary = format!(
-                    "vfio {vendor:04x}:{device:04x} at {} (pci path {}): iommu group {group}",
-                    p.addr.bdf(),
-                    p.pci_path
-                );
-                (
-                    Plugged::Vfio {
-                        dev,
-                        slot: p.into(),
-                    },
-                    summary,
-                    seq,
-                )
-            }
-            DeviceKind::Memory => {
-                let size = req.size.unwrap_or(Size(128 << 20)).0;
-                let (seq, blocks) = self.ram.hotplug(size)?;
-                let summary = format!(
-                    "memory {} at {:#x}: blocks {}",
-                    Size(size),
-                    self.ram.regions().last().map_or(0, |r| r.0),
-                    blocks
-                        .iter()
-                        .map(u64::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                );
-                (Plugged::Memory, summary, seq)
-            }
-            DeviceKind::Cpu => {
-                let (seq, cpus) = self.cpus.hotplug(req.count.unwrap_or(1))?;
-                let list: Vec<String> = cpus.iter().map(|c| format!("cpu{c}")).collect();
-                (Plugged::Cpu, format!("cpu: {}", list.join(",")), seq)
-            }
+            DeviceKind::Nvdimm => self.plug_nvdimm(req)?,
+            DeviceKind::Vfio => self.plug_vfio(req)?,
+            DeviceKind::Memory => self.plug_memory(req)?,
+            DeviceKind::Cpu => self.plug_cpu(req)?,
         };
         self.devices.insert(id.clone(), plugged);
         Ok((id, summary, seq))
+    }
+
+    /// A virtio-blk disk on a PCI port.
+    fn plug_blk(&mut self, req: &Hotplug, size: u64) -> Result<(Plugged, String, Seq), VmmError> {
+        let p = self.topology.place(req.bus.as_deref(), req.slot)?;
+        let dev = self.new_virtio(&p, 0x1042, 0x010000, 2, "virtio_blk");
+        let n = self.ids.vd.alloc();
+        let disk = self.new_disk(format!("vd{}", letters(n)), 254, u64::from(n) * 16, size);
+        let seq = blk_add(&dev, &disk, p.wakeup.as_deref());
+        let summary = format!(
+            "virtio-blk at {} (pci path {}): {} {}",
+            p.addr.bdf(),
+            p.pci_path,
+            disk.name,
+            disk.dev()
+        );
+        Ok((
+            Plugged::Blk {
+                dev,
+                disk,
+                slot: p.into(),
+            },
+            summary,
+            seq,
+        ))
+    }
+
+    /// A virtio-net NIC on a PCI port.
+    fn plug_net(&mut self, req: &Hotplug) -> Result<(Plugged, String, Seq), VmmError> {
+        let mac = req
+            .mac
+            .clone()
+            .unwrap_or_else(|| "02:00:00:00:00:01".into());
+        if !valid_mac(&mac) {
+            return Err(VmmError::BadDevice(format!("bad MAC {mac:?}")));
+        }
+        let p = self.topology.place(req.bus.as_deref(), req.slot)?;
+        let dev = self.new_virtio(&p, 0x1041, 0x020000, 1, "virtio_net");
+        let nic = Nic {
+            name: format!("eth{}", self.ids.eth.alloc()),
+            mac: mac.to_ascii_lowercase(),
+            mtu: req.mtu.unwrap_or(1500),
+        };
+        let seq = net_add(&dev, &nic, p.wakeup.as_deref());
+        let summary = format!(
+            "virtio-net at {} (pci path {}): {} {}",
+            p.addr.bdf(),
+            p.pci_path,
+            nic.name,
+            nic.mac
+        );
+        Ok((
+            Plugged::Net {
+                dev,
+                nic,
+                slot: p.into(),
+            },
+            summary,
+            seq,
+        ))
+    }
+
+    /// A virtio-scsi controller (a SCSI host) on a PCI port.
+    fn plug_scsi_host(&mut self, req: &Hotplug) -> Result<(Plugged, String, Seq), VmmError> {
+        let p = self.topology.place(req.bus.as_deref(), req.slot)?;
+        let dev = self.new_virtio(&p, 0x1048, 0x010000, 8, "virtio_scsi");
+        let host = ScsiHost {
+            dev,
+            host: self.ids.scsi_host.alloc(),
+        };
+        let seq = scsi_host_add(&host, p.wakeup.as_deref());
+        let summary = format!(
+            "virtio-scsi at {} (pci path {}): host{}",
+            p.addr.bdf(),
+            p.pci_path,
+            host.host
+        );
+        Ok((
+            Plugged::Scsi {
+                host,
+                slot: p.into(),
+            },
+            summary,
+            seq,
+        ))
+    }
+
+    /// An NVDIMM: a region of guest RAM and a pmem disk.
+    fn plug_nvdimm(&mut self, req: &Hotplug) -> Result<(Plugged, String, Seq), VmmError> {
+        let size = req.size.unwrap_or(Size(128 << 20)).0;
+        let base = self.ram.add_region(size)?;
+        let first = !self
+            .devices
+            .values()
+            .any(|d| matches!(d, Plugged::Nvdimm { .. }));
+        let index = self.ids.pmem.alloc();
+        let disk = self.new_disk(format!("pmem{index}"), 259, u64::from(index), size);
+        let seq = nvdimm_add(index, &disk, first);
+        let summary = format!(
+            "nvdimm at {base:#x} ({}): {} {}",
+            Size(size),
+            disk.name,
+            disk.dev()
+        );
+        Ok((Plugged::Nvdimm { index, disk }, summary, seq))
+    }
+
+    /// A VFIO-assigned PCI device.
+    fn plug_vfio(&mut self, req: &Hotplug) -> Result<(Plugged, String, Seq), VmmError> {
+        let vendor = hex_u16("vendor", req.vendor.as_deref(), 0x10de)?;
+        let device = hex_u16("device", req.device.as_deref(), 0x1db6)?;
+        let class = match &req.class {
+            Some(c) => u32::from_str_radix(c.trim_start_matches("0x"), 16)
+                .map_err(|_| VmmError::BadDevice(format!("class {c:?} is not hex")))?,
+            None => 0x030200,
+        };
+        let group = match req.iommu_group {
+            Some(g) => g,
+            None => {
+                self.ids.next_group += 1;
+                self.ids.next_group
+            }
+        };
+        let p = self.topology.place(req.bus.as_deref(), req.slot)?;
+        let dev = VfioDev {
+            pci: PciFunction {
+                dir: p.dir.clone(),
+                bdf: p.addr.bdf(),
+                vendor,
+                device,
+                subsys: (vendor, device),
+                class,
+            },
+            group,
+            driver: req.driver.clone(),
+        };
+        let seq = vfio_add(&dev, p.wakeup.as_deref());
+        let summary = format!(
+            "vfio {vendor:04x}:{device:04x} at {} (pci path {}): iommu group {group}",
+            p.addr.bdf(),
+            p.pci_path
+        );
+        Ok((
+            Plugged::Vfio {
+                dev,
+                slot: p.into(),
+            },
+            summary,
+            seq,
+        ))
+    }
+
+    /// A memory DIMM: new blocks, offline.
+    fn plug_memory(&mut self, req: &Hotplug) -> Result<(Plugged, String, Seq), VmmError> {
+        let size = req.size.unwrap_or(Size(128 << 20)).0;
+        let (seq, blocks) = self.ram.hotplug(size)?;
+        let summary = format!(
+            "memory {} at {:#x}: blocks {}",
+            Size(size),
+            self.ram.regions().last().map_or(0, |r| r.0),
+            blocks
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        Ok((Plugged::Memory, summary, seq))
+    }
+
+    /// CPUs, offline.
+    fn plug_cpu(&mut self, req: &Hotplug) -> Result<(Plugged, String, Seq), VmmError> {
+        let (seq, cpus) = self.cpus.hotplug(req.count.unwrap_or(1))?;
+        let list: Vec<String> = cpus.iter().map(|c| format!("cpu{c}")).collect();
+        Ok((Plugged::Cpu, format!("cpu: {}", list.join(",")), seq))
     }
 
     fn plug_scsi_disk(

@@ -58,6 +58,17 @@ pub(super) fn apply(program: &Program, capabilities: Option<&LinuxCapabilities>)
             }
         }
     }
+    // (uid_t)-1 means "unchanged" to setres[ug]id: the process would stay root. The agent
+    // refuses it already; the helper never passes it on either way.
+    let ids = [program.uid, program.gid].into_iter();
+    if ids
+        .chain(program.additional_gids.iter().copied())
+        .any(|id| id == u32::MAX)
+    {
+        return Err(SetupError::spec(
+            "process.user: id 4294967295 ((uid_t)-1) refused",
+        ));
+    }
     let groups: Vec<Gid> = program
         .additional_gids
         .iter()

@@ -1,18 +1,16 @@
 //! `/dev` of a new container: the default devices and the spec's, by `mknod` (or by binding the
-//! guest's node in a user namespace, where `mknod` is not allowed), and the standard links.
+//! guest's node in a user namespace, where `mknod` is not allowed), and the standard links; all
+//! fd-relative below the rootfs's `/dev`, never through a symlink, undone on failure.
 
-use std::fs;
-use std::io;
-use std::os::unix::fs::symlink;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
-use nix::mount::{MsFlags, mount};
-use nix::sys::stat::{Mode, SFlag, makedev, mknod};
-use nix::unistd::{Gid, Uid, chown};
+use nix::sys::stat::{SFlag, makedev};
 use oci_spec::runtime::{LinuxDevice, LinuxDeviceType};
 
+use super::beneath::{self, Made, below_dev};
 use super::error::{Result, SetupError, Step};
-use super::paths::secure_join;
 
 /// One device node to create.
 struct Node {
@@ -35,19 +33,34 @@ const DEFAULTS: [(&str, u64, u64); 6] = [
     ("/dev/tty", 5, 0),
 ];
 
-/// The standard links of `/dev`.
+/// The standard links of `/dev`: target, name in `/dev`.
 const LINKS: [(&str, &str); 4] = [
-    ("/proc/self/fd", "/dev/fd"),
-    ("/proc/self/fd/0", "/dev/stdin"),
-    ("/proc/self/fd/1", "/dev/stdout"),
-    ("/proc/self/fd/2", "/dev/stderr"),
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
 ];
 
 /// Creates the nodes and links under `rootfs/dev` (before the pivot). `bind` binds the guest's
-/// nodes instead of `mknod` (user namespaces).
+/// nodes instead of `mknod` (user namespaces). Every path is walked from a descriptor of the
+/// rootfs without following a symlink and must stay below `/dev`; on failure everything this
+/// call made is removed again.
 pub(super) fn create(rootfs: &Path, spec_devices: &[LinuxDevice], bind: bool) -> Result<()> {
-    let dev = secure_join(rootfs, Path::new("/dev"))?;
-    fs::create_dir_all(&dev).step(|| "create /dev".to_owned())?;
+    let root = beneath::open_root(rootfs)?;
+    let mut made = Made::default();
+    let result = create_below(root.as_fd(), spec_devices, bind, &mut made);
+    if result.is_err() {
+        made.undo();
+    }
+    result
+}
+
+fn create_below(
+    root: BorrowedFd<'_>,
+    spec_devices: &[LinuxDevice],
+    bind: bool,
+    made: &mut Made,
+) -> Result<()> {
     let mut nodes: Vec<Node> = DEFAULTS
         .iter()
         .map(|&(path, major, minor)| Node {
@@ -65,51 +78,42 @@ pub(super) fn create(rootfs: &Path, spec_devices: &[LinuxDevice], bind: bool) ->
         nodes.retain(|n| n.path != node.path);
         nodes.push(node);
     }
+    let dev = beneath::dirs(root, &[OsString::from("dev")], made, "/")?;
     for node in &nodes {
-        let target = secure_join(rootfs, &node.path)?;
         let shown = node.path.display();
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).step(|| format!("create the parent of {shown}"))?;
-        }
-        remove_non_dir(&target).step(|| format!("replace {shown}"))?;
+        let mut components = below_dev(&node.path)?;
+        let name = components.pop().unwrap_or_default();
+        let parent = beneath::dirs(dev.as_fd(), &components, made, "/dev")?;
+        beneath::remove_non_dir(parent.as_fd(), &name).step(|| format!("replace {shown}"))?;
         if bind {
-            fs::File::create(&target).step(|| format!("create {shown}"))?;
-            mount(
-                Some(&node.path),
-                &target,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .step(|| format!("bind device {shown}"))?;
+            beneath::bind_file(parent.as_fd(), &name, &node.path, made)
+                .step(|| format!("bind device {shown}"))?;
         } else {
-            let mode = Mode::from_bits_truncate(node.mode & 0o7777);
-            mknod(&target, node.kind, mode, makedev(node.major, node.minor))
-                .step(|| format!("mknod {shown}"))?;
-            if node.uid.is_some() || node.gid.is_some() {
-                chown(
-                    &target,
-                    node.uid.map(Uid::from_raw),
-                    node.gid.map(Gid::from_raw),
-                )
-                .step(|| format!("chown {shown}"))?;
-            }
+            let owner = (node.uid, node.gid);
+            let number = makedev(node.major, node.minor);
+            beneath::node(
+                parent.as_fd(),
+                &name,
+                node.kind,
+                node.mode,
+                number,
+                owner,
+                made,
+            )
+            .step(|| format!("mknod {shown}"))?;
         }
     }
-    for (target, link) in LINKS {
-        let at = secure_join(rootfs, Path::new(link))?;
-        remove_non_dir(&at).step(|| format!("replace {link}"))?;
-        symlink(target, &at).step(|| format!("link {link}"))?;
-    }
+    let mut links: Vec<(&str, &str)> = LINKS.to_vec();
     // /dev/ptmx is the devpts instance's own, when there is one.
-    let pts = secure_join(rootfs, Path::new("/dev/pts/ptmx"))?;
-    if pts.exists() {
-        let at = secure_join(rootfs, Path::new("/dev/ptmx"))?;
-        remove_non_dir(&at).step(|| "replace /dev/ptmx".to_owned())?;
-        symlink("pts/ptmx", &at).step(|| "link /dev/ptmx".to_owned())?;
+    if beneath::exists(dev.as_fd(), "pts/ptmx") {
+        links.push(("pts/ptmx", "ptmx"));
     }
-    let shm = secure_join(rootfs, Path::new("/dev/shm"))?;
-    fs::create_dir_all(&shm).step(|| "create /dev/shm".to_owned())?;
+    for (target, name) in links {
+        let name = OsStr::new(name);
+        beneath::remove_non_dir(dev.as_fd(), name).step(|| format!("replace /dev/{target}"))?;
+        beneath::link(dev.as_fd(), name, target, made).step(|| format!("link /dev/{target}"))?;
+    }
+    beneath::dirs(dev.as_fd(), &[OsString::from("shm")], made, "/dev")?;
     Ok(())
 }
 
@@ -129,12 +133,7 @@ fn spec_node(d: &LinuxDevice) -> Result<Node> {
         u64::try_from(n)
             .map_err(|_| SetupError::spec(format!("device {}: {what} {n}", d.path().display())))
     };
-    if !d.path().is_absolute() || !d.path().starts_with("/dev") {
-        return Err(SetupError::spec(format!(
-            "device path {} is not under /dev",
-            d.path().display()
-        )));
-    }
+    below_dev(d.path())?;
     Ok(Node {
         path: d.path().clone(),
         kind,
@@ -144,14 +143,4 @@ fn spec_node(d: &LinuxDevice) -> Result<Node> {
         uid: d.uid(),
         gid: d.gid(),
     })
-}
-
-/// Removes whatever non-directory is at `path`; a missing path is fine.
-fn remove_non_dir(path: &Path) -> io::Result<()> {
-    match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => Err(io::Error::from_raw_os_error(libc::EISDIR)),
-        Ok(_) => fs::remove_file(path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
 }

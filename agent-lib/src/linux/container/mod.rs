@@ -40,7 +40,9 @@
 //! again before the final exec; its working directory is always a path resolved inside the
 //! container root, never an inherited directory (runc CVE-2024-21626).
 
+mod beneath;
 mod capabilities;
+mod cgroup_mount;
 mod devices;
 mod error;
 mod exec;

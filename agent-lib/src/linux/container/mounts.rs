@@ -1,5 +1,5 @@
 //! The spec's mounts, done under the new root before the pivot: bind (files and directories),
-//! proc, sysfs, tmpfs, mqueue, devpts, cgroup, and anything else by type; mount options to
+//! proc, sysfs, tmpfs, mqueue, devpts, cgroup ([`super::cgroup_mount`]), and anything else by type; mount options to
 //! flags, propagation and data; read-only bind mounts done as bind + remount.
 
 use std::fs;
@@ -10,7 +10,7 @@ use nix::mount::{MsFlags, mount};
 use oci_spec::runtime::Mount;
 
 use super::error::{Result, SetupError, Step};
-use super::paths::{remount_readonly, secure_join};
+use super::paths::{create_dirs, create_file, remount_readonly, secure_join};
 
 /// A mount's options, split into what `mount(2)` takes.
 #[derive(Debug, PartialEq, Eq)]
@@ -86,15 +86,16 @@ pub(super) fn parse_options(options: &[String]) -> Options {
     out
 }
 
-/// Does every mount of the spec under `rootfs` (still the agent's view of it, before the pivot).
-pub(super) fn mount_all(rootfs: &Path, mounts: &[Mount]) -> Result<()> {
+/// Does every mount of the spec under `rootfs` (still the agent's view of it, before the pivot);
+/// `cgroup` is the container's cgroup, for a `cgroup` mount.
+pub(super) fn mount_all(rootfs: &Path, mounts: &[Mount], cgroup: &Path) -> Result<()> {
     for m in mounts {
-        mount_one(rootfs, m)?;
+        mount_one(rootfs, m, cgroup)?;
     }
     Ok(())
 }
 
-fn mount_one(rootfs: &Path, m: &Mount) -> Result<()> {
+fn mount_one(rootfs: &Path, m: &Mount, cgroup: &Path) -> Result<()> {
     let typ = m.typ().as_deref().unwrap_or("");
     let opts = parse_options(m.options().as_deref().unwrap_or_default());
     let dest = secure_join(rootfs, m.destination())?;
@@ -102,9 +103,9 @@ fn mount_one(rootfs: &Path, m: &Mount) -> Result<()> {
     if opts.bind() || typ == "bind" {
         bind(m, &opts, &dest, &shown)?;
     } else if typ == "cgroup" {
-        cgroup(&opts, &dest, &shown)?;
+        super::cgroup_mount::mount_cgroup(&dest, &shown, opts.flags, cgroup)?;
     } else {
-        fs::create_dir_all(&dest).step(|| format!("create mount point {shown}"))?;
+        create_dirs(&dest).step(|| format!("create mount point {shown}"))?;
         let source = m
             .source()
             .as_ref()
@@ -140,12 +141,12 @@ fn bind(m: &Mount, opts: &Options, dest: &Path, shown: &str) -> Result<()> {
         .ok_or_else(|| SetupError::spec(format!("bind mount on {shown} has no source")))?;
     let meta = fs::metadata(source).step(|| format!("bind source {}", source.display()))?;
     if meta.is_dir() {
-        fs::create_dir_all(dest).step(|| format!("create mount point {shown}"))?;
+        create_dirs(dest).step(|| format!("create mount point {shown}"))?;
     } else if fs::symlink_metadata(dest).is_err() {
         if let Some(parent) = dest.parent() {
-            fs::create_dir_all(parent).step(|| format!("create the parent of {shown}"))?;
+            create_dirs(parent).step(|| format!("create the parent of {shown}"))?;
         }
-        fs::File::create(dest).step(|| format!("create mount point {shown}"))?;
+        create_file(dest).step(|| format!("create mount point {shown}"))?;
     }
     let flags = MsFlags::MS_BIND | (opts.flags & MsFlags::MS_REC);
     mount(Some(source), dest, None::<&str>, flags, None::<&str>)
@@ -166,35 +167,6 @@ fn bind(m: &Mount, opts: &Options, dest: &Path, shown: &str) -> Result<()> {
             None::<&str>,
         )
         .step(|| format!("remount {shown} with its flags"))?;
-    }
-    Ok(())
-}
-
-/// A cgroup mount: cgroup2 on a unified guest; on v1, the guest's whole hierarchy bound
-/// recursively (read-only when asked).
-fn cgroup(opts: &Options, dest: &Path, shown: &str) -> Result<()> {
-    fs::create_dir_all(dest).step(|| format!("create mount point {shown}"))?;
-    if crate::linux::detect_version() == crate::host::CgroupVersion::V2 {
-        return mount(
-            Some("cgroup2"),
-            dest,
-            Some("cgroup2"),
-            opts.flags,
-            None::<&str>,
-        )
-        .step(|| format!("mount cgroup2 on {shown}"));
-    }
-    mount(
-        Some("/sys/fs/cgroup"),
-        dest,
-        None::<&str>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&str>,
-    )
-    .step(|| format!("bind the cgroup hierarchies on {shown}"))?;
-    if opts.flags.contains(MsFlags::MS_RDONLY) {
-        remount_readonly(dest, true, MsFlags::empty())?;
-        readonly_below(dest, shown)?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 use std::ffi::CString;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Component, Path, PathBuf};
 
 use nix::mount::{MsFlags, mount};
@@ -12,6 +13,31 @@ use super::error::{Result, SetupError, Step};
 
 /// How many symlinks one resolution may follow (Linux's limit).
 const MAX_LINKS: usize = 40;
+
+/// The mode of the directories the helper creates in the rootfs (as runc): the helper runs with
+/// umask 0, so a bare `create_dir_all` would make them 0777, writable by any container user.
+pub(super) const DIR_MODE: u32 = 0o755;
+/// The mode of the files the helper creates as mount points (as runc; 0666 with umask 0).
+pub(super) const FILE_MODE: u32 = 0o644;
+
+/// Creates `path` and its missing parents, each with [`DIR_MODE`].
+pub(super) fn create_dirs(path: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(path)
+}
+
+/// Creates the empty file `path` with [`FILE_MODE`]; fails if anything is there already (a
+/// symlink included: `O_EXCL` does not follow it).
+pub(super) fn create_file(path: &Path) -> io::Result<()> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(FILE_MODE)
+        .open(path)
+        .map(drop)
+}
 
 /// `path` (absolute or relative, as the spec gives it) resolved under `root`: symlinks are
 /// followed as if `root` were `/`, and `..` stops at `root`, so the result never leaves `root`.
@@ -176,5 +202,36 @@ mod tests {
         assert_eq!(j("/new/dir").unwrap(), root.join("new/dir"));
         let err = j("/loop/x").unwrap_err();
         assert_eq!(err.errno(), Some(libc::ELOOP), "{err}");
+    }
+
+    #[test]
+    fn created_mount_points_have_runc_modes_whatever_the_umask() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_owned();
+        // The helper's umask 0, on a thread with its own fs struct (umask is per fs struct).
+        let made = std::thread::spawn(move || {
+            nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS).unwrap();
+            // SAFETY: umask has no memory effects; this thread's fs struct is its own.
+            unsafe { libc::umask(0) };
+            (
+                create_dirs(&base.join("a/b")),
+                create_file(&base.join("a/b/f")),
+                create_file(&base.join("a/b/f")),
+            )
+        })
+        .join()
+        .unwrap();
+        made.0.unwrap();
+        made.1.unwrap();
+        assert_eq!(made.2.unwrap_err().kind(), io::ErrorKind::AlreadyExists);
+        let mode = |p: &str| {
+            let meta = std::fs::metadata(dir.path().join(p)).unwrap();
+            meta.permissions().mode() & 0o7777
+        };
+        assert_eq!(
+            (mode("a"), mode("a/b"), mode("a/b/f")),
+            (0o755, 0o755, 0o644)
+        );
     }
 }

@@ -54,7 +54,12 @@ pub(super) fn set_up(spec: &Spec, no_pivot_root: bool, state: &HookState) -> Res
         None::<&str>,
     )
     .step(|| format!("bind the rootfs {} onto itself", rootfs.display()))?;
-    mounts::mount_all(&rootfs, spec.mounts().as_deref().unwrap_or_default())?;
+    let cgroup = linux.cgroups_path().clone().unwrap_or_default();
+    mounts::mount_all(
+        &rootfs,
+        spec.mounts().as_deref().unwrap_or_default(),
+        &cgroup,
+    )?;
     let userns = has(spec, LinuxNamespaceType::User);
     devices::create(
         &rootfs,

@@ -413,10 +413,15 @@ fn clone_on_thread(flags: libc::c_ulong, pid_ns: &PidNs, child: &ChildPlan) -> i
                 unsafe { child_main(&*child.0) }
             }
             if pid < 0 {
-                return Err(context(
-                    io::Error::last_os_error(),
-                    "clone the setup helper",
-                ));
+                let e = io::Error::last_os_error();
+                // The kernel's answer to a fork into a pid namespace whose init has exited.
+                let what = match (pid_ns, e.raw_os_error()) {
+                    (PidNs::Join(_), Some(libc::ENOMEM)) => {
+                        "clone the setup helper into the pid namespace (its init has exited)"
+                    }
+                    _ => "clone the setup helper",
+                };
+                return Err(context(e, what));
             }
             Ok(pid as i32)
         });

@@ -1,29 +1,22 @@
 //! The storage drivers, one file each, and the mount steps they share.
 
 mod bind;
-mod blk;
 mod block;
 mod ephemeral;
 mod local;
-mod mmioblk;
 mod ninep;
-mod nvdimm;
 mod overlayfs;
-mod scsi;
 mod virtiofs;
 mod watchable;
 
 use std::path::Path;
 
 pub use bind::Bind;
-pub use blk::VirtioBlkPci;
+pub use block::BlockDriver;
 pub use ephemeral::Ephemeral;
 pub use local::Local;
-pub use mmioblk::VirtioBlkMmio;
 pub use ninep::NineP;
-pub use nvdimm::Nvdimm;
 pub use overlayfs::Overlayfs;
-pub use scsi::Scsi;
 pub use virtiofs::VirtioFs;
 pub use watchable::WatchableBind;
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use agent_protos::agent as pb;
 use kata_agent::config::Config;
 use kata_agent::host::ServerAddr;
-use kata_agent::process::{HANDSHAKE, TAKE_INTERVAL, TAKE_TRIES};
+use kata_agent::process::{HANDSHAKE, TAKE_INTERVAL, TAKE_TRIES, UNCLAIMED_AFTER};
 use pod::{Pod, code, container_request, ctx, message, process};
 use protobuf::MessageField;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
@@ -197,4 +197,16 @@ async fn ports_without_a_passfd_listener_are_refused() {
     assert_eq!(code(result), Code::INVALID_ARGUMENT);
     pod.remove("c1", 0).await.unwrap();
     assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_nobody_claims_is_closed_after_a_while() {
+    let (pod, addr) = passfd_pod(ServerAddr::default()).await;
+    let mut early = connect(&pod, &addr, 5001);
+    accepted(&pod, &[5001]).await;
+    tokio::time::sleep(UNCLAIMED_AFTER / 4).await;
+    assert_eq!(pod.agent.passfd_waiting(), [5001], "still waiting for its request");
+    tokio::time::sleep(UNCLAIMED_AFTER * 2).await;
+    assert!(pod.agent.passfd_waiting().is_empty());
+    assert_eq!(read_to_end(&mut early).await, "");
 }

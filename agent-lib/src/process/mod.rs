@@ -21,7 +21,7 @@ pub use command::{Command, CommandError, CommandOutput, HELPER_PATH, find_progra
 pub use error::ProcessError;
 pub use passfd::{
     HANDSHAKE, HANDSHAKE_TIMEOUT, PassfdError, PassfdIo, PassfdStreams, StdioPorts, TAKE_INTERVAL,
-    TAKE_TRIES, take_streams,
+    TAKE_TRIES, UNCLAIMED_AFTER, take_streams,
 };
 pub use spec::launch_spec;
 pub use stdio::{MAX_READ, MAX_STDIN_IN_FLIGHT, Output, Stdio};

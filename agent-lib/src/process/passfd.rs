@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
 
 use crate::host::{Accepted, Connection, ServerAddr, Transport};
 
@@ -21,6 +22,9 @@ use crate::host::{Accepted, Connection, ServerAddr, Transport};
 pub const TAKE_TRIES: u32 = 3;
 /// The pause between two tries (Kata: 100 ms).
 pub const TAKE_INTERVAL: Duration = Duration::from_millis(100);
+/// How long an accepted stream waits for a request to take it before it is closed (a host
+/// that died between connecting and asking must not leave its streams open for ever).
+pub const UNCLAIMED_AFTER: Duration = Duration::from_secs(60);
 /// How long a connection without a known peer port has to send its handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The handshake of a connection whose transport reports no peer port (unix sockets): the
@@ -98,10 +102,16 @@ impl std::fmt::Debug for PassfdIo {
     }
 }
 
+/// An accepted stream and when it came.
+struct Waiting {
+    since: Instant,
+    conn: Box<dyn Connection>,
+}
+
 /// The accepted streams not yet taken, by peer port.
 #[derive(Default)]
 pub struct PassfdStreams {
-    streams: Mutex<HashMap<u32, Box<dyn Connection>>>,
+    streams: Mutex<HashMap<u32, Waiting>>,
 }
 
 impl std::fmt::Debug for PassfdStreams {
@@ -115,7 +125,7 @@ impl std::fmt::Debug for PassfdStreams {
 }
 
 impl PassfdStreams {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Box<dyn Connection>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Waiting>> {
         self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -127,7 +137,8 @@ impl PassfdStreams {
     }
 
     /// Listens on `addr` and keeps every accepted stream under its peer port (a later stream
-    /// from the same port replaces an earlier one, as in Kata). Runs until the listener fails.
+    /// from the same port replaces an earlier one, as in Kata); streams unclaimed for
+    /// [`UNCLAIMED_AFTER`] are closed. Runs until the listener fails.
     pub async fn serve(self: Arc<Self>, transport: Arc<dyn Transport>, addr: ServerAddr) {
         let mut incoming = match transport.listen_peers(&addr) {
             Ok(incoming) => incoming,
@@ -137,7 +148,18 @@ impl PassfdStreams {
             }
         };
         tracing::info!(%addr, "passfd listener started");
-        while let Some(accepted) = incoming.next().await {
+        let mut sweep = tokio::time::interval(UNCLAIMED_AFTER / 2);
+        loop {
+            let accepted = tokio::select! {
+                accepted = incoming.next() => match accepted {
+                    Some(accepted) => accepted,
+                    None => return,
+                },
+                _ = sweep.tick() => {
+                    self.close_unclaimed();
+                    continue;
+                }
+            };
             match accepted {
                 Ok(Accepted {
                     peer_port: Some(port),
@@ -157,12 +179,28 @@ impl PassfdStreams {
 
     fn insert(&self, port: u32, conn: Box<dyn Connection>) {
         tracing::info!(port, "passfd stream accepted");
-        if self.lock().insert(port, conn).is_some() {
+        let waiting = Waiting {
+            since: Instant::now(),
+            conn,
+        };
+        if self.lock().insert(port, waiting).is_some() {
             tracing::warn!(
                 port,
                 "a passfd stream from the same port replaced an earlier one"
             );
         }
+    }
+
+    /// Closes the streams unclaimed for [`UNCLAIMED_AFTER`] or more.
+    fn close_unclaimed(&self) {
+        let now = Instant::now();
+        self.lock().retain(|port, w| {
+            let keep = now.duration_since(w.since) < UNCLAIMED_AFTER;
+            if !keep {
+                tracing::warn!(port, "passfd stream never claimed; closed");
+            }
+            keep
+        });
     }
 
     async fn handshake(&self, mut conn: Box<dyn Connection>) {
@@ -198,8 +236,8 @@ impl PassfdStreams {
         port: u32,
     ) -> Result<Box<dyn Connection>, PassfdError> {
         for attempt in 1..=TAKE_TRIES {
-            if let Some(conn) = self.lock().remove(&port) {
-                return Ok(conn);
+            if let Some(waiting) = self.lock().remove(&port) {
+                return Ok(waiting.conn);
             }
             if attempt < TAKE_TRIES {
                 tokio::time::sleep(TAKE_INTERVAL).await;

@@ -13,6 +13,7 @@ use crate::device::{DeviceContext, DeviceWatcher, watch_uevents};
 use crate::guest::Guest;
 use crate::host::Host;
 use crate::network::Network;
+use crate::process::PassfdStreams;
 use crate::sandbox::Sandbox;
 use crate::storage::{DriverRegistry, Storages};
 
@@ -30,6 +31,7 @@ pub struct Agent {
     containers: Arc<Containers>,
     network: Arc<Network>,
     guest: Guest,
+    passfd: Option<Arc<PassfdStreams>>,
     stop: watch::Sender<bool>,
 }
 
@@ -51,11 +53,15 @@ impl Agent {
         ));
         let attach = Attach::new(device_ctx.clone(), storages.clone());
         let sandbox = Arc::new(Sandbox::new(host.clone(), attach.clone()));
+        let passfd = config
+            .passfd_listener_port
+            .map(|_| Arc::new(PassfdStreams::default()));
         let containers = Arc::new(Containers::new(
             host.clone(),
             attach,
             sandbox.clone(),
             config.container_pipe_size.unwrap_or(0),
+            passfd.clone(),
         ));
         let network = Arc::new(Network::new(host.clone(), device_ctx.clone()));
         let guest = Guest::new(config.mem_agent.clone());
@@ -69,6 +75,7 @@ impl Agent {
             containers,
             network,
             guest,
+            passfd,
             stop,
         }
     }
@@ -91,7 +98,24 @@ impl Agent {
         let mut tasks = vec![uevents];
         tasks.extend(self.start_console());
         tasks.extend(self.start_mem_agent());
+        tasks.extend(self.start_passfd());
         tasks
+    }
+
+    /// The passfd listener, when `agent.passfd_listener_port` was set: on that port next to
+    /// the server address.
+    fn start_passfd(self: &Arc<Self>) -> Option<JoinHandle<()>> {
+        let streams = self.passfd.clone()?;
+        let port = self.config.passfd_listener_port?;
+        let addr = self.config.server_addr.port_addr(port);
+        let transport = self.host.transport.clone();
+        let agent = self.clone();
+        Some(tokio::spawn(async move {
+            tokio::select! {
+                () = streams.serve(transport, addr) => {}
+                () = agent.stopped() => {}
+            }
+        }))
     }
 
     /// The mem-agent, when `agent.mem_agent_enable` was set.
@@ -140,6 +164,15 @@ impl Agent {
                 _ = agent.stopped() => {}
             }
         }))
+    }
+
+    /// The host ports of the passfd streams accepted and not yet taken by a request, sorted
+    /// (none without a passfd listener).
+    pub fn passfd_waiting(&self) -> Vec<u32> {
+        self.passfd
+            .as_ref()
+            .map(|p| p.waiting())
+            .unwrap_or_default()
     }
 
     /// The configuration the agent runs with.

@@ -110,11 +110,13 @@ pub enum Op {
     FilesWrite,
     /// `Transport::dial`.
     Dial,
+    /// `Mounter::share_mount`.
+    ShareMount,
 }
 
 impl Op {
     /// Every operation, in declaration order.
-    pub const ALL: [Op; 49] = [
+    pub const ALL: [Op; 50] = [
         Op::Mount,
         Op::Umount,
         Op::Mounts,
@@ -164,6 +166,7 @@ impl Op {
         Op::FilesOpen,
         Op::FilesWrite,
         Op::Dial,
+        Op::ShareMount,
     ];
 }
 

@@ -8,8 +8,8 @@ use kata_agent::host::{CgroupVersion, Host};
 
 use crate::faults::{Faults, lock};
 use crate::{
-    FakeCgroups, FakeFileTree, FakeLauncher, FakeMount, FakeMounter, FakeNetlink, FakeSysfs,
-    FakeSystem, FakeTransport, FakeUevents, LaunchRecord,
+    FakeCgroups, FakeFileTree, FakeLauncher, FakeMount, FakeMounter, FakeNetlink, FakeSharedMount,
+    FakeSysfs, FakeSystem, FakeTransport, FakeUevents, LaunchRecord,
 };
 
 /// What existed when the baseline was taken.
@@ -29,12 +29,17 @@ pub struct Leftovers {
     pub cgroups: Vec<String>,
     /// Processes launched since the baseline and still running, by pid.
     pub processes: Vec<LaunchRecord>,
+    /// Mounts shared into containers since the baseline whose namespace still exists.
+    pub shared_mounts: Vec<FakeSharedMount>,
 }
 
 impl Leftovers {
     /// Whether nothing was left behind.
     pub fn is_empty(&self) -> bool {
-        self.mounts.is_empty() && self.cgroups.is_empty() && self.processes.is_empty()
+        self.mounts.is_empty()
+            && self.cgroups.is_empty()
+            && self.processes.is_empty()
+            && self.shared_mounts.is_empty()
     }
 }
 
@@ -45,10 +50,11 @@ impl fmt::Display for Leftovers {
         }
         write!(
             f,
-            "leftovers: {} mount(s), {} cgroup(s), {} process(es)",
+            "leftovers: {} mount(s), {} cgroup(s), {} process(es), {} shared mount(s)",
             self.mounts.len(),
             self.cgroups.len(),
-            self.processes.len()
+            self.processes.len(),
+            self.shared_mounts.len()
         )?;
         for m in &self.mounts {
             let e = m.entry();
@@ -59,6 +65,17 @@ impl fmt::Display for Leftovers {
                 e.target.display(),
                 e.fstype,
                 e.options
+            )?;
+        }
+        for m in &self.shared_mounts {
+            let s = &m.share;
+            write!(
+                f,
+                "\n  shared mount: pid {} {} on pid {} {}",
+                s.src_pid,
+                s.src_path.display(),
+                s.dst_pid,
+                s.dst_path.display()
             )?;
         }
         for cgroup in &self.cgroups {
@@ -121,6 +138,8 @@ impl FakeHost {
         let launcher = Arc::new(FakeLauncher::with_mounter(faults.clone(), mounter.clone()));
         let exited = Arc::clone(&cgroups);
         launcher.on_exit(move |pid, _| exited.process_exited(pid));
+        let namespaces = Arc::clone(&mounter);
+        launcher.on_exit(move |pid, _| namespaces.namespace_gone(pid));
         let system = Arc::new(FakeSystem::with_mounter(faults.clone(), mounter.clone()));
         let sysfs = Arc::new(FakeSysfs::new(faults.clone()));
         let files = Arc::new(FakeFileTree::new(faults.clone(), sysfs.clone()));
@@ -159,7 +178,13 @@ impl FakeHost {
     /// Takes the baseline anew: what exists now is not a leftover.
     pub fn baseline(&self) {
         *lock(&self.baseline) = Baseline {
-            mounts: self.mounter.table().iter().map(|m| m.id).collect(),
+            mounts: self
+                .mounter
+                .table()
+                .iter()
+                .map(|m| m.id)
+                .chain(self.mounter.shared().iter().map(|m| m.id))
+                .collect(),
             cgroups: self.cgroups.paths().into_iter().collect(),
             pids: self.launcher.live().into_iter().collect(),
         };
@@ -187,6 +212,12 @@ impl FakeHost {
                 .into_iter()
                 .filter(|pid| !baseline.pids.contains(pid))
                 .filter_map(|pid| self.launcher.record(pid))
+                .collect(),
+            shared_mounts: self
+                .mounter
+                .shared()
+                .into_iter()
+                .filter(|m| !baseline.mounts.contains(&m.id))
                 .collect(),
         }
     }

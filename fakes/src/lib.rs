@@ -45,7 +45,7 @@ pub use faults::{FaultPoint, Faults, Op};
 pub use file_tree::FakeFileTree;
 pub use host::{FakeHost, Leftovers};
 pub use launcher::{ExitHook, FIRST_PID, FakeLauncher, LaunchRecord};
-pub use mounter::{FakeMount, FakeMounter};
+pub use mounter::{FakeMount, FakeMounter, FakeSharedMount};
 pub use netlink::{FakeNetlink, NetState};
 pub use script::{End, Reaction, Script, Step};
 pub use sysfs::{FakeSysfs, WriteHook};

@@ -4,7 +4,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use kata_agent::host::{MountEntry, MountSpec, Mounter};
+use kata_agent::host::{MountEntry, MountSpec, Mounter, ShareMount};
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
@@ -70,9 +70,21 @@ impl FakeMount {
     }
 }
 
+/// A mount cloned from one container's mount namespace into another's
+/// ([`Mounter::share_mount`]): it lives in the destination namespace, not in the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FakeSharedMount {
+    /// Unique, increasing id, from the same counter as [`FakeMount::id`].
+    pub id: u64,
+    /// What was asked.
+    pub share: ShareMount,
+}
+
 #[derive(Debug, Default)]
 struct Table {
     mounts: Vec<FakeMount>,
+    /// Mounts in containers' namespaces, until the destination's namespace goes.
+    shared: Vec<FakeSharedMount>,
     next_id: u64,
 }
 
@@ -121,6 +133,7 @@ impl FakeMounter {
             faults,
             table: Mutex::new(Table {
                 mounts: Vec::new(),
+                shared: Vec::new(),
                 next_id: 1,
             }),
         }
@@ -129,6 +142,17 @@ impl FakeMounter {
     /// The table in mount order, with flags and ids (not counted as a call; never faulted).
     pub fn table(&self) -> Vec<FakeMount> {
         lock(&self.table).mounts.clone()
+    }
+
+    /// The mounts shared into containers' namespaces that still exist (not counted as a call).
+    pub fn shared(&self) -> Vec<FakeSharedMount> {
+        lock(&self.table).shared.clone()
+    }
+
+    /// The mount namespace of process `pid` is gone (its last process exited): the mounts
+    /// shared into it go with it. [`crate::FakeHost`] calls this on every exit.
+    pub fn namespace_gone(&self, pid: i32) {
+        lock(&self.table).shared.retain(|m| m.share.dst_pid != pid);
     }
 
     /// The top mount on `target`, if any (not counted as a call).
@@ -261,6 +285,23 @@ impl Mounter for FakeMounter {
             table.mounts.remove(j);
         }
         table.mounts.remove(idx);
+        Ok(())
+    }
+
+    /// Records the shared mount; paths must be absolute (`EINVAL`). Whether the processes
+    /// exist is the agent's to check (the fake has no view of them); it never waits.
+    fn share_mount(&self, share: &ShareMount) -> io::Result<()> {
+        self.faults.check(Op::ShareMount)?;
+        if !share.src_path.is_absolute() || !share.dst_path.is_absolute() {
+            return Err(errno(Errno::EINVAL));
+        }
+        let mut table = lock(&self.table);
+        let id = table.next_id;
+        table.next_id += 1;
+        table.shared.push(FakeSharedMount {
+            id,
+            share: share.clone(),
+        });
         Ok(())
     }
 

@@ -8,7 +8,9 @@ use std::task::{Context, Poll};
 
 use futures::Stream;
 use futures::future::BoxFuture;
-use kata_agent::host::{Connection, Incoming, ServerAddr, Transport};
+use kata_agent::host::{
+    Accepted as Peer, Connection, Incoming, IncomingPeers, ServerAddr, Transport,
+};
 use nix::errno::Errno;
 use tokio::io::DuplexStream;
 use tokio::sync::mpsc;
@@ -22,7 +24,8 @@ pub const DEFAULT_BUFFER: usize = 64 * 1024;
 struct Listener {
     /// Tells this registration from a later one on the same address.
     id: u64,
-    tx: mpsc::UnboundedSender<DuplexStream>,
+    /// Server halves, with the peer port the client came from (vsock-like) if any.
+    tx: mpsc::UnboundedSender<(Option<u32>, DuplexStream)>,
 }
 
 #[derive(Debug, Default)]
@@ -61,6 +64,16 @@ impl FakeTransport {
 
     /// Connects to `addr` as the host would (not counted as a call; never faulted).
     pub fn connect(&self, addr: &ServerAddr) -> io::Result<DuplexStream> {
+        self.connect_with(addr, None)
+    }
+
+    /// Connects to `addr` from host port `peer_port`, as over vsock:
+    /// [`Transport::listen_peers`] reports that port with the connection.
+    pub fn connect_from(&self, addr: &ServerAddr, peer_port: u32) -> io::Result<DuplexStream> {
+        self.connect_with(addr, Some(peer_port))
+    }
+
+    fn connect_with(&self, addr: &ServerAddr, peer: Option<u32>) -> io::Result<DuplexStream> {
         let registry = lock(&self.registry);
         let listener = registry
             .listeners
@@ -69,7 +82,7 @@ impl FakeTransport {
         let (client, server) = tokio::io::duplex(self.buffer);
         listener
             .tx
-            .send(server)
+            .send((peer, server))
             .map_err(|_| errno(Errno::ECONNREFUSED))?;
         Ok(client)
     }
@@ -89,21 +102,13 @@ impl FakeTransport {
 
 impl Transport for FakeTransport {
     fn listen(&self, addr: &ServerAddr) -> io::Result<Incoming> {
-        self.faults.check(Op::Listen)?;
-        let mut registry = lock(&self.registry);
-        if registry.listeners.contains_key(addr) {
-            return Err(errno(Errno::EADDRINUSE));
-        }
-        let id = registry.next_id;
-        registry.next_id += 1;
-        let (tx, rx) = mpsc::unbounded_channel();
-        registry.listeners.insert(addr.clone(), Listener { id, tx });
-        Ok(Box::pin(Accepted {
-            rx,
-            addr: addr.clone(),
-            id,
-            registry: Arc::clone(&self.registry),
-        }))
+        use futures::StreamExt;
+        Ok(self.register(addr)?.map(|r| r.map(|p| p.conn)).boxed())
+    }
+
+    /// Reports the port of connections made with [`FakeTransport::connect_from`].
+    fn listen_peers(&self, addr: &ServerAddr) -> io::Result<IncomingPeers> {
+        Ok(Box::pin(self.register(addr)?))
     }
 
     /// Connects to a listener of this transport (a test playing the host listens with
@@ -115,6 +120,24 @@ impl Transport for FakeTransport {
 }
 
 impl FakeTransport {
+    fn register(&self, addr: &ServerAddr) -> io::Result<Accepted> {
+        self.faults.check(Op::Listen)?;
+        let mut registry = lock(&self.registry);
+        if registry.listeners.contains_key(addr) {
+            return Err(errno(Errno::EADDRINUSE));
+        }
+        let id = registry.next_id;
+        registry.next_id += 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        registry.listeners.insert(addr.clone(), Listener { id, tx });
+        Ok(Accepted {
+            rx,
+            addr: addr.clone(),
+            id,
+            registry: Arc::clone(&self.registry),
+        })
+    }
+
     fn dial_now(&self, addr: &ServerAddr) -> io::Result<Box<dyn Connection>> {
         self.faults.check(Op::Dial)?;
         Ok(Box::new(self.connect(addr)?))
@@ -123,19 +146,24 @@ impl FakeTransport {
 
 /// The stream [`Transport::listen`] returns; unregisters its address when dropped.
 struct Accepted {
-    rx: mpsc::UnboundedReceiver<DuplexStream>,
+    rx: mpsc::UnboundedReceiver<(Option<u32>, DuplexStream)>,
     addr: ServerAddr,
     id: u64,
     registry: Arc<Mutex<Registry>>,
 }
 
 impl Stream for Accepted {
-    type Item = io::Result<Box<dyn Connection>>;
+    type Item = io::Result<Peer>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx
-            .poll_recv(cx)
-            .map(|conn| conn.map(|c| Ok(Box::new(c) as Box<dyn Connection>)))
+        self.rx.poll_recv(cx).map(|conn| {
+            conn.map(|(peer_port, c)| {
+                Ok(Peer {
+                    peer_port,
+                    conn: Box::new(c),
+                })
+            })
+        })
     }
 }
 

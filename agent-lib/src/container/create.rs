@@ -1,20 +1,24 @@
 //! CreateContainer: devices, storages, bundle, cgroup, the held init; all undone on failure.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use tracing::Instrument;
 
 use oci_spec::runtime::Spec;
 
 use super::hooks::{HookState, run_hooks};
+use super::labels::apply_labels;
+use super::shared_mounts::SharedMount;
 use super::teardown::{Step, Teardown};
+use super::user::StringUser;
+use super::user_db::apply_string_user;
 use super::{
     Container, ContainerError, Containers, Slot, State, Status, bundle, spec, validate_container_id,
 };
 use crate::attach::{AttachError, DeviceRequest, StorageRequest};
 use crate::host::{ContainerSetup, LaunchRequest, LaunchTarget};
-use crate::process::{Process, launch_spec};
+use crate::process::{Process, StdioPorts, launch_spec};
 
 /// CreateContainer, as the agent understands it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -29,6 +33,12 @@ pub struct CreateRequest {
     pub storages: Vec<StorageRequest>,
     /// Join the sandbox pid namespace.
     pub sandbox_pidns: bool,
+    /// A user given by name, resolved in the rootfs once the storages are mounted.
+    pub string_user: Option<StringUser>,
+    /// Mounts of running containers to make visible in this one.
+    pub shared_mounts: Vec<SharedMount>,
+    /// The host's passfd streams for the init's stdio.
+    pub ports: StdioPorts,
 }
 
 impl Containers {
@@ -104,9 +114,14 @@ impl Containers {
             devices,
             storages,
             sandbox_pidns,
+            string_user,
+            shared_mounts,
+            ports,
         } = request;
         let fail = |e: ContainerError| (cid.clone(), e);
         let host = &self.host;
+        // First, as Kata: the streams are closed whatever fails later.
+        let passfd = self.passfd_io(ports).await.map_err(fail)?;
 
         // Everything that can be refused without touching the OS, first.
         let process = spec
@@ -124,6 +139,10 @@ impl Containers {
         if let Some(linux) = spec.linux_mut().as_mut() {
             linux.set_cgroups_path(Some(std::path::PathBuf::from(&cgroup)));
         }
+        apply_labels(&mut spec, &*host.sysfs).map_err(fail)?;
+        let shared = self
+            .plan_shared_mounts(&cid, &spec, &shared_mounts)
+            .map_err(fail)?;
 
         let devices = self
             .attach
@@ -136,7 +155,13 @@ impl Containers {
             .map_err(|source| fail(attach_error(&cid, source)))?;
         teardown.push(Step::Storages);
         // The device handlers may have rewritten the process (PCIDEVICE_* variables).
-        let process = spec.process().clone().unwrap_or(process);
+        let mut process = spec.process().clone().unwrap_or(process);
+        let root_source = root_path(&spec).map_err(fail)?;
+        if let Some(user) = string_user.as_ref().filter(|u| !u.is_empty()) {
+            apply_string_user(&*host.files, &root_source, user, &mut process)
+                .map_err(|e| fail(e.into()))?;
+            spec.set_process(Some(process.clone()));
+        }
         let (process_spec, stdio) = launch_spec(&process).map_err(|e| fail(e.into()))?;
 
         let no_pivot_root = root_is_initramfs(host, &cid).map_err(fail)?;
@@ -187,6 +212,9 @@ impl Containers {
             }
         };
         teardown.push(Step::Kill(init.clone()));
+        if let Some(io) = passfd {
+            init.splice(io);
+        }
         if let Some(size) = process.console_size()
             && stdio == crate::host::StdioMode::Pty
         {
@@ -224,6 +252,10 @@ impl Containers {
             }
         }
 
+        self.make_shared_mounts(&cid, pid, shared)
+            .await
+            .map_err(fail)?;
+
         // Last, so that no later step can fail: the first container's pid namespace becomes the
         // sandbox's, pinned while its init is a live child of the agent.
         if first {
@@ -242,6 +274,7 @@ impl Containers {
             id: cid.clone(),
             cgroup,
             setup,
+            root_source,
             init: init.clone(),
             pci_map: devices.pci_map,
             state: Mutex::new(State {
@@ -265,6 +298,21 @@ pub(super) fn hook_state(setup: &ContainerSetup, status: &'static str, pid: i32)
         bundle: super::bundle_dir(&setup.id).display().to_string(),
         annotations: setup.spec.annotations().clone().unwrap_or_default(),
     }
+}
+
+/// The spec's root, which must be absolute (the rootfs storage's mount point).
+fn root_path(spec: &Spec) -> Result<PathBuf, ContainerError> {
+    let root = spec
+        .root()
+        .as_ref()
+        .ok_or_else(|| ContainerError::InvalidSpec("the spec has no root".into()))?;
+    if !root.path().is_absolute() {
+        return Err(ContainerError::InvalidSpec(format!(
+            "root.path {:?} is not absolute",
+            root.path()
+        )));
+    }
+    Ok(root.path().clone())
 }
 
 fn attach_error(cid: &str, source: AttachError) -> ContainerError {

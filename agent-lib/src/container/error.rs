@@ -91,6 +91,32 @@ pub enum ContainerError {
         #[source]
         source: AttachError,
     },
+    /// The source container of a shared mount is unknown (`state` `None`) or not running.
+    #[error("{}", shared_source_message(mount, source_name, *state))]
+    SharedMountSource {
+        /// The shared mount's name.
+        mount: String,
+        /// The source container's name.
+        source_name: String,
+        /// Its state when it exists.
+        state: Option<&'static str>,
+    },
+    /// A security label is asked for, but the guest kernel lacks its LSM.
+    #[error("{field} {value:?} is set, but {lsm} is not enabled in the guest kernel")]
+    LsmMissing {
+        /// `process.selinuxLabel`, `process.apparmorProfile` or `linux.mountLabel`.
+        field: &'static str,
+        /// The label.
+        value: String,
+        /// `SELinux` or `AppArmor`.
+        lsm: &'static str,
+    },
+    /// The passfd streams the request names cannot be had.
+    #[error(transparent)]
+    Passfd(#[from] crate::process::PassfdError),
+    /// `string_user` does not resolve in the container.
+    #[error(transparent)]
+    User(#[from] super::user::UserError),
     /// A process operation failed.
     #[error(transparent)]
     Process(#[from] ProcessError),
@@ -114,6 +140,15 @@ pub enum ContainerError {
         #[source]
         source: HookError,
     },
+}
+
+fn shared_source_message(mount: &str, source: &str, state: Option<&str>) -> String {
+    match state {
+        None => format!("shared_mounts {mount:?}: source container {source:?} not found"),
+        Some(state) => {
+            format!("shared_mounts {mount:?}: source container {source:?} is {state}, not running")
+        }
+    }
 }
 
 /// `container c1: teardown incomplete, a retry finishes it: unmount /x failed: <why>; ...;

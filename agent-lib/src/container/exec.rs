@@ -4,10 +4,13 @@ use std::sync::Arc;
 
 use oci_spec::runtime::Process as OciProcess;
 
+use super::labels::check_process;
+use super::user::StringUser;
+use super::user_db::apply_string_user;
 use super::{Container, ContainerError, Containers, Status, validate_exec_id};
 use crate::device::rewrite_pci_env;
 use crate::host::{LaunchRequest, LaunchTarget};
-use crate::process::{Process, launch_spec};
+use crate::process::{Process, StdioPorts, launch_spec};
 
 /// The largest signal number (`SIGRTMAX`).
 const SIGRTMAX: u32 = 64;
@@ -21,6 +24,10 @@ pub struct ExecRequest {
     pub exec_id: String,
     /// What to run.
     pub process: OciProcess,
+    /// A user given by name, resolved in the container's rootfs.
+    pub string_user: Option<StringUser>,
+    /// The host's passfd streams for its stdio.
+    pub ports: StdioPorts,
 }
 
 impl Containers {
@@ -31,13 +38,26 @@ impl Containers {
             container_id: cid,
             exec_id,
             mut process,
+            string_user,
+            ports,
         } = request;
+        // First, as Kata: the streams are closed whatever fails later.
+        let passfd = self.passfd_io(ports).await?;
         validate_exec_id(&exec_id)?;
         let container = self.get(&cid)?;
         if let Some(env) = process.env_mut() {
             rewrite_pci_env(env, &container.pci_map);
         }
+        if let Some(user) = string_user.as_ref().filter(|u| !u.is_empty()) {
+            apply_string_user(
+                &*self.host.files,
+                &container.root_source,
+                user,
+                &mut process,
+            )?;
+        }
         let (process_spec, stdio) = launch_spec(&process)?;
+        check_process(&process, &*self.host.sysfs)?;
         {
             let mut state = container.lock();
             if state.processes.contains_key(&exec_id) || !state.starting.insert(exec_id.clone()) {
@@ -49,7 +69,12 @@ impl Containers {
         }
         let result = self
             .exec_steps(&container, &exec_id, process, process_spec, stdio)
-            .await;
+            .await
+            .inspect(|started| {
+                if let Some(io) = passfd {
+                    started.splice(io);
+                }
+            });
         let mut state = container.lock();
         state.starting.remove(&exec_id);
         let process = result?;
@@ -228,6 +253,7 @@ impl Containers {
         let container = self.get(cid)?;
         let process = self.process(cid, exec_id)?;
         let status = process.wait().await;
+        process.outputs_flushed().await;
         let mut state = container.lock();
         if state
             .processes

@@ -12,12 +12,16 @@ mod error;
 mod exec;
 mod hooks;
 mod id;
+mod labels;
 mod netdev;
 mod oom;
 mod remove;
+mod shared_mounts;
 mod spec;
 mod stats;
 mod teardown;
+mod user;
+mod user_db;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -28,14 +32,21 @@ pub use error::ContainerError;
 pub use exec::ExecRequest;
 pub use hooks::HookError;
 pub use id::{MAX_ID_LEN, validate_container_id, validate_exec_id};
+pub use labels::{Lsms, apply_labels, check_process};
 pub use netdev::{NetworkStats, parse_net_dev};
 pub use oom::{OOM_QUEUE_CAPACITY, OomQueue};
+pub use shared_mounts::{SHARED_MOUNT_WAIT, SharedMount, container_name};
 pub use stats::ContainerStats;
+pub use user::{
+    GroupEntry, PasswdEntry, ResolvedUser, StringUser, UserError, parse_group, parse_passwd,
+    resolve,
+};
+pub use user_db::{UserDb, apply_string_user, read_user_db};
 
 use crate::attach::Attach;
 use crate::device::PciMap;
 use crate::host::{ContainerSetup, Host};
-use crate::process::Process;
+use crate::process::{PassfdIo, PassfdStreams, Process, StdioPorts, take_streams};
 use crate::sandbox::Sandbox;
 use teardown::Teardown;
 
@@ -82,6 +93,8 @@ pub struct Container {
     id: String,
     cgroup: String,
     setup: Arc<ContainerSetup>,
+    /// Its rootfs as the storage mounted it (`string_user` of later execs is read there).
+    root_source: std::path::PathBuf,
     init: Arc<Process>,
     /// Host → guest PCI addresses of its VFIO devices, for `PCIDEVICE_*` in exec envs.
     pci_map: PciMap,
@@ -152,18 +165,28 @@ pub struct Containers {
     attach: Attach,
     sandbox: Arc<Sandbox>,
     pipe_size: u32,
+    /// The host's passfd streams, when `agent.passfd_listener_port` is set.
+    passfd: Option<Arc<PassfdStreams>>,
     slots: Mutex<HashMap<String, Slot>>,
     oom: Arc<OomQueue>,
 }
 
 impl Containers {
-    /// No containers yet. `pipe_size` is `agent.container_pipe_size` (0: kernel default).
-    pub fn new(host: Host, attach: Attach, sandbox: Arc<Sandbox>, pipe_size: u32) -> Self {
+    /// No containers yet. `pipe_size` is `agent.container_pipe_size` (0: kernel default);
+    /// `passfd` the streams of the passfd listener, if one runs.
+    pub fn new(
+        host: Host,
+        attach: Attach,
+        sandbox: Arc<Sandbox>,
+        pipe_size: u32,
+        passfd: Option<Arc<PassfdStreams>>,
+    ) -> Self {
         Containers {
             host,
             attach,
             sandbox,
             pipe_size,
+            passfd,
             slots: Mutex::default(),
             oom: Arc::default(),
         }
@@ -204,6 +227,11 @@ impl Containers {
                 exec_id: exec_id.to_owned(),
             }
         })
+    }
+
+    /// The passfd streams `ports` names (none when it names no port).
+    async fn passfd_io(&self, ports: StdioPorts) -> Result<Option<PassfdIo>, ContainerError> {
+        Ok(take_streams(self.passfd.as_deref(), ports).await?)
     }
 
     fn slots(&self) -> MutexGuard<'_, HashMap<String, Slot>> {

@@ -27,12 +27,12 @@ pub use launcher::{
     ContainerSetup, ExitStatus, LaunchRequest, LaunchTarget, Launched, Launcher, ProcessSpec,
     StdioMode,
 };
-pub use mounter::{MountEntry, MountSpec, Mounter};
+pub use mounter::{MountEntry, MountSpec, Mounter, ShareMount};
 pub use netlink::{Address, Link, LinkUpdate, Neighbour, Netlink, Route};
 pub use server_addr::{ServerAddr, ServerAddrError};
 pub use sysfs::{FileMeta, NodeInfo, NodeKind, Sysfs};
 pub use system::{FsStats, NamespaceKind, System};
-pub use transport::{Connection, Incoming, Transport};
+pub use transport::{Accepted, Connection, Incoming, IncomingPeers, Transport};
 pub use uevent::UeventSource;
 
 /// The OS facilities an agent runs on, built once by the binary (real) or a harness (fakes).

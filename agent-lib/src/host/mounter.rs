@@ -69,6 +69,22 @@ pub struct MountEntry {
     pub options: String,
 }
 
+/// A mount of one container made visible in another (Kata's `SharedMount`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShareMount {
+    /// A process in the source mount namespace (the source container's init).
+    pub src_pid: i32,
+    /// The mount point there, as the source container sees it.
+    pub src_path: PathBuf,
+    /// A process in the destination mount namespace (the new container's init).
+    pub dst_pid: i32,
+    /// Where it appears there (created when missing), as the destination sees it.
+    pub dst_path: PathBuf,
+    /// How long to wait for `src_path` to become a mount point (the source container's
+    /// program makes it; Kata waits 10 s).
+    pub wait: std::time::Duration,
+}
+
 /// mount(2), umount2(2) and the mount table of the agent's mount namespace.
 pub trait Mounter: Send + Sync {
     /// Performs one mount(2).
@@ -79,6 +95,13 @@ pub trait Mounter: Send + Sync {
 
     /// The current mount table, in mount order.
     fn mounts(&self) -> io::Result<Vec<MountEntry>>;
+
+    /// Clones the mount tree at `share.src_path` in the source's mount namespace
+    /// (`open_tree(OPEN_TREE_CLONE | AT_RECURSIVE)`) and attaches the clone at
+    /// `share.dst_path` in the destination's (`move_mount`). The clone lives in the destination
+    /// namespace only, and goes with it. `ETIMEDOUT` when `src_path` is not a mount point
+    /// within `share.wait`. Blocks: call it off the async executor.
+    fn share_mount(&self, share: &ShareMount) -> io::Result<()>;
 
     /// Whether something is mounted exactly on `target`.
     fn is_mounted(&self, target: &Path) -> io::Result<bool> {

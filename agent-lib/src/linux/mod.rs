@@ -15,6 +15,7 @@ mod netlink;
 mod oom;
 mod pty;
 mod reaper;
+mod shared_mount;
 mod sysfs;
 mod system;
 mod transport;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::MntFlags;
 
-use crate::host::{MountEntry, MountSpec, Mounter};
+use crate::host::{MountEntry, MountSpec, Mounter, ShareMount};
 
 /// Mount table of the calling thread's mount namespace (Linux 3.17+).
 const THREAD_MOUNTINFO: &str = "/proc/thread-self/mountinfo";
@@ -64,6 +64,11 @@ impl Mounter for LinuxMounter {
             Err(e) => return Err(e),
         };
         Ok(parse_mountinfo(&text))
+    }
+
+    fn share_mount(&self, share: &ShareMount) -> io::Result<()> {
+        tracing::debug!(?share, "share a mount between containers");
+        super::shared_mount::share_mount(share)
     }
 }
 

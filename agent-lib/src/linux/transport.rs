@@ -14,7 +14,7 @@ use futures::future::BoxFuture;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_vsock::{VsockAddr, VsockListener, VsockStream};
 
-use crate::host::{Connection, Incoming, ServerAddr, Transport};
+use crate::host::{Accepted, Connection, Incoming, IncomingPeers, ServerAddr, Transport};
 
 /// The real [`Transport`]: vsock (`vsock://CID:PORT`), unix socket files (`unix:///path`) and
 /// abstract unix sockets (`unix://@name`).
@@ -40,6 +40,34 @@ impl Transport for LinuxTransport {
             ServerAddr::Unix(path) => listen_unix_path(path),
             ServerAddr::UnixAbstract(name) => listen_abstract(name),
         }
+    }
+
+    /// On vsock the peer's port is the host-side port of the connection; unix sockets report
+    /// none.
+    fn listen_peers(&self, addr: &ServerAddr) -> io::Result<IncomingPeers> {
+        let ServerAddr::Vsock { cid, port } = addr else {
+            let incoming = self.listen(addr)?;
+            return Ok(incoming
+                .map(|r| {
+                    r.map(|conn| Accepted {
+                        peer_port: None,
+                        conn,
+                    })
+                })
+                .boxed());
+        };
+        tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+        tracing::info!(%addr, "listening");
+        let listener = VsockListener::bind(VsockAddr::new(*cid, *port))?;
+        let incoming = futures::stream::poll_fn(move |cx| {
+            listener.poll_accept(cx).map(|res| {
+                Some(res.map(|(stream, peer)| Accepted {
+                    peer_port: Some(peer.port()),
+                    conn: Box::new(stream),
+                }))
+            })
+        });
+        Ok(incoming.boxed())
     }
 
     fn dial(&self, addr: &ServerAddr) -> BoxFuture<'static, io::Result<Box<dyn Connection>>> {

@@ -7,7 +7,9 @@
 
 mod command;
 mod error;
+mod passfd;
 mod spec;
+mod splice;
 mod stdio;
 
 use std::sync::Arc;
@@ -17,6 +19,10 @@ use tokio::sync::watch;
 
 pub use command::{Command, CommandError, CommandOutput, HELPER_PATH, find_program};
 pub use error::ProcessError;
+pub use passfd::{
+    HANDSHAKE, HANDSHAKE_TIMEOUT, PassfdError, PassfdIo, PassfdStreams, StdioPorts, TAKE_INTERVAL,
+    TAKE_TRIES, UNCLAIMED_AFTER, take_streams,
+};
 pub use spec::launch_spec;
 pub use stdio::{MAX_READ, MAX_STDIN_IN_FLIGHT, Output, Stdio};
 
@@ -34,6 +40,8 @@ pub struct Process {
     init: bool,
     exit: watch::Receiver<Option<ExitStatus>>,
     stdio: Stdio,
+    /// Set when its stdio is spliced to passfd streams.
+    spliced: std::sync::OnceLock<splice::Spliced>,
 }
 
 impl Process {
@@ -68,6 +76,7 @@ impl Process {
             init,
             exit: rx,
             stdio,
+            spliced: std::sync::OnceLock::new(),
         }))
     }
 
@@ -137,9 +146,18 @@ impl Process {
 
     /// One read of up to `len` bytes of `which`; empty means end of stream. Once the process
     /// has exited, a read still returns what is buffered, and end of file after
-    /// [`DRAIN_AFTER_EXIT`] at most.
+    /// [`DRAIN_AFTER_EXIT`] at most. A stream spliced to a passfd stream reads end of file at
+    /// once: its bytes go to the host's stream only (Kata's read would race the splice for
+    /// them).
     pub async fn read(&self, which: Output, len: usize) -> Result<Vec<u8>, ProcessError> {
         let stream = self.stdio.output(which)?;
+        if self
+            .spliced
+            .get()
+            .is_some_and(|s| s.covers(which, self.stdio.is_tty()))
+        {
+            return Ok(Vec::new());
+        }
         let op = match which {
             Output::Stdout => "read stdout",
             Output::Stderr => "read stderr",

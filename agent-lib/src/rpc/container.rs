@@ -11,7 +11,8 @@ use super::oci::{resources_from_proto, spec_from_proto};
 use super::stats::stats_to_proto;
 use crate::Agent;
 use crate::attach::DeviceRequest;
-use crate::container::CreateRequest;
+use crate::container::{CreateRequest, SharedMount, StringUser};
+use crate::process::StdioPorts;
 
 type Reply<T = Empty> = ttrpc::Result<T>;
 
@@ -42,6 +43,23 @@ pub(crate) async fn create_container(agent: &Agent, req: agent::CreateContainerR
             .collect(),
         storages: decode_storages(&req.storages),
         sandbox_pidns: req.sandbox_pidns,
+        string_user: req.string_user.as_ref().map(string_user_from_proto),
+        shared_mounts: req
+            .shared_mounts
+            .iter()
+            .map(|m| SharedMount {
+                name: m.name.clone(),
+                src_ctr: m.src_ctr.clone(),
+                src_path: m.src_path.clone(),
+                dst_ctr: m.dst_ctr.clone(),
+                dst_path: m.dst_path.clone(),
+            })
+            .collect(),
+        ports: StdioPorts {
+            stdin: req.stdin_port,
+            stdout: req.stdout_port,
+            stderr: req.stderr_port,
+        },
     };
     agent
         .containers()
@@ -49,6 +67,15 @@ pub(crate) async fn create_container(agent: &Agent, req: agent::CreateContainerR
         .await
         .map_err(|e| container_error(&e))?;
     Ok(Empty::new())
+}
+
+/// The `StringUser` of CreateContainer and ExecProcess.
+pub(crate) fn string_user_from_proto(user: &agent::StringUser) -> StringUser {
+    StringUser {
+        uid: user.uid.clone(),
+        gid: user.gid.clone(),
+        additional_gids: user.additionalGids.clone(),
+    }
 }
 
 /// StartContainer.

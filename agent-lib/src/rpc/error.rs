@@ -86,7 +86,11 @@ fn process_code(err: &crate::process::ProcessError) -> Code {
 /// The status of a failed container or process RPC: unknown container or process `NOT_FOUND`,
 /// bad ids, specs and signals `INVALID_ARGUMENT`, duplicates `ALREADY_EXISTS`, a container in
 /// the wrong state `FAILED_PRECONDITION`, a RemoveContainer timeout `DEADLINE_EXCEEDED` (its
-/// message names ETIME), failed OS steps `INTERNAL`.
+/// message names ETIME), failed OS steps `INTERNAL`. And for the fields of issue #16: a
+/// `string_user` that does not resolve `INVALID_ARGUMENT` (an unreadable passwd or group
+/// `INTERNAL`); a shared mount's unknown source `NOT_FOUND`, one not running
+/// `FAILED_PRECONDITION`; a label whose LSM the guest lacks `FAILED_PRECONDITION`; passfd ports
+/// without a listener `INVALID_ARGUMENT`, a stream that never came `DEADLINE_EXCEEDED`.
 pub(crate) fn container_error(err: &crate::container::ContainerError) -> Error {
     use crate::container::ContainerError as E;
     let code = match err {
@@ -100,6 +104,13 @@ pub(crate) fn container_error(err: &crate::container::ContainerError) -> Error {
         E::Step { .. } | E::Hook { .. } | E::Teardown { .. } => Code::INTERNAL,
         E::Attach { source, .. } => attach_code(source),
         E::Process(e) => process_code(e),
+        E::LsmMissing { .. } => Code::FAILED_PRECONDITION,
+        E::Passfd(crate::process::PassfdError::Disabled { .. }) => Code::INVALID_ARGUMENT,
+        E::Passfd(crate::process::PassfdError::Missing { .. }) => Code::DEADLINE_EXCEEDED,
+        E::SharedMountSource { state: None, .. } => Code::NOT_FOUND,
+        E::SharedMountSource { .. } => Code::FAILED_PRECONDITION,
+        E::User(crate::container::UserError::Read { .. }) => Code::INTERNAL,
+        E::User(_) => Code::INVALID_ARGUMENT,
     };
     status(code, chain(err))
 }

@@ -4,10 +4,12 @@ use agent_protos::agent;
 use agent_protos::empty::Empty;
 use ttrpc::Code;
 
+use super::container::string_user_from_proto;
 use super::error::{container_error, oci_error, status};
 use super::oci::process_from_proto;
 use crate::Agent;
 use crate::container::ExecRequest;
+use crate::process::StdioPorts;
 
 /// ExecProcess.
 pub(crate) async fn exec_process(
@@ -25,6 +27,12 @@ pub(crate) async fn exec_process(
         container_id: req.container_id,
         exec_id: req.exec_id,
         process,
+        string_user: req.string_user.as_ref().map(string_user_from_proto),
+        ports: StdioPorts {
+            stdin: req.stdin_port,
+            stdout: req.stdout_port,
+            stderr: req.stderr_port,
+        },
     };
     agent
         .containers()

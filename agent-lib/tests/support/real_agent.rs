@@ -76,6 +76,15 @@ fn lock() -> File {
 impl RealAgent {
     /// Starts an agent for test `name` (ids are `e2e-<name>-<pid>-...`) and connects to it.
     pub async fn start(name: &str) -> RealAgent {
+        Self::start_with(name, None).await
+    }
+
+    /// Like [`RealAgent::start`], with a TOML configuration file of contents `toml`.
+    pub async fn start_with_config(name: &str, toml: &str) -> RealAgent {
+        Self::start_with(name, Some(toml)).await
+    }
+
+    async fn start_with(name: &str, toml: Option<&str>) -> RealAgent {
         require_root();
         let lock = lock();
         let dir = tempfile::Builder::new()
@@ -100,6 +109,11 @@ impl RealAgent {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
+        if let Some(toml) = toml {
+            let file = dir.path().join("agent.toml");
+            fs::write(&file, toml).unwrap();
+            command.arg("--config").arg(file);
+        }
         // SAFETY: only async-signal-safe system calls between fork and exec.
         unsafe {
             command.pre_exec(|| {

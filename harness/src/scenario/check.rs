@@ -268,6 +268,22 @@ fn check_guest_state(r: &mut Report, vm: &GuestVm, checks: &Checks) {
             format!("live processes: expected {n}, got {live:?}")
         });
     }
+    if let Some(want) = &checks.shared_mounts {
+        let got: Vec<String> = vm
+            .fake
+            .mounter
+            .shared()
+            .iter()
+            .map(|m| {
+                let s = &m.share;
+                let (src, dst) = (s.src_path.display(), s.dst_path.display());
+                format!("{}:{src} -> {}:{dst}", s.src_pid, s.dst_pid)
+            })
+            .collect();
+        r.check(&got == want, || {
+            format!("shared mounts: expected {want:?}, got {got:?}")
+        });
+    }
     if let Some(want) = &checks.hostname {
         let got = vm.fake.system.hostname();
         r.check(&got == want, || {

@@ -169,6 +169,29 @@ pub struct AdvanceStep {
     pub advance: Duration,
 }
 
+/// `passfd: PORT`: the host's passfd stream from vsock port `PORT` (to the agent's
+/// `agent.passfd_listener_port`): `open: true` connects it, `write: TEXT` sends bytes and
+/// `eof: true` then ends it, `read_to_end: TEXT` expects exactly those bytes and then the
+/// stream's end.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassfdStep {
+    /// The host-side port naming the stream.
+    pub passfd: u32,
+    /// Connect it.
+    #[serde(default)]
+    pub open: bool,
+    /// Bytes to send.
+    #[serde(default)]
+    pub write: Option<String>,
+    /// End the stream after writing.
+    #[serde(default)]
+    pub eof: bool,
+    /// Everything the stream must deliver before its end.
+    #[serde(default)]
+    pub read_to_end: Option<String>,
+}
+
 /// `oom: /cgroup/path`: the guest kernel OOM-kills in that cgroup.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +271,10 @@ pub struct Checks {
     /// How many launched processes are still running.
     #[serde(default)]
     pub live_processes: Option<usize>,
+    /// The mounts shared into containers' namespaces that exist, in the order they were made,
+    /// as `SRC_PID:SRC_PATH -> DST_PID:DST_PATH`.
+    #[serde(default)]
+    pub shared_mounts: Option<Vec<String>>,
     /// The hostname.
     #[serde(default)]
     pub hostname: Option<String>,
@@ -355,6 +382,8 @@ pub enum Step {
     Oom(OomStep),
     /// Files the guest kernel changes.
     KernelFile(KernelFileStep),
+    /// A host passfd stream.
+    Passfd(PassfdStep),
     /// Checks of guest state.
     Check(Box<CheckStep>),
     /// The host connects to one of the agent's ports.
@@ -371,8 +400,9 @@ pub enum Step {
     FaultSweep(Box<FaultSweep>),
 }
 
-const VERBS: [&str; 19] = [
+const VERBS: [&str; 20] = [
     "oom",
+    "passfd",
     "kernel_file",
     "call",
     "await",
@@ -427,6 +457,7 @@ impl Step {
             "advance" => Step::Advance(serde_yaml::from_value(v).map_err(parsed)?),
             "fault" => Step::Fault(serde_yaml::from_value(v).map_err(parsed)?),
             "oom" => Step::Oom(serde_yaml::from_value(v).map_err(parsed)?),
+            "passfd" => Step::Passfd(serde_yaml::from_value(v).map_err(parsed)?),
             "kernel_file" => Step::KernelFile(serde_yaml::from_value(v).map_err(parsed)?),
             "check" => Step::Check(Box::new(serde_yaml::from_value(v).map_err(parsed)?)),
             "connect" => Step::Connect(serde_yaml::from_value(v).map_err(parsed)?),
@@ -485,6 +516,7 @@ impl Step {
             Step::Baseline => "baseline".into(),
             Step::Fault(f) => format!("fault {}", f.fault),
             Step::Oom(o) => format!("oom in {}", o.oom),
+            Step::Passfd(p) => format!("passfd stream {}", p.passfd),
             Step::KernelFile(k) => {
                 let paths: Vec<&str> = k.kernel_file.keys().map(String::as_str).collect();
                 format!("kernel writes {}", paths.join(", "))

@@ -7,6 +7,7 @@ mod capture;
 mod check;
 mod expect;
 pub mod format;
+mod passfd;
 pub mod port_steps;
 mod ports;
 mod real;

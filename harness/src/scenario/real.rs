@@ -303,7 +303,8 @@ impl RealRun<'_> {
             | Step::Send(_)
             | Step::Receive(_)
             | Step::Listen(_)
-            | Step::Spans(_) => Ok(Done::Skipped(
+            | Step::Spans(_)
+            | Step::Passfd(_) => Ok(Done::Skipped(
                 "the agent's other vsock ports are not wired to the real guest yet",
             )),
         }

@@ -52,6 +52,8 @@ pub(super) struct Runner<'a> {
     pub(super) vm: GuestVm,
     normalize: &'a [String],
     background: BTreeMap<String, JoinHandle<CallOutcome>>,
+    /// The host's passfd streams, by port.
+    pub(super) passfd: BTreeMap<u32, tokio::io::DuplexStream>,
     seen: usize,
     start: Instant,
     /// In a fault sweep: RPC outcomes are recorded, expectations not enforced.
@@ -97,6 +99,7 @@ impl<'a> Runner<'a> {
             vm,
             normalize,
             background: BTreeMap::new(),
+            passfd: BTreeMap::new(),
             seen: 0,
             start: Instant::now(),
             lenient,
@@ -251,6 +254,10 @@ impl<'a> Runner<'a> {
                         .write_file(path, contents.as_bytes())
                         .map_err(|e| format!("{path}: {e}"))?;
                 }
+                Ok(())
+            }
+            Step::Passfd(p) => {
+                entry.vmm = Some(self.passfd_step(p).await?);
                 Ok(())
             }
             Step::Check(c) => {

@@ -11,7 +11,7 @@ use super::exec::{self, Ready};
 use super::hooks::HookState;
 use super::protocol::{self, Order, Report};
 use super::seccomp::{self, Compiled};
-use super::{HelperConfig, HelperKind, PIDFD_FD, SOCKET_FD, namespaces, rootfs};
+use super::{HelperConfig, HelperKind, PIDFD_FD, SOCKET_FD, lsm, namespaces, rootfs};
 
 /// The argument that makes `kata-agent` the setup helper (as in Kata: `kata-agent init`).
 pub const HELPER_ARG: &str = "init";
@@ -104,6 +104,8 @@ fn run(sock: &mut UnixStream, config: &HelperConfig) -> Result<Exit> {
         .and_then(|l| l.seccomp().as_ref())
         .map(seccomp::compile)
         .transpose()?;
+    // The labels apply at the program's execve, set while the helper still has its privileges.
+    lsm::set_exec_labels(&config.process)?;
     let ready = exec::resolve(&config.program, &config.process)?;
     if !late_cgroupns {
         exec::apply_credentials(&config.program, &config.process, seccomp.as_ref())?;

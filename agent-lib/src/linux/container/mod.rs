@@ -54,6 +54,7 @@ mod exec;
 mod helper;
 mod hooks;
 mod in_root;
+mod lsm;
 mod mounts;
 mod namespaces;
 mod new_mount;

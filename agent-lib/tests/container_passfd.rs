@@ -205,7 +205,11 @@ async fn a_stream_nobody_claims_is_closed_after_a_while() {
     let mut early = connect(&pod, &addr, 5001);
     accepted(&pod, &[5001]).await;
     tokio::time::sleep(UNCLAIMED_AFTER / 4).await;
-    assert_eq!(pod.agent.passfd_waiting(), [5001], "still waiting for its request");
+    assert_eq!(
+        pod.agent.passfd_waiting(),
+        [5001],
+        "still waiting for its request"
+    );
     tokio::time::sleep(UNCLAIMED_AFTER * 2).await;
     assert!(pod.agent.passfd_waiting().is_empty());
     assert_eq!(read_to_end(&mut early).await, "");

@@ -52,8 +52,17 @@ pub enum NetworkError {
     Command {
         /// The program.
         program: String,
-        /// What went wrong (exit code and stderr, or the error).
+        /// What went wrong (exit code and stderr).
         reason: String,
+    },
+    /// An iptables program could not be run to its end.
+    #[error("{program}")]
+    Run {
+        /// The program.
+        program: String,
+        /// Why.
+        #[source]
+        source: crate::process::CommandError,
     },
 }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::{Network, NetworkError};
-use crate::process::{Command, CommandError, HELPER_PATH, find_program};
+use crate::process::{Command, HELPER_PATH, find_program};
 
 /// How many seconds `iptables-restore --wait` waits for the xtables lock (Kata's value).
 const RESTORE_WAIT_SECS: u64 = 5;
@@ -82,7 +82,10 @@ impl Network {
         let output = command
             .run(&self.host)
             .await
-            .map_err(|e: CommandError| failed(chain(&e)))?;
+            .map_err(|source| NetworkError::Run {
+                program: path.clone(),
+                source,
+            })?;
         if output.code != 0 {
             return Err(failed(output.describe()));
         }
@@ -94,14 +97,4 @@ impl Network {
         tracing::info!(program = %path, bytes = output.stdout.len(), "iptables program ran");
         Ok(output.stdout)
     }
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(&format!(": {cause}"));
-        source = cause.source();
-    }
-    text
 }

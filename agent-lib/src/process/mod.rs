@@ -102,12 +102,7 @@ impl Process {
 
     /// Waits until it has exited (and been reaped).
     pub async fn wait(&self) -> ExitStatus {
-        let mut rx = self.exit.clone();
-        match rx.wait_for(Option::is_some).await {
-            Ok(status) => status.unwrap_or(ExitStatus::Exited(255)),
-            // The sender only goes away after sending.
-            Err(_) => self.exit_status().unwrap_or(ExitStatus::Exited(255)),
-        }
+        self.exit_watch().await
     }
 
     /// A future resolving with its exit that keeps neither the process nor its streams: the

@@ -33,6 +33,12 @@ pub struct BootSpec {
     pub rootfs_paths: Vec<String>,
     /// Guest memory in MiB.
     pub memory_mib: u32,
+    /// The most memory DIMM hotplug may reach, in MiB.
+    pub max_memory_mib: u32,
+    /// Boot CPUs.
+    pub cpus: u32,
+    /// The most CPUs hotplug may reach.
+    pub max_cpus: u32,
     /// PCIe root ports: `(id, slot on the root bus)`.
     pub root_ports: Vec<(String, u8)>,
 }
@@ -72,6 +78,9 @@ impl RealGuest {
             initramfs: initrd,
             cmdline: spec.cmdline.clone(),
             memory_mib: spec.memory_mib,
+            max_memory_mib: spec.max_memory_mib,
+            cpus: spec.cpus,
+            max_cpus: spec.max_cpus,
             workdir,
             sockets: sockets_dir(),
             root_ports: spec.root_ports.clone(),

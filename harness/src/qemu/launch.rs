@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::QemuError;
 
+/// DIMM slots for memory hotplug.
+const DIMM_SLOTS: u32 = 8;
 /// The guest's vsock CID (only known to the vhost-device-vsock backend; nothing connects to it).
 const GUEST_CID: &str = "3";
 
@@ -23,6 +25,13 @@ pub struct LaunchSpec {
     pub cmdline: String,
     /// Guest memory in MiB.
     pub memory_mib: u32,
+    /// The most memory DIMM hotplug may reach, in MiB (no DIMM slots when not above
+    /// `memory_mib`).
+    pub max_memory_mib: u32,
+    /// Boot CPUs.
+    pub cpus: u32,
+    /// The most CPUs hotplug may reach.
+    pub max_cpus: u32,
     /// Where the console and the logs go.
     pub workdir: PathBuf,
     /// Where the sockets go: a short path (a unix socket path has at most 107 bytes); removed
@@ -150,8 +159,6 @@ fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
         "q35,accel=tcg,memory-backend=mem",
         "-cpu",
         "max",
-        "-smp",
-        "1",
         "-nodefaults",
         "-no-user-config",
         "-nographic",
@@ -162,9 +169,16 @@ fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
+    let memory = if spec.max_memory_mib > mem {
+        format!("{mem}M,slots={DIMM_SLOTS},maxmem={}M", spec.max_memory_mib)
+    } else {
+        format!("{mem}M")
+    };
     args.extend([
+        "-smp".into(),
+        format!("{},maxcpus={}", spec.cpus, spec.max_cpus.max(spec.cpus)),
         "-m".into(),
-        format!("{mem}M"),
+        memory,
         "-object".into(),
         format!("memory-backend-memfd,id=mem,size={mem}M,share=on"),
         "-kernel".into(),
@@ -233,6 +247,9 @@ mod tests {
             initramfs: "/i".into(),
             cmdline: "agent.log=debug".into(),
             memory_mib: 1024,
+            max_memory_mib: 4096,
+            cpus: 1,
+            max_cpus: 4,
             workdir: "/w".into(),
             sockets: "/s".into(),
             root_ports: vec![("rp1".into(), 5), ("rp2".into(), 6)],
@@ -242,6 +259,8 @@ mod tests {
         assert!(args.contains("pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0,addr=0x5"));
         assert!(args.contains("pcie-root-port,id=rp2,chassis=2,slot=2,bus=pcie.0,addr=0x6"));
         assert!(args.contains("-append console=ttyS0 panic=-1 agent.log=debug"));
+        assert!(args.contains("-smp 1,maxcpus=4"), "{args}");
+        assert!(args.contains("-m 1024M,slots=8,maxmem=4096M"), "{args}");
         assert!(args.contains("vhost-user-vsock-pci,chardev=vc"));
         assert!(args.contains("socket,id=vc,path=/s/vhost.sock"));
         assert!(args.contains("file:/w/console.log"));

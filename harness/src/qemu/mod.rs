@@ -74,6 +74,12 @@ pub enum QemuError {
         /// QEMU's answer.
         detail: String,
     },
+    /// The debug console failed, did not answer, or was given a path it cannot quote.
+    #[error("debug console: {detail}")]
+    Console {
+        /// What went wrong.
+        detail: String,
+    },
     /// The agent did not answer in time.
     #[error(
         "the agent did not answer Check within {seconds} s (last attempt: {last}); console tail:\n{console}"

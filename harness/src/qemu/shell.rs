@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::QemuError;
 use crate::client::hybrid_vsock_stream;
 
 /// The guest vsock port of the debug console the harness enables.
@@ -26,16 +27,20 @@ pub struct ShellOutput {
 }
 
 /// Runs `command` in a fresh console shell of the guest behind `vsock_addr`.
-pub async fn run(vsock_addr: &str, command: &str) -> Result<ShellOutput, String> {
+pub async fn run(vsock_addr: &str, command: &str) -> Result<ShellOutput, QemuError> {
     tokio::time::timeout(COMMAND_LIMIT, exchange(vsock_addr, command))
         .await
-        .map_err(|_| format!("debug console: no answer to {command:?} within {COMMAND_LIMIT:?}"))?
+        .map_err(|_| console(format!("no answer to {command:?} within {COMMAND_LIMIT:?}")))?
 }
 
-async fn exchange(vsock_addr: &str, command: &str) -> Result<ShellOutput, String> {
+fn console(detail: String) -> QemuError {
+    QemuError::Console { detail }
+}
+
+async fn exchange(vsock_addr: &str, command: &str) -> Result<ShellOutput, QemuError> {
     let mut stream = hybrid_vsock_stream(vsock_addr, CONSOLE_PORT)
         .await
-        .map_err(|e| format!("debug console: {e}"))?;
+        .map_err(|e| console(e.to_string()))?;
     let (b1, b2) = BEGIN.split_at(7);
     let (e1, e2) = END.split_at(7);
     let line =
@@ -43,23 +48,23 @@ async fn exchange(vsock_addr: &str, command: &str) -> Result<ShellOutput, String
     stream
         .write_all(line.as_bytes())
         .await
-        .map_err(|e| format!("debug console: {e}"))?;
+        .map_err(|e| console(e.to_string()))?;
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         let n = stream
             .read(&mut buf)
             .await
-            .map_err(|e| format!("debug console: {e}"))?;
+            .map_err(|e| console(e.to_string()))?;
         seen.extend_from_slice(&buf[..n]);
         if let Some(out) = parse(&String::from_utf8_lossy(&seen)) {
             return Ok(out);
         }
         if n == 0 {
-            return Err(format!(
-                "debug console closed before the command ended: {:?}",
+            return Err(console(format!(
+                "closed before the command ended: {:?}",
                 String::from_utf8_lossy(&seen)
-            ));
+            )));
         }
     }
 }
@@ -84,11 +89,11 @@ fn parse(text: &str) -> Option<ShellOutput> {
 }
 
 /// `path` in single quotes for the shell, or an error naming it when it cannot be.
-pub fn quote(path: &str) -> Result<String, String> {
+pub fn quote(path: &str) -> Result<String, QemuError> {
     if path.contains('\'') || !path.starts_with('/') {
-        return Err(format!(
+        return Err(console(format!(
             "path {path:?}: must be absolute, without single quotes"
-        ));
+        )));
     }
     Ok(format!("'{path}'"))
 }

@@ -7,6 +7,7 @@ use kata_agent::device::{Uevent, UeventMatcher};
 use kata_agent::host::{NodeKind, Sysfs};
 use serde_json::{Value as Json, json};
 
+use super::error::ScenarioError;
 use super::expect::{subset, to_json};
 use super::format::Checks;
 use super::vm::GuestVm;
@@ -119,7 +120,7 @@ impl Report {
 }
 
 /// Runs every check; returns how many held, or every failure.
-pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
+pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, ScenarioError> {
     let mut r = Report::default();
     check_files(&mut r, vm, checks);
     check_devices(&mut r, vm, checks);
@@ -129,7 +130,7 @@ pub fn run_checks(vm: &GuestVm, checks: &Checks) -> Result<usize, String> {
     if r.failures.is_empty() {
         Ok(r.checked)
     } else {
-        Err(r.failures.join("\n"))
+        Err(ScenarioError::Checks(r.failures.join("\n")))
     }
 }
 

@@ -3,15 +3,21 @@
 //! the fakes, inside the fake VMM, on paused tokio time; each run yields a deterministic
 //! trace compared with its snapshot. See `format` for the file format.
 
+mod backend;
 mod capture;
 mod check;
+mod error;
 mod expect;
+mod fake;
 pub mod format;
+pub mod parity;
 mod passfd;
 pub mod port_steps;
 mod ports;
 mod real;
 mod real_check;
+mod real_mounts;
+mod real_plug;
 pub mod record;
 mod runner;
 pub mod suite;
@@ -19,8 +25,10 @@ mod sweep;
 pub mod trace;
 mod vm;
 
+pub use backend::Done;
+pub use error::ScenarioError;
 pub use format::{Scenario, Step};
-pub use real::{RealOptions, RealOutcome, rootfs_paths, run_real};
-pub use runner::{Outcome, StepError, run, run_once};
+pub use real::{RealOptions, RealOutcome, agent_start, rootfs_paths, run_real};
+pub use runner::{Outcome, Skip, StepError, run, run_once};
 pub use trace::Trace;
 pub use vm::{BootInfo, GuestVm};

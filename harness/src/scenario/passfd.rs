@@ -5,26 +5,24 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::error::ScenarioError;
+use super::fake::FakeBackend;
 use super::format::PassfdStep;
-use super::runner::Runner;
 
 /// How often (virtual time) `connect` looks for the agent's listener.
 const LISTENER_POLL: Duration = Duration::from_millis(1);
 /// How many times it looks.
 const LISTENER_TRIES: u32 = 1000;
 
-impl Runner<'_> {
+impl FakeBackend {
     /// Runs one `passfd` step; returns what happened, for the trace.
-    pub(super) async fn passfd_step(&mut self, step: &PassfdStep) -> Result<String, String> {
+    pub(super) async fn passfd_step(&mut self, step: &PassfdStep) -> Result<String, ScenarioError> {
         let port = step.passfd;
         let mut done = Vec::new();
         if step.open {
-            let listener = self
-                .vm
-                .agent
-                .config()
-                .passfd_listener_port
-                .ok_or("the agent has no agent.passfd_listener_port")?;
+            let listener = self.vm.agent.config().passfd_listener_port.ok_or_else(|| {
+                ScenarioError::Invalid("the agent has no agent.passfd_listener_port".into())
+            })?;
             let addr = self.vm.agent.config().server_addr.port_addr(listener);
             let transport = &self.vm.fake.transport;
             for _ in 0..LISTENER_TRIES {
@@ -35,7 +33,7 @@ impl Runner<'_> {
             }
             let stream = transport
                 .connect_from(&addr, port)
-                .map_err(|e| format!("connect to {addr}: {e}"))?;
+                .map_err(ScenarioError::stream(format!("connect to {addr}")))?;
             self.passfd.insert(port, stream);
             done.push(format!("connected from port {port} to {addr}"));
         }
@@ -44,14 +42,14 @@ impl Runner<'_> {
             stream
                 .write_all(data.as_bytes())
                 .await
-                .map_err(|e| format!("write: {e}"))?;
+                .map_err(ScenarioError::stream("write"))?;
             done.push(format!("wrote {data:?}"));
         }
         if step.eof {
             self.stream(port)?
                 .shutdown()
                 .await
-                .map_err(|e| format!("shutdown: {e}"))?;
+                .map_err(ScenarioError::stream("shutdown"))?;
             done.push("ended the stream".into());
         }
         if let Some(want) = &step.read_to_end {
@@ -60,10 +58,12 @@ impl Runner<'_> {
             self.stream(port)?
                 .read_to_end(&mut got)
                 .await
-                .map_err(|e| format!("read: {e}"))?;
+                .map_err(ScenarioError::stream("read"))?;
             let got = String::from_utf8_lossy(&got).into_owned();
             if &got != want {
-                return Err(format!("stream {port}: expected {want:?}, got {got:?}"));
+                return Err(ScenarioError::Mismatch(format!(
+                    "stream {port}: expected {want:?}, got {got:?}"
+                )));
             }
             self.passfd.remove(&port);
             done.push(format!("read {got:?}, then the end of the stream"));
@@ -71,9 +71,11 @@ impl Runner<'_> {
         Ok(done.join("; "))
     }
 
-    fn stream(&mut self, port: u32) -> Result<&mut tokio::io::DuplexStream, String> {
-        self.passfd
-            .get_mut(&port)
-            .ok_or_else(|| format!("no passfd stream from port {port}; connect it first"))
+    fn stream(&mut self, port: u32) -> Result<&mut tokio::io::DuplexStream, ScenarioError> {
+        self.passfd.get_mut(&port).ok_or_else(|| {
+            ScenarioError::Invalid(format!(
+                "no passfd stream from port {port}; connect it first"
+            ))
+        })
     }
 }

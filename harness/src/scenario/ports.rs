@@ -11,6 +11,7 @@ use kata_agent::telemetry::HOST_CID;
 use serde_json::Value as Json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::error::ScenarioError;
 use super::vm::GuestVm;
 
 /// How long a read waits for what it expects.
@@ -44,14 +45,22 @@ pub struct Ports {
 impl Ports {
     /// Connects to the agent's vsock port `port` as the host would, retrying every
     /// millisecond (of virtual time) while nobody listens yet, up to [`WAIT`].
-    pub async fn connect(&mut self, vm: &GuestVm, port: u32, name: &str) -> Result<(), String> {
+    pub async fn connect(
+        &mut self,
+        vm: &GuestVm,
+        port: u32,
+        name: &str,
+    ) -> Result<(), ScenarioError> {
         let addr = vm.agent.config().server_addr.port_addr(port);
         let deadline = tokio::time::Instant::now() + WAIT;
         let conn = loop {
             match vm.fake.transport.connect(&addr) {
                 Ok(conn) => break conn,
                 Err(e) if tokio::time::Instant::now() >= deadline => {
-                    return Err(format!("connect to {addr}: {e}"));
+                    return Err(ScenarioError::Stream {
+                        what: format!("connect to {addr}"),
+                        source: e,
+                    });
                 }
                 Err(_) => tokio::time::sleep(Duration::from_millis(1)).await,
             }
@@ -62,7 +71,7 @@ impl Ports {
     }
 
     /// Listens on the host's vsock port `port` (CID 2), where the agent connects out.
-    pub fn listen(&mut self, vm: &GuestVm, port: u32, name: &str) -> Result<(), String> {
+    pub fn listen(&mut self, vm: &GuestVm, port: u32, name: &str) -> Result<(), ScenarioError> {
         let addr = ServerAddr::Vsock {
             cid: HOST_CID,
             port,
@@ -71,22 +80,26 @@ impl Ports {
             .fake
             .transport
             .listen(&addr)
-            .map_err(|e| format!("listen on {addr}: {e}"))?;
+            .map_err(ScenarioError::stream(format!("listen on {addr}")))?;
         self.listeners.insert(name.to_owned(), incoming);
         Ok(())
     }
 
     /// Writes `data` to connection `name`.
-    pub async fn send(&mut self, name: &str, data: &str) -> Result<(), String> {
+    pub async fn send(&mut self, name: &str, data: &str) -> Result<(), ScenarioError> {
         let conn = self.conn(name)?;
         conn.write_all(data.as_bytes())
             .await
-            .map_err(|e| format!("send to {name}: {e}"))
+            .map_err(ScenarioError::stream(format!("send to {name}")))
     }
 
     /// Reads from `name` until its text contains `until`, or until it closes when `until`
     /// is `None`; returns the text read.
-    pub async fn receive(&mut self, name: &str, until: Option<&str>) -> Result<String, String> {
+    pub async fn receive(
+        &mut self,
+        name: &str,
+        until: Option<&str>,
+    ) -> Result<String, ScenarioError> {
         let mut buf = self.unread.remove(name).unwrap_or_default();
         let result = in_real_time(async {
             loop {
@@ -100,9 +113,13 @@ impl Ports {
                 let conn = self.conn(name)?;
                 match conn.read(&mut chunk).await {
                     Ok(0) if until.is_none() => return Ok(buf.len()),
-                    Ok(0) => return Err(format!("{name} closed before {until:?}")),
+                    Ok(0) => {
+                        return Err(ScenarioError::Mismatch(format!(
+                            "{name} closed before {until:?}"
+                        )));
+                    }
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    Err(e) => return Err(format!("read {name}: {e}")),
+                    Err(e) => return Err(ScenarioError::stream(format!("read {name}"))(e)),
                 }
             }
         })
@@ -111,9 +128,9 @@ impl Ports {
             Some(end) => end?,
             None => {
                 let seen = String::from_utf8_lossy(&buf).into_owned();
-                return Err(format!(
+                return Err(ScenarioError::Mismatch(format!(
                     "{name}: no {until:?} within {WAIT:?}; got {seen:?}"
-                ));
+                )));
             }
         };
         let rest = buf.split_off(end);
@@ -124,17 +141,23 @@ impl Ports {
     /// Reads span frames from the agent's connection to listener `name` until one matches
     /// each of `expect` in order (a subset of `{name, trace_id, parent_span_id}`, ids in hex);
     /// returns the matched names.
-    pub async fn spans(&mut self, name: &str, expect: &[Json]) -> Result<Vec<String>, String> {
+    pub async fn spans(
+        &mut self,
+        name: &str,
+        expect: &[Json],
+    ) -> Result<Vec<String>, ScenarioError> {
         if !self.conns.contains_key(name) {
             let listener = self
                 .listeners
                 .get_mut(name)
-                .ok_or_else(|| format!("no listener named {name:?}"))?;
+                .ok_or_else(|| ScenarioError::Invalid(format!("no listener named {name:?}")))?;
             let conn = in_real_time(listener.next())
                 .await
-                .ok_or_else(|| format!("the agent never connected to {name}"))?
-                .ok_or_else(|| format!("{name} closed"))?
-                .map_err(|e| format!("accept on {name}: {e}"))?;
+                .ok_or_else(|| {
+                    ScenarioError::Mismatch(format!("the agent never connected to {name}"))
+                })?
+                .ok_or_else(|| ScenarioError::Mismatch(format!("{name} closed")))?
+                .map_err(ScenarioError::stream(format!("accept on {name}")))?;
             self.conns.insert(name.to_owned(), conn);
         }
         let mut matched = Vec::new();
@@ -142,7 +165,9 @@ impl Ports {
             loop {
                 let frame = in_real_time(read_frame(self.conn(name)?))
                     .await
-                    .ok_or_else(|| format!("no span like {want} within {WAIT:?}"))??;
+                    .ok_or_else(|| {
+                        ScenarioError::Mismatch(format!("no span like {want} within {WAIT:?}"))
+                    })??;
                 if let Some(span_name) = span_matches(&frame, want) {
                     matched.push(span_name);
                     break;
@@ -152,28 +177,28 @@ impl Ports {
         Ok(matched)
     }
 
-    fn conn(&mut self, name: &str) -> Result<&mut Box<dyn Connection>, String> {
+    fn conn(&mut self, name: &str) -> Result<&mut Box<dyn Connection>, ScenarioError> {
         self.conns
             .get_mut(name)
-            .ok_or_else(|| format!("no connection named {name:?}"))
+            .ok_or_else(|| ScenarioError::Invalid(format!("no connection named {name:?}")))
     }
 }
 
 /// One span: its JSON text.
-async fn read_frame(conn: &mut Box<dyn Connection>) -> Result<String, String> {
+async fn read_frame(conn: &mut Box<dyn Connection>) -> Result<String, ScenarioError> {
     let mut len = [0u8; 8];
     conn.read_exact(&mut len)
         .await
-        .map_err(|e| format!("span header: {e}"))?;
-    let len = usize::try_from(u64::from_be_bytes(len)).map_err(|e| e.to_string())?;
+        .map_err(ScenarioError::stream("span header"))?;
+    let len = u64::from_be_bytes(len);
     if len > 1 << 20 {
-        return Err(format!("span of {len} bytes"));
+        return Err(ScenarioError::Mismatch(format!("span of {len} bytes")));
     }
-    let mut payload = vec![0u8; len];
+    let mut payload = vec![0u8; len as usize];
     conn.read_exact(&mut payload)
         .await
-        .map_err(|e| format!("span payload: {e}"))?;
-    String::from_utf8(payload).map_err(|e| e.to_string())
+        .map_err(ScenarioError::stream("span payload"))?;
+    String::from_utf8(payload).map_err(|e| ScenarioError::Mismatch(e.to_string()))
 }
 
 /// The digits of a JSON number field `key` in `text` (a 128-bit id does not fit a JSON value).

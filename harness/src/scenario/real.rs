@@ -1,24 +1,33 @@
-//! Runs a scenario marked `real_vm: true` on a real guest (the QEMU backend), with the same
-//! steps: RPCs as they are, `advance` as real time, virtio-blk hotplug through QMP. A verb the
-//! real backend cannot do yet (fake-state checks, fault injection, uevent rules) is skipped and
-//! reported with the reason, never counted as passed.
+//! The real backend: a scenario marked `real_vm: true` on a real guest (QEMU). RPCs run as
+//! they are, `advance` waits real time, hot-plug goes through QMP, checks and OOM kills go
+//! through the debug console. A step it cannot do (fault injection, uevent rules, fake-state
+//! checks) is skipped and reported with the reason, never counted as passed.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use serde_json::json;
-use tokio::task::JoinHandle;
-
-use super::expect::to_json;
+use super::backend::{Backend, Done};
+use super::error::ScenarioError;
 use super::format::{Scenario, Step};
 use super::real_check::run_real_checks;
-use super::runner::{CallOutcome, StepError, call, verdict};
+use super::real_plug::{Plugged, Plugger};
+use super::runner::{Runner, Skip, StepError, run_steps};
+use super::trace::{Trace, TraceEntry};
+use super::vm::BootInfo;
+use crate::client::AgentClient;
+use crate::qemu::shell;
 use crate::qemu::{BootSpec, QemuError, RealGuest};
-use crate::vmm::config::{DeviceKind, Hotplug, PortKind, VmConfig};
+use crate::vmm::config::{CgroupMode, Hotplug, PortKind, VmConfig};
 
 /// Why some checks are skipped on a real guest.
-const FAKE_CHECKS: &str = "these checks read the fakes' state; the debug channel answers only hostname, files, links, exists and absent";
+const FAKE_CHECKS: &str =
+    "these checks read the fakes' state (device watcher, guest RAM model, processes, seams)";
+/// How long `settle` waits for plugged devices to show up in the guest.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
+/// After they show up: time for the agent's uevent loop to act on them (online memory).
+const SETTLE_GRACE: Duration = Duration::from_millis(1500);
+/// The kernel command line that makes the guest's cgroup hierarchy v2 only.
+const CGROUP_V2: &str = "systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all";
 
 /// Where the real backend finds what it boots.
 #[derive(Clone, Debug)]
@@ -34,10 +43,12 @@ pub struct RealOptions {
 pub struct RealOutcome {
     /// QEMU start to the first Check answered (none: the guest never got there).
     pub boot_to_check: Option<Duration>,
-    /// Steps run.
-    pub ran: usize,
-    /// Steps skipped, with the reason.
-    pub skipped: Vec<String>,
+    /// The agent's own start as PID 1: its first log line to "ttRPC server started".
+    pub agent_start: Option<Duration>,
+    /// The trace, comparable with the fake run's (see `parity`).
+    pub trace: Trace,
+    /// Steps not run in full, with the reason.
+    pub skipped: Vec<Skip>,
     /// How long each ExecProcess call took.
     pub exec_latencies: Vec<Duration>,
     /// The first failure.
@@ -46,6 +57,13 @@ pub struct RealOutcome {
     pub workdir: PathBuf,
     /// After a final DestroySandbox: whether the guest powered off within 5 s.
     pub powered_off: Option<bool>,
+}
+
+impl RealOutcome {
+    /// How many steps ran in full or in part.
+    pub fn ran(&self) -> usize {
+        self.trace.steps.len() - self.skipped.iter().filter(|s| s.whole).count()
+    }
 }
 
 /// The `OCI.Root.Path` of every CreateContainer call of `scenario`.
@@ -67,14 +85,14 @@ pub fn rootfs_paths(scenario: &Scenario) -> Vec<String> {
 
 /// The scenario's PCI ports as QEMU root ports at the same slots, so PCI paths match the fake
 /// VMM's.
-fn root_ports(vm: &VmConfig) -> Result<Vec<(String, u8)>, String> {
+fn root_ports(vm: &VmConfig) -> Result<Vec<(String, u8)>, ScenarioError> {
     let mut ports = Vec::new();
     for port in &vm.pci {
         if port.kind != PortKind::RootPort {
-            return Err(format!(
+            return Err(ScenarioError::Invalid(format!(
                 "vm.pci {}: only root ports are mapped to QEMU so far",
                 port.id
-            ));
+            )));
         }
         ports.push((port.id.clone(), port.slot));
     }
@@ -82,15 +100,39 @@ fn root_ports(vm: &VmConfig) -> Result<Vec<(String, u8)>, String> {
     Ok(ports)
 }
 
-/// The scenario's command line plus the debug console the harness answers checks through.
-fn with_debug_channel(cmdline: &str) -> String {
-    if cmdline.contains("agent.debug_console_vport=") {
-        return cmdline.to_owned();
+/// The scenario's command line, plus the cgroup v2 switches when the fake VM is v2 (the fakes
+/// take the hierarchy from `vm.cgroups`, the kernel from its command line), plus the debug
+/// console the harness answers checks through.
+fn guest_cmdline(vm: &VmConfig) -> String {
+    let mut line = vm.cmdline.clone();
+    if vm.cgroups == CgroupMode::V2 && !line.contains("cgroup_no_v1=") {
+        line = format!("{line} {CGROUP_V2}");
     }
-    let port = crate::qemu::shell::CONSOLE_PORT;
-    format!("{cmdline} agent.debug_console_vport={port}")
-        .trim()
-        .to_owned()
+    if !line.contains("agent.debug_console_vport=") {
+        let port = shell::CONSOLE_PORT;
+        line = format!("{line} agent.debug_console_vport={port}");
+    }
+    line.trim().to_owned()
+}
+
+fn boot_spec(
+    scenario: &Scenario,
+    options: &RealOptions,
+    workdir: PathBuf,
+) -> Result<BootSpec, ScenarioError> {
+    let mib = |size: u64| u32::try_from(size >> 20).unwrap_or(u32::MAX);
+    Ok(BootSpec {
+        agent: options.agent.clone(),
+        cache: options.cache.clone(),
+        workdir,
+        cmdline: guest_cmdline(&scenario.vm),
+        rootfs_paths: rootfs_paths(scenario),
+        memory_mib: mib(scenario.vm.memory.0).max(512),
+        max_memory_mib: mib(scenario.vm.max_memory.0),
+        cpus: scenario.vm.cpus.max(1),
+        max_cpus: scenario.vm.max_cpus,
+        root_ports: root_ports(&scenario.vm)?,
+    })
 }
 
 /// Boots a real guest for `scenario` and runs its steps.
@@ -98,109 +140,86 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
     let workdir = options.cache.join("vm").join(&scenario.name);
     let mut outcome = RealOutcome {
         boot_to_check: None,
-        ran: 0,
+        agent_start: None,
+        trace: Trace {
+            scenario: scenario.name.clone(),
+            boot: BootInfo::failed(&scenario.vm),
+            steps: Vec::new(),
+        },
         skipped: Vec::new(),
         exec_latencies: Vec::new(),
         error: None,
         workdir: workdir.clone(),
         powered_off: None,
     };
-    let root_ports = match root_ports(&scenario.vm) {
-        Ok(ports) => ports,
-        Err(detail) => {
-            outcome.error = Some(StepError {
-                index: 0,
-                step: "boot".into(),
-                detail,
-            });
-            return outcome;
-        }
+    let booted = match boot_spec(scenario, options, workdir) {
+        Ok(spec) => RealGuest::boot(&spec)
+            .await
+            .map(|g| (g, spec))
+            .map_err(ScenarioError::from),
+        Err(e) => Err(e),
     };
-    let spec = BootSpec {
-        agent: options.agent.clone(),
-        cache: options.cache.clone(),
-        workdir,
-        cmdline: with_debug_channel(&scenario.vm.cmdline),
-        rootfs_paths: rootfs_paths(scenario),
-        memory_mib: u32::try_from(scenario.vm.memory.0 >> 20)
-            .unwrap_or(u32::MAX)
-            .max(1024),
-        root_ports: root_ports.clone(),
-    };
-    let mut guest = match RealGuest::boot(&spec).await {
-        Ok(g) => g,
+    let (guest, spec) = match booted {
+        Ok(booted) => booted,
         Err(e) => {
             outcome.error = Some(StepError {
                 index: 0,
                 step: "boot".into(),
-                detail: chain(&e),
+                detail: e.to_string(),
             });
             return outcome;
         }
     };
     outcome.boot_to_check = Some(guest.boot_to_check);
-    let mut state = RealRun {
-        guest: &mut guest,
-        background: BTreeMap::new(),
-        free_ports: root_ports.into_iter().map(|(id, _)| id).collect(),
+    outcome.agent_start = agent_start(&guest.vm.console());
+    let backend = RealBackend {
+        plugger: Plugger::new(
+            spec.root_ports.clone(),
+            scenario.vm.memory_block_size.0,
+            spec.cpus,
+        ),
+        guest,
+        probes: Vec::new(),
     };
-    for (i, step) in scenario.steps.iter().enumerate() {
-        let started = Instant::now();
-        match state.step(step).await {
-            Ok(Done::Ran) => outcome.ran += 1,
-            Ok(Done::Skipped(reason)) => {
-                outcome
-                    .skipped
-                    .push(format!("step {} ({}): {reason}", i + 1, step.describe()))
-            }
-            Ok(Done::Partly(reason)) => {
-                outcome.ran += 1;
-                outcome.skipped.push(format!(
-                    "part of step {} ({}): {reason}",
-                    i + 1,
-                    step.describe()
-                ));
-            }
-            Err(detail) => {
-                outcome.error = Some(StepError {
-                    index: i + 1,
-                    step: step.describe(),
-                    detail,
-                });
-                break;
-            }
-        }
-        if matches!(step, Step::Call(c) if c.call == "ExecProcess" && c.background.is_none()) {
-            outcome.exec_latencies.push(started.elapsed());
-        }
-    }
-    if outcome.error.is_none() && !state.background.is_empty() {
-        let names: Vec<String> = state.background.keys().cloned().collect();
-        outcome.error = Some(StepError {
-            index: scenario.steps.len(),
-            step: "end".into(),
-            detail: format!("background calls never awaited: {}", names.join(", ")),
-        });
-    }
-    for (_, task) in std::mem::take(&mut state.background) {
-        task.abort();
-    }
+    let mut runner = Runner::new(backend, &scenario.normalize, false);
+    let run = run_steps(&mut runner, &scenario.steps).await;
+    outcome.trace.steps = run.steps;
+    outcome.skipped = run.skipped;
+    outcome.exec_latencies = run.exec_latencies;
+    outcome.error = run.error;
     // DestroySandbox powers the guest off: give it a moment; otherwise dropping the guest
     // kills QEMU.
     let destroyed =
         matches!(scenario.steps.last(), Some(Step::Call(c)) if c.call == "DestroySandbox");
     if destroyed && outcome.error.is_none() {
-        outcome.powered_off = Some(guest.vm.wait_exit(Duration::from_secs(5)).is_some());
+        let vm = &mut runner.backend.guest.vm;
+        outcome.powered_off = Some(vm.wait_exit(Duration::from_secs(5)).is_some());
     }
-    drop(guest);
+    runner.finish().await;
     if outcome.error.is_none() {
         remove_bulky_files(&outcome.workdir);
     }
     outcome
 }
 
+/// The agent's own start as PID 1, from its JSON log lines on the console: the first line's
+/// `ts` to the `ttRPC server started` line's.
+pub fn agent_start(console: &str) -> Option<Duration> {
+    let ts = |line: &str| -> Option<std::time::SystemTime> {
+        let value: serde_json::Value = serde_json::from_str(line).ok()?;
+        (value.get("pid")?.as_str()? == "1").then_some(())?;
+        humantime::parse_rfc3339(value.get("ts")?.as_str()?).ok()
+    };
+    let first = console.lines().find_map(ts)?;
+    let ready = console
+        .lines()
+        .filter(|l| l.contains("\"ttRPC server started\""))
+        .find_map(ts)?;
+    ready.duration_since(first).ok()
+}
+
 /// After a pass, the initramfs and disk images go; the logs stay.
-fn remove_bulky_files(dir: &std::path::Path) {
+fn remove_bulky_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -214,150 +233,164 @@ fn remove_bulky_files(dir: &std::path::Path) {
     }
 }
 
-enum Done {
-    Ran,
-    Skipped(&'static str),
-    /// Ran, but these parts were skipped.
-    Partly(String),
+/// A booted real guest and what the harness plugged into it.
+pub(super) struct RealBackend {
+    guest: RealGuest,
+    plugger: Plugger,
+    /// Shell conditions that hold once every plugged device is visible in the guest.
+    probes: Vec<String>,
 }
 
-struct RealRun<'g> {
-    guest: &'g mut RealGuest,
-    background: BTreeMap<String, JoinHandle<CallOutcome>>,
-    /// Root ports nothing was plugged into yet, in slot order.
-    free_ports: Vec<String>,
+impl RealBackend {
+    fn addr(&self) -> String {
+        self.guest.vm.vsock_addr()
+    }
+
+    /// A hot-plug through QMP, or the refusal the step expects.
+    async fn hotplug(
+        &mut self,
+        h: &Hotplug,
+        entry: &mut TraceEntry,
+    ) -> Result<Done, ScenarioError> {
+        if !Plugger::supports(h.kind) {
+            return Ok(Done::Skipped(format!(
+                "{:?} hot-plug is not mapped to QMP",
+                h.kind
+            )));
+        }
+        // The fake VMM's delay before the guest sees the device: here, before QMP.
+        if let Some(delay) = h.delay {
+            tokio::time::sleep(delay).await;
+        }
+        match (self.plugger.plug(&mut self.guest, h), &h.refused) {
+            (Ok(Plugged { summary, probe }), None) => {
+                entry.vmm = Some(summary);
+                self.probes.push(probe);
+                Ok(Done::Ran)
+            }
+            (Err(e @ QemuError::Qmp { .. }), Some(_)) => {
+                entry.vmm = Some(format!("refused: {e}"));
+                Ok(Done::Ran)
+            }
+            (Ok(Plugged { summary, .. }), Some(want)) => Err(ScenarioError::Mismatch(format!(
+                "expected the VMM to refuse ({want:?})\n  got {summary} (QEMU took it)"
+            ))),
+            (Err(e), _) => Err(e.into()),
+        }
+    }
+
+    /// Waits until every plugged device is visible in the guest, then gives the agent a moment.
+    async fn settle(&mut self) -> Result<Done, ScenarioError> {
+        let addr = self.addr();
+        let started = std::time::Instant::now();
+        for probe in &self.probes {
+            while shell::run(&addr, &format!("{probe} >/dev/null 2>&1"))
+                .await?
+                .status
+                != 0
+            {
+                if started.elapsed() > SETTLE_LIMIT {
+                    return Err(ScenarioError::Mismatch(format!(
+                        "the guest does not see a plugged device after {SETTLE_LIMIT:?}: {probe}"
+                    )));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        self.probes.clear();
+        tokio::time::sleep(SETTLE_GRACE).await;
+        Ok(Done::Ran)
+    }
+
+    /// An OOM kill in cgroup `path`: a busybox shell joins it and doubles a string until the
+    /// kernel's OOM killer ends it (exit status 137, SIGKILL).
+    async fn oom(&mut self, path: &str, entry: &mut TraceEntry) -> Result<Done, ScenarioError> {
+        let q = shell::quote(path)?;
+        let hog = format!(
+            "r=/sys/fs/cgroup; p={q}; f=$r$p/cgroup.procs; \
+             /bin/busybox test -e $r/cgroup.controllers || f=$r/memory$p/cgroup.procs; \
+             /bin/busybox sh -c \"echo \\$\\$ > $f && s=0123456789abcdef && while :; do s=\\$s\\$s; done\""
+        );
+        let got = shell::run(&self.addr(), &hog).await?;
+        if got.status != 137 {
+            return Err(ScenarioError::Mismatch(format!(
+                "oom {path}: expected the memory hog killed (status 137), got status {}: {}",
+                got.status, got.text
+            )));
+        }
+        entry.vmm = Some(format!("OOM kill in {path} (busybox memory hog)"));
+        Ok(Done::Ran)
+    }
+
+    async fn check(&mut self, step: &Step, entry: &mut TraceEntry) -> Result<Done, ScenarioError> {
+        let Step::Check(c) = step else {
+            return Err(ScenarioError::Invalid("not a check".into()));
+        };
+        let done = run_real_checks(&self.addr(), &c.check).await?;
+        entry.checked = Some(done.checked);
+        let skipped = done.skipped.join(", ");
+        Ok(match (done.checked, skipped.is_empty()) {
+            (_, true) => Done::Ran,
+            (0, false) => Done::Skipped(format!("{skipped}: {FAKE_CHECKS}")),
+            (_, false) => Done::Partly(format!("{skipped}: {FAKE_CHECKS}")),
+        })
+    }
 }
 
-impl RealRun<'_> {
-    async fn step(&mut self, step: &Step) -> Result<Done, String> {
+impl Backend for RealBackend {
+    fn client(&self) -> AgentClient {
+        self.guest.client.clone()
+    }
+
+    fn background_grace(&self) -> Duration {
+        Duration::from_millis(50)
+    }
+
+    async fn device_step(
+        &mut self,
+        step: &Step,
+        entry: &mut TraceEntry,
+    ) -> Result<Done, ScenarioError> {
+        let skip = |reason: &str| Ok(Done::Skipped(reason.to_owned()));
         match step {
-            Step::Call(c) => {
-                let body = match &c.request {
-                    Some(r) => to_json(r)?.to_string(),
-                    None => String::new(),
-                };
-                let metadata = c.metadata.clone().into_iter().collect();
-                let fut = call(
-                    self.guest.client.clone(),
-                    c.call.clone(),
-                    body,
-                    c.timeout.unwrap_or(Duration::ZERO),
-                    metadata,
-                );
-                if let Some(name) = &c.background {
-                    self.background.insert(name.clone(), tokio::spawn(fut));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    return Ok(Done::Ran);
-                }
-                verdict(fut.await, &c.expect, &c.expect_error)?;
+            Step::Hotplug(h) => self.hotplug(h, entry).await,
+            Step::Unplug(u) => {
+                self.guest
+                    .qmp()?
+                    .execute("device_del", serde_json::json!({ "id": u.unplug }))?;
+                entry.vmm = Some(format!("{}: unplugged", u.unplug));
                 Ok(Done::Ran)
             }
-            Step::Await(a) => {
-                let task = self
-                    .background
-                    .remove(&a.name)
-                    .ok_or_else(|| format!("no background call named {:?}", a.name))?;
-                let outcome = task
-                    .await
-                    .unwrap_or_else(|e| Err(("HARNESS".into(), e.to_string())));
-                verdict(outcome, &a.expect, &a.expect_error)?;
-                Ok(Done::Ran)
+            Step::Settle => self.settle().await,
+            Step::Check(_) => self.check(step, entry).await,
+            Step::Oom(o) => self.oom(&o.oom, entry).await,
+            Step::Baseline => skip("leftover baselines need the fakes"),
+            Step::Fault(_) | Step::FaultSweep(_) => skip("fault injection needs the fake seams"),
+            Step::KernelFile(_) | Step::RawUevent(_) | Step::Rule(_) => {
+                skip("the real kernel cannot be scripted this way")
             }
-            Step::Advance(a) => {
-                tokio::time::sleep(a.advance).await;
-                Ok(Done::Ran)
-            }
-            Step::Hotplug(h) if h.kind == DeviceKind::VirtioBlk && h.refused.is_none() => {
-                // The fake VMM's delay before the guest sees the device: here, before QMP.
-                if let Some(delay) = h.delay {
-                    tokio::time::sleep(delay).await;
-                }
-                self.hotplug_blk(h).map_err(|e| chain(&e))?;
-                Ok(Done::Ran)
-            }
-            Step::Hotplug(_) => Ok(Done::Skipped(
-                "only virtio-blk hotplug is mapped to QMP so far",
-            )),
-            Step::Check(c) => {
-                let addr = self.guest.vm.vsock_addr();
-                let done = run_real_checks(&addr, &c.check).await?;
-                let skipped = done.skipped.join(", ");
-                Ok(match (done.checked, skipped.is_empty()) {
-                    (_, true) => Done::Ran,
-                    (0, false) => Done::Skipped(FAKE_CHECKS),
-                    (_, false) => Done::Partly(format!("{skipped}: {FAKE_CHECKS}")),
-                })
-            }
-            Step::Baseline => Ok(Done::Skipped("leftover baselines need the fakes")),
-            Step::Settle => Ok(Done::Skipped(
-                "settle waits for the fake VMM's uevent queue; a real kernel has none to watch",
-            )),
-            Step::Fault(_) | Step::FaultSweep(_) => {
-                Ok(Done::Skipped("fault injection needs the fake seams"))
-            }
-            Step::Oom(_) | Step::KernelFile(_) | Step::RawUevent(_) | Step::Rule(_) => Ok(
-                Done::Skipped("the real kernel cannot be scripted this way yet"),
-            ),
-            Step::Unplug(_) => Ok(Done::Skipped("unplug is not mapped to QMP yet")),
             Step::Connect(_)
             | Step::Send(_)
             | Step::Receive(_)
             | Step::Listen(_)
             | Step::Spans(_)
-            | Step::Passfd(_) => Ok(Done::Skipped(
-                "the agent's other vsock ports are not wired to the real guest yet",
+            | Step::Passfd(_) => {
+                skip("the agent's other vsock ports are not wired to the real guest yet")
+            }
+            Step::Call(_) | Step::Await(_) | Step::Advance(_) => Err(ScenarioError::Invalid(
+                format!("{} is run by the runner", step.describe()),
             )),
         }
     }
 
-    /// A virtio-blk disk (a sparse raw file holding an empty ext4) on the named or the next
-    /// free PCIe root port.
-    fn hotplug_blk(&mut self, h: &Hotplug) -> Result<(), QemuError> {
-        let bus = match &h.bus {
-            Some(bus) => bus.clone(),
-            None => self.free_ports.first().cloned().ok_or(QemuError::Missing {
-                what: "a free root port".into(),
-            })?,
-        };
-        self.free_ports.retain(|p| *p != bus);
-        let id = h.id.clone().unwrap_or_else(|| format!("blk-{bus}"));
-        let size = h.size.map_or(64 << 20, |s| s.0);
-        let image = self.guest.vm.workdir().join(format!("{id}.img"));
-        let file = std::fs::File::create(&image).map_err(|e| QemuError::io(&image, e))?;
-        file.set_len(size).map_err(|e| QemuError::io(&image, e))?;
-        drop(file);
-        crate::qemu::kernel::run(
-            std::process::Command::new("mkfs.ext4")
-                .args(["-q", "-F"])
-                .arg(&image),
-        )?;
-        let node = format!("drive-{id}");
-        let qmp = self.guest.qmp()?;
-        qmp.execute(
-            "blockdev-add",
-            json!({
-                "node-name": node,
-                "driver": "raw",
-                "file": { "driver": "file", "filename": image.display().to_string() },
-            }),
-        )?;
-        qmp.execute(
-            "device_add",
-            json!({ "driver": "virtio-blk-pci", "id": id, "drive": node, "bus": bus }),
-        )?;
-        Ok(())
+    fn new_uevents(&mut self) -> Vec<String> {
+        // The guest's uevents are not observed from the host.
+        Vec::new()
     }
-}
 
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
+    async fn finish(self) {
+        drop(self.guest);
     }
-    text
 }
 
 #[cfg(test)]
@@ -378,5 +411,24 @@ steps:
         let scenario = Scenario::parse("t", text).unwrap();
         assert!(scenario.real_vm);
         assert_eq!(rootfs_paths(&scenario), ["/run/x/a"]);
+    }
+
+    #[test]
+    fn the_guest_boots_with_the_fake_vms_cgroup_hierarchy_and_the_debug_console() {
+        let mut vm = VmConfig::default();
+        let line = guest_cmdline(&vm);
+        assert!(line.contains(CGROUP_V2), "{line}");
+        assert!(line.contains("agent.debug_console_vport=1026"), "{line}");
+        vm.cgroups = CgroupMode::V1;
+        assert!(!guest_cmdline(&vm).contains("cgroup_no_v1"));
+    }
+
+    #[test]
+    fn agent_start_from_its_log_lines() {
+        let console = "[    4.1] Run /init\n\
+            {\"msg\":\"mounted\",\"pid\":\"1\",\"ts\":\"2026-12-06T07:51:23.900000000Z\"}\n\
+            {\"msg\":\"ttRPC server started\",\"pid\":\"1\",\"ts\":\"2026-12-06T07:51:24.133000000Z\"}\n";
+        assert_eq!(agent_start(console), Some(Duration::from_millis(233)));
+        assert_eq!(agent_start("no log"), None);
     }
 }

@@ -7,21 +7,15 @@ use serde_json::Value as Json;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::check::run_checks;
-use super::expect::{errno, normalize, op, subset, to_json};
-use super::format::{ExpectError, Scenario, Step};
-use super::port_steps::in_order;
-use super::ports::Ports;
-use super::record::parse_line;
-use super::trace::{Trace, TraceEntry, time, uevent_line};
+use super::backend::{Backend, Done};
+use super::error::ScenarioError;
+use super::expect::{normalize, subset, to_json};
+use super::fake::FakeBackend;
+use super::format::{AwaitStep, CallStep, ExpectError, Scenario, Step};
+use super::trace::{Trace, TraceEntry, time};
 use super::vm::{BootInfo, GuestVm};
 use crate::call::{CallError, call_json_with};
 use crate::client::AgentClient;
-use crate::vmm::config::VmConfig;
-use crate::vmm::guest::{DeliveryRule, Effect};
-
-/// How long (virtual) `settle` waits for the guest model to go idle.
-const SETTLE_GUARD: Duration = Duration::from_secs(60);
 
 /// What an RPC came back with: a JSON reply, or `(code, message)`.
 pub type CallOutcome = Result<Json, (String, String)>;
@@ -47,19 +41,15 @@ pub struct Outcome {
     pub error: Option<StepError>,
 }
 
-/// Runs the steps of one guest.
-pub(super) struct Runner<'a> {
-    pub(super) vm: GuestVm,
+/// Runs the steps of one guest on a backend: RPC steps here, the others on the backend.
+pub(super) struct Runner<'a, B: Backend> {
+    pub(super) backend: B,
     normalize: &'a [String],
     background: BTreeMap<String, JoinHandle<CallOutcome>>,
-    /// The host's passfd streams, by port.
-    pub(super) passfd: BTreeMap<u32, tokio::io::DuplexStream>,
-    seen: usize,
     start: Instant,
     /// In a fault sweep: RPC outcomes are recorded, expectations not enforced.
     lenient: bool,
     pub(super) notes: Vec<String>,
-    ports: Ports,
 }
 
 fn outcome_of(result: Result<String, CallError>) -> Result<CallOutcome, String> {
@@ -93,18 +83,15 @@ pub(super) async fn call(
         .unwrap_or_else(|e| Err(("HARNESS".into(), e)))
 }
 
-impl<'a> Runner<'a> {
-    pub(super) fn new(vm: GuestVm, normalize: &'a [String], lenient: bool) -> Self {
+impl<'a, B: Backend> Runner<'a, B> {
+    pub(super) fn new(backend: B, normalize: &'a [String], lenient: bool) -> Self {
         Runner {
-            vm,
+            backend,
             normalize,
             background: BTreeMap::new(),
-            passfd: BTreeMap::new(),
-            seen: 0,
             start: Instant::now(),
             lenient,
             notes: Vec::new(),
-            ports: Ports::default(),
         }
     }
 
@@ -113,214 +100,74 @@ impl<'a> Runner<'a> {
         self.lenient = lenient;
     }
 
-    /// Runs one step; fills `entry`; an error is expected vs got.
+    /// Runs one step; fills `entry` (with the time and the uevents delivered meanwhile).
     pub(super) async fn step(
         &mut self,
         step: &Step,
         entry: &mut TraceEntry,
-        vm_config: &VmConfig,
-    ) -> Result<(), String> {
-        let result = self.exec(step, entry, vm_config).await;
+    ) -> Result<Done, ScenarioError> {
+        let result = match step {
+            Step::Call(c) => self.call_step(c, entry).await.map(|()| Done::Ran),
+            Step::Await(a) => self.await_step(a, entry).await.map(|()| Done::Ran),
+            Step::Advance(a) => {
+                // Virtual time on the fakes, real time on a real guest.
+                tokio::time::sleep(a.advance).await;
+                Ok(Done::Ran)
+            }
+            _ => self.backend.device_step(step, entry).await,
+        };
         entry.at = time(Instant::now() - self.start);
-        let log = self.vm.vmm.uevent_log();
-        entry.uevents = log[self.seen.min(log.len())..]
-            .iter()
-            .map(uevent_line)
-            .collect();
-        self.seen = log.len();
+        entry.uevents = self.backend.new_uevents();
         result
     }
 
-    async fn exec(
+    /// An RPC: judged at once, or left running in the background under its name.
+    async fn call_step(
         &mut self,
-        step: &Step,
+        c: &CallStep,
         entry: &mut TraceEntry,
-        vm_config: &VmConfig,
-    ) -> Result<(), String> {
-        match step {
-            Step::Call(c) => {
-                let body = match &c.request {
-                    Some(r) => to_json(r)?.to_string(),
-                    None => String::new(),
-                };
-                let timeout = c.timeout.unwrap_or(Duration::ZERO);
-                let metadata = c.metadata.clone().into_iter().collect();
-                let fut = call(
-                    self.vm.client.clone(),
-                    c.call.clone(),
-                    body,
-                    timeout,
-                    metadata,
-                );
-                if let Some(name) = &c.background {
-                    if c.expect.is_some() || c.expect_error.is_some() {
-                        return Err("a background call's expectations go on its `await`".into());
-                    }
-                    self.background.insert(name.clone(), tokio::spawn(fut));
-                    // Let the request reach the agent before the next step.
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                    return Ok(());
-                }
-                let outcome = fut.await;
-                self.judge(outcome, &c.expect, &c.expect_error, entry)
-            }
-            Step::Await(a) => {
-                let task = self
-                    .background
-                    .remove(&a.name)
-                    .ok_or_else(|| format!("no background call named {:?}", a.name))?;
-                let outcome = task
-                    .await
-                    .unwrap_or_else(|e| Err(("HARNESS".into(), e.to_string())));
-                self.judge(outcome, &a.expect, &a.expect_error, entry)
-            }
-            Step::Hotplug(h) => match (self.vm.vmm.hotplug(h), &h.refused) {
-                (Ok((id, summary)), None) => {
-                    entry.vmm = Some(format!("{id}: {summary}"));
-                    Ok(())
-                }
-                (Err(e), Some(want)) if e.to_string().contains(want.as_str()) => {
-                    entry.vmm = Some(format!("refused: {e}"));
-                    Ok(())
-                }
-                (Ok((id, summary)), Some(want)) => Err(format!(
-                    "expected the VMM to refuse ({want:?})\n  got {id}: {summary}"
-                )),
-                (Err(e), _) => Err(format!("VMM refused: {e}")),
-            },
-            Step::Unplug(u) => {
-                let summary = self
-                    .vm
-                    .vmm
-                    .unplug(&u.unplug, u.delay)
-                    .map_err(|e| e.to_string())?;
-                entry.vmm = Some(format!("{}: unplugged {summary}", u.unplug));
-                Ok(())
-            }
-            Step::RawUevent(r) => {
-                let event = parse_line(&r.raw_uevent)?;
-                self.vm
-                    .vmm
-                    .raw_uevent(event, r.delay)
-                    .map_err(|e| e.to_string())
-            }
-            Step::Rule(rule) => {
-                let (matcher, effect) =
-                    match (&rule.drop_uevent, &rule.delay_uevent, &rule.reorder_uevent) {
-                        (Some(m), _, _) => (m.clone(), Effect::Drop),
-                        (_, Some(m), _) => (m.clone(), Effect::Delay(rule.by.unwrap_or_default())),
-                        (_, _, Some(m)) => (m.clone(), Effect::Reorder(rule.after.unwrap_or(1))),
-                        _ => return Err("no rule".into()),
-                    };
-                self.vm.vmm.add_rule(DeliveryRule {
-                    matcher,
-                    effect,
-                    count: rule.count.unwrap_or(1),
-                });
-                Ok(())
-            }
-            Step::Advance(a) => {
-                tokio::time::sleep(a.advance).await;
-                Ok(())
-            }
-            Step::Settle => self.settle().await,
-            Step::Baseline => {
-                self.vm.fake.baseline();
-                Ok(())
-            }
-            Step::Fault(f) => {
-                let op = op(&f.fault)?;
-                let errno = errno(f.errno.as_deref().unwrap_or("EIO"))?;
-                let nth = f.nth.unwrap_or(1).max(1);
-                self.vm.fake.faults.fail_nth(op, nth, errno);
-                entry.vmm = Some(format!("{op:?} call #{nth} from now fails with {errno:?}"));
-                Ok(())
-            }
-            Step::Oom(o) => {
-                let watchers = self
-                    .vm
-                    .fake
-                    .cgroups
-                    .trigger_oom(&o.oom)
-                    .map_err(|e| format!("cgroup {}: {e}", o.oom))?;
-                entry.vmm = Some(format!("OOM kill in {} ({watchers} watcher(s))", o.oom));
-                Ok(())
-            }
-            Step::KernelFile(k) => {
-                for (path, contents) in &k.kernel_file {
-                    self.vm
-                        .fake
-                        .sysfs
-                        .write_file(path, contents.as_bytes())
-                        .map_err(|e| format!("{path}: {e}"))?;
-                }
-                Ok(())
-            }
-            Step::Passfd(p) => {
-                entry.vmm = Some(self.passfd_step(p).await?);
-                Ok(())
-            }
-            Step::Check(c) => {
-                entry.checked = Some(run_checks(&self.vm, &c.check)?);
-                Ok(())
-            }
-            Step::Connect(c) => self.ports.connect(&self.vm, c.connect, &c.name).await,
-            Step::Listen(l) => self.ports.listen(&self.vm, l.listen, &l.name),
-            Step::Send(s) => self.ports.send(&s.send, &s.data).await,
-            Step::Receive(r) => {
-                let text = self.ports.receive(&r.receive, r.until.as_deref()).await?;
-                in_order(&text, &r.lines).map_err(|missing| {
-                    format!("{}: {missing:?} not found in order in {text:?}", r.receive)
-                })?;
-                entry.checked = Some(r.lines.len() + usize::from(r.until.is_some()));
-                Ok(())
-            }
-            Step::Spans(s) => {
-                let expect = s
-                    .expect
-                    .iter()
-                    .map(to_json)
-                    .collect::<Result<Vec<_>, _>>()?;
-                let names = self.ports.spans(&s.spans, &expect).await?;
-                entry.vmm = Some(format!("spans: {}", names.join(", ")));
-                Ok(())
-            }
-            Step::FaultSweep(s) => {
-                if self.lenient {
-                    return Err("fault sweeps do not nest".into());
-                }
-                // Boxed: a sweep runs steps, which is this function.
-                entry.sweep = Box::pin(super::sweep::sweep(s, vm_config, self.normalize)).await?;
-                Ok(())
-            }
+    ) -> Result<(), ScenarioError> {
+        let body = match &c.request {
+            Some(r) => to_json(r).map_err(ScenarioError::Invalid)?.to_string(),
+            None => String::new(),
+        };
+        let timeout = c.timeout.unwrap_or(Duration::ZERO);
+        let metadata = c.metadata.clone().into_iter().collect();
+        let fut = call(
+            self.backend.client(),
+            c.call.clone(),
+            body,
+            timeout,
+            metadata,
+        );
+        let Some(name) = &c.background else {
+            let outcome = fut.await;
+            return self.judge(outcome, &c.expect, &c.expect_error, entry);
+        };
+        if c.expect.is_some() || c.expect_error.is_some() {
+            return Err(ScenarioError::Invalid(
+                "a background call's expectations go on its `await`".into(),
+            ));
         }
+        self.background.insert(name.clone(), tokio::spawn(fut));
+        // Let the request reach the agent before the next step.
+        tokio::time::sleep(self.backend.background_grace()).await;
+        Ok(())
     }
 
-    /// Waits (on virtual time) until the guest model played everything and the agent took
-    /// every uevent.
-    pub(super) async fn settle(&mut self) -> Result<(), String> {
-        let started = Instant::now();
-        // Sleeping lets every other task run: paused time only advances when all are idle.
-        // Fine steps first (most sequences are due at once), then coarse ones up to the guard.
-        let mut polls = 0u32;
-        loop {
-            let step = if polls < 1000 {
-                Duration::from_millis(1)
-            } else {
-                Duration::from_secs(1)
-            };
-            tokio::time::sleep(step).await;
-            polls += 1;
-            if self.vm.vmm.is_idle() {
-                return Ok(());
-            }
-            if Instant::now() - started >= SETTLE_GUARD {
-                return Err(format!(
-                    "guest not idle after {} (uevents not taken by the agent?)",
-                    time(SETTLE_GUARD)
-                ));
-            }
-        }
+    /// Waits for a background call and judges its outcome.
+    async fn await_step(
+        &mut self,
+        a: &AwaitStep,
+        entry: &mut TraceEntry,
+    ) -> Result<(), ScenarioError> {
+        let task = self.background.remove(&a.name).ok_or_else(|| {
+            ScenarioError::Invalid(format!("no background call named {:?}", a.name))
+        })?;
+        let outcome = task
+            .await
+            .unwrap_or_else(|e| Err(("HARNESS".into(), e.to_string())));
+        self.judge(outcome, &a.expect, &a.expect_error, entry)
     }
 
     fn judge(
@@ -329,7 +176,7 @@ impl<'a> Runner<'a> {
         expect: &Option<serde_yaml::Value>,
         expect_error: &Option<ExpectError>,
         entry: &mut TraceEntry,
-    ) -> Result<(), String> {
+    ) -> Result<(), ScenarioError> {
         let shown = match &outcome {
             Ok(reply) => {
                 let mut reply = reply.clone();
@@ -351,13 +198,100 @@ impl<'a> Runner<'a> {
         verdict(outcome, expect, expect_error)
     }
 
+    /// The names of background calls never awaited.
+    fn pending(&self) -> Vec<String> {
+        self.background.keys().cloned().collect()
+    }
+
     /// Stops the guest; background calls still running are cancelled.
     pub(super) async fn finish(self) {
         for (_, task) in self.background {
             task.abort();
         }
-        self.vm.shutdown().await;
+        self.backend.finish().await;
     }
+}
+
+/// A step that did not run (in full) on its backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Skip {
+    /// The step's number, from 1.
+    pub index: usize,
+    /// The step's description.
+    pub step: String,
+    /// Whether it was skipped whole (else only parts of it).
+    pub whole: bool,
+    /// Why.
+    pub reason: String,
+}
+
+impl std::fmt::Display for Skip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let part = if self.whole { "" } else { "part of " };
+        write!(
+            f,
+            "{part}step {} ({}): {}",
+            self.index, self.step, self.reason
+        )
+    }
+}
+
+/// What running a scenario's steps came to.
+#[derive(Debug, Default)]
+pub(super) struct StepsRun {
+    /// One entry per step run (up to the failing one).
+    pub(super) steps: Vec<TraceEntry>,
+    /// The first failure.
+    pub(super) error: Option<StepError>,
+    /// Steps not run in full.
+    pub(super) skipped: Vec<Skip>,
+    /// How long each foreground ExecProcess call took.
+    pub(super) exec_latencies: Vec<Duration>,
+}
+
+/// Runs `steps` in order until one fails; a background call never awaited is a failure.
+pub(super) async fn run_steps<B: Backend>(runner: &mut Runner<'_, B>, steps: &[Step]) -> StepsRun {
+    let mut run = StepsRun::default();
+    for (i, step) in steps.iter().enumerate() {
+        let mut entry = TraceEntry {
+            step: format!("{}. {}", i + 1, step.describe()),
+            ..TraceEntry::default()
+        };
+        let started = std::time::Instant::now();
+        let result = runner.step(step, &mut entry).await;
+        if matches!(step, Step::Call(c) if c.call == "ExecProcess" && c.background.is_none()) {
+            run.exec_latencies.push(started.elapsed());
+        }
+        run.steps.push(entry);
+        let (whole, reason) = match result {
+            Ok(Done::Ran) => continue,
+            Ok(Done::Skipped(reason)) => (true, reason),
+            Ok(Done::Partly(reason)) => (false, reason),
+            Err(e) => {
+                run.error = Some(StepError {
+                    index: i + 1,
+                    step: step.describe(),
+                    detail: e.to_string(),
+                });
+                return run;
+            }
+        };
+        run.skipped.push(Skip {
+            index: i + 1,
+            step: step.describe(),
+            whole,
+            reason,
+        });
+    }
+    let pending = runner.pending();
+    if !pending.is_empty() {
+        run.error = Some(StepError {
+            index: steps.len(),
+            step: "end".into(),
+            detail: format!("background calls never awaited: {}", pending.join(", ")),
+        });
+    }
+    run
 }
 
 /// Whether `outcome` is what the step expected: the error `expect_error`, or a reply containing
@@ -366,40 +300,43 @@ pub(super) fn verdict(
     outcome: CallOutcome,
     expect: &Option<serde_yaml::Value>,
     expect_error: &Option<ExpectError>,
-) -> Result<(), String> {
+) -> Result<(), ScenarioError> {
+    let mismatch = ScenarioError::Mismatch;
     match (expect_error, outcome) {
         (Some(want), Err((code, message))) => {
             if want.code != code || !message.contains(&want.message) {
-                return Err(format!(
+                return Err(mismatch(format!(
                     "expected error {} containing {:?}\n  got error {code}: {message}",
                     want.code, want.message
-                ));
+                )));
             }
             Ok(())
         }
-        (Some(want), Ok(reply)) => Err(format!(
+        (Some(want), Ok(reply)) => Err(mismatch(format!(
             "expected error {} containing {:?}\n  got reply {reply}",
             want.code, want.message
-        )),
-        (None, Err((code, message))) => {
-            Err(format!("expected a reply\n  got error {code}: {message}"))
-        }
+        ))),
+        (None, Err((code, message))) => Err(mismatch(format!(
+            "expected a reply\n  got error {code}: {message}"
+        ))),
         (None, Ok(reply)) => match expect {
             Some(want) => {
-                let want = to_json(want)?;
-                subset(&want, &reply)
-                    .map_err(|e| format!("expected reply ⊇ {want}\n  got {reply}\n  ({e})"))
+                let want = to_json(want).map_err(ScenarioError::Invalid)?;
+                subset(&want, &reply).map_err(|e| {
+                    mismatch(format!("expected reply ⊇ {want}\n  got {reply}\n  ({e})"))
+                })
             }
             None => Ok(()),
         },
     }
 }
 
-/// Runs `scenario` once on the current runtime (which should have paused time).
+/// Runs `scenario` once on the fake backend, on the current runtime (which should have paused
+/// time).
 pub async fn run_once(scenario: &Scenario) -> Outcome {
     let vm = match GuestVm::boot(&scenario.vm).await {
         Ok(vm) => vm,
-        Err(detail) => {
+        Err(e) => {
             return Outcome {
                 trace: Trace {
                     scenario: scenario.name.clone(),
@@ -409,47 +346,23 @@ pub async fn run_once(scenario: &Scenario) -> Outcome {
                 error: Some(StepError {
                     index: 0,
                     step: "boot".into(),
-                    detail,
+                    detail: e.to_string(),
                 }),
             };
         }
     };
     let boot = vm.boot.clone();
-    let mut runner = Runner::new(vm, &scenario.normalize, false);
-    let mut steps = Vec::new();
-    let mut error = None;
-    for (i, step) in scenario.steps.iter().enumerate() {
-        let mut entry = TraceEntry {
-            step: format!("{}. {}", i + 1, step.describe()),
-            ..TraceEntry::default()
-        };
-        let result = runner.step(step, &mut entry, &scenario.vm).await;
-        steps.push(entry);
-        if let Err(detail) = result {
-            error = Some(StepError {
-                index: i + 1,
-                step: step.describe(),
-                detail,
-            });
-            break;
-        }
-    }
-    if error.is_none() && !runner.background.is_empty() {
-        let names: Vec<String> = runner.background.keys().cloned().collect();
-        error = Some(StepError {
-            index: scenario.steps.len(),
-            step: "end".into(),
-            detail: format!("background calls never awaited: {}", names.join(", ")),
-        });
-    }
+    let backend = FakeBackend::new(vm, &scenario.vm, &scenario.normalize);
+    let mut runner = Runner::new(backend, &scenario.normalize, false);
+    let run = run_steps(&mut runner, &scenario.steps).await;
     runner.finish().await;
     Outcome {
         trace: Trace {
             scenario: scenario.name.clone(),
             boot,
-            steps,
+            steps: run.steps,
         },
-        error,
+        error: run.error,
     }
 }
 

@@ -4,24 +4,31 @@
 use agent_fakes::Op;
 
 use super::check::run_checks;
+use super::error::ScenarioError;
 use super::expect::{errno, op};
+use super::fake::FakeBackend;
 use super::format::{FaultSweep, Step, parse_steps};
 use super::runner::Runner;
 use super::trace::TraceEntry;
 use super::vm::GuestVm;
 use crate::vmm::config::VmConfig;
 
+type SweepRunner<'a> = Runner<'a, FakeBackend>;
+
 async fn run_steps(
-    runner: &mut Runner<'_>,
+    runner: &mut SweepRunner<'_>,
     steps: &[Step],
-    vm_config: &VmConfig,
     lenient: bool,
-) -> Result<(), String> {
+) -> Result<(), ScenarioError> {
     for (i, step) in steps.iter().enumerate() {
         let mut entry = TraceEntry::default();
-        if let Err(e) = runner.step(step, &mut entry, vm_config).await {
+        if let Err(e) = runner.step(step, &mut entry).await {
             if !lenient {
-                return Err(format!("setup step {} ({}): {e}", i + 1, step.describe()));
+                return Err(ScenarioError::Invalid(format!(
+                    "setup step {} ({}): {e}",
+                    i + 1,
+                    step.describe()
+                )));
             }
             runner.notes.push(format!("{}: {e}", step.describe()));
         }
@@ -33,10 +40,10 @@ async fn fresh<'a>(
     vm_config: &VmConfig,
     normalize: &'a [String],
     setup: &[Step],
-) -> Result<Runner<'a>, String> {
+) -> Result<SweepRunner<'a>, ScenarioError> {
     let vm = GuestVm::boot(vm_config).await?;
-    let mut runner = Runner::new(vm, normalize, false);
-    run_steps(&mut runner, setup, vm_config, false).await?;
+    let mut runner = Runner::new(FakeBackend::new(vm, vm_config, normalize), normalize, false);
+    run_steps(&mut runner, setup, false).await?;
     runner.set_lenient(true);
     runner.notes.clear();
     Ok(runner)
@@ -47,25 +54,33 @@ pub(super) async fn sweep(
     s: &FaultSweep,
     vm_config: &VmConfig,
     normalize: &[String],
-) -> Result<Vec<String>, String> {
-    let setup = parse_steps(&s.setup).map_err(|e| format!("setup: {e}"))?;
-    let steps = parse_steps(&s.steps)?;
-    let after = parse_steps(&s.after).map_err(|e| format!("after: {e}"))?;
+) -> Result<Vec<String>, ScenarioError> {
+    let invalid = ScenarioError::Invalid;
+    let setup = parse_steps(&s.setup).map_err(|e| invalid(format!("setup: {e}")))?;
+    let steps = parse_steps(&s.steps).map_err(invalid)?;
+    let after = parse_steps(&s.after).map_err(|e| invalid(format!("after: {e}")))?;
     if steps
         .iter()
         .chain(&setup)
+        .chain(&after)
         .any(|s| matches!(s, Step::FaultSweep(_)))
     {
-        return Err("fault sweeps do not nest".into());
+        return Err(invalid("fault sweeps do not nest".into()));
     }
-    let errno = errno(s.errno.as_deref().unwrap_or("EIO"))?;
-    let ops: Vec<Op> = s.ops.iter().map(|o| op(o)).collect::<Result<_, _>>()?;
+    let errno = errno(s.errno.as_deref().unwrap_or("EIO")).map_err(invalid)?;
+    let ops: Vec<Op> = s
+        .ops
+        .iter()
+        .map(|o| op(o))
+        .collect::<Result<_, _>>()
+        .map_err(invalid)?;
 
     let mut dry = fresh(vm_config, normalize, &setup).await?;
-    let before = dry.vm.fake.faults.counts();
-    run_steps(&mut dry, &steps, vm_config, true).await?;
-    let _ = dry.settle().await;
+    let before = dry.backend.vm.fake.faults.counts();
+    run_steps(&mut dry, &steps, true).await?;
+    let _ = dry.backend.settle().await;
     let points: Vec<_> = dry
+        .backend
         .vm
         .fake
         .faults
@@ -75,26 +90,31 @@ pub(super) async fn sweep(
         .collect();
     dry.finish().await;
     if points.is_empty() {
-        return Err("the swept steps make no seam calls".into());
+        return Err(invalid("the swept steps make no seam calls".into()));
     }
 
     let mut lines = Vec::new();
     let mut failures = Vec::new();
     for point in points {
         let mut runner = fresh(vm_config, normalize, &setup).await?;
-        runner.vm.fake.baseline();
-        runner.vm.fake.faults.fail_nth(point.op, point.nth, errno);
-        run_steps(&mut runner, &steps, vm_config, true).await?;
-        if let Err(e) = runner.settle().await {
+        runner.backend.vm.fake.baseline();
+        runner
+            .backend
+            .vm
+            .fake
+            .faults
+            .fail_nth(point.op, point.nth, errno);
+        run_steps(&mut runner, &steps, true).await?;
+        if let Err(e) = runner.backend.settle().await {
             runner.notes.push(format!("settle: {e}"));
         }
-        let fired = runner.vm.fake.faults.pending() == 0;
-        runner.vm.fake.faults.clear();
+        let fired = runner.backend.vm.fake.faults.pending() == 0;
+        runner.backend.vm.fake.faults.clear();
         if !after.is_empty() {
             runner.notes.push("then".into());
-            run_steps(&mut runner, &after, vm_config, true).await?;
+            run_steps(&mut runner, &after, true).await?;
         }
-        let checked = run_checks(&runner.vm, &s.check);
+        let checked = run_checks(&runner.backend.vm, &s.check);
         let notes = runner.notes.join("; ");
         runner.finish().await;
         let head = format!(
@@ -105,17 +125,17 @@ pub(super) async fn sweep(
             Ok(n) => lines.push(format!("{head}: {notes}; {n} check(s) held")),
             Err(e) => failures.push(format!(
                 "{head}: {notes}\n    {}",
-                e.replace('\n', "\n    ")
+                e.to_string().replace('\n', "\n    ")
             )),
         }
     }
     if failures.is_empty() {
         Ok(lines)
     } else {
-        Err(format!(
+        Err(ScenarioError::Checks(format!(
             "{} fault point(s) failed their checks:\n  {}",
             failures.len(),
             failures.join("\n  ")
-        ))
+        )))
     }
 }

@@ -11,6 +11,7 @@ use kata_agent::rpc::{RpcServer, serve};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
+use super::error::ScenarioError;
 use super::expect::errno;
 use crate::client::AgentClient;
 use crate::vmm::FakeVmm;
@@ -94,28 +95,29 @@ fn script(spec: &ProgramSpec) -> Result<Script, String> {
 impl GuestVm {
     /// Boots `config`: fakes, VMM (cold-plugged sysfs), agent, ttrpc server and client.
     /// Needs a tokio runtime (paused time keeps everything deterministic).
-    pub async fn boot(config: &VmConfig) -> Result<GuestVm, String> {
+    pub async fn boot(config: &VmConfig) -> Result<GuestVm, ScenarioError> {
         let version = match config.cgroups {
             CgroupMode::V1 => CgroupVersion::V1,
             CgroupMode::V2 => CgroupVersion::V2,
         };
         let fake = FakeHost::with_cgroup_version(version);
         for (name, spec) in &config.programs {
-            let script = script(spec).map_err(|e| format!("program {name}: {e}"))?;
+            let script =
+                script(spec).map_err(|e| ScenarioError::Boot(format!("program {name}: {e}")))?;
             // A program named by its path is also a file there (the debug console looks for
             // its shell); the launcher knows scripts by base name.
             let base = match name.rsplit_once('/') {
                 Some((_, base)) if name.starts_with('/') => {
                     fake.sysfs
                         .write_file(name, "")
-                        .map_err(|e| format!("program {name}: {e}"))?;
+                        .map_err(|e| ScenarioError::Boot(format!("program {name}: {e}")))?;
                     base
                 }
                 _ => name.as_str(),
             };
             fake.launcher.script(base, script);
         }
-        let vmm = FakeVmm::boot(config, &fake).map_err(|e| e.to_string())?;
+        let vmm = FakeVmm::boot(config, &fake)?;
         fake.baseline();
         let (agent_config, warnings) = Config::from_cmdline(&config.cmdline);
         let addr = agent_config.server_addr.clone();
@@ -142,11 +144,11 @@ impl GuestVm {
         let mut tasks = agent.start();
         let server = serve(agent.clone(), &addr)
             .await
-            .map_err(|e| format!("agent does not serve on {addr}: {e}"))?;
+            .map_err(|e| ScenarioError::Boot(format!("agent does not serve on {addr}: {e}")))?;
         let stream = fake
             .transport
             .connect(&addr)
-            .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            .map_err(|e| ScenarioError::Boot(format!("cannot connect to {addr}: {e}")))?;
         let client = AgentClient::from_stream(stream);
         let capture = capture.map(|mut c| {
             tasks.append(&mut c.tasks);

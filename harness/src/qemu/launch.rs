@@ -156,7 +156,11 @@ fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
     let mem = spec.memory_mib;
     let mut args: Vec<String> = [
         "-machine",
-        "q35,accel=tcg,memory-backend=mem",
+        "q35,memory-backend=mem",
+        // Multi-threaded TCG never brings a hot-added vCPU up (the guest's online write
+        // hangs); single-threaded TCG does.
+        "-accel",
+        "tcg,thread=single",
         "-cpu",
         "max",
         "-nodefaults",

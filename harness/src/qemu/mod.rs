@@ -74,6 +74,12 @@ pub enum QemuError {
         /// QEMU's answer.
         detail: String,
     },
+    /// A request the harness refuses before it reaches QEMU, as Kata's runtime would.
+    #[error("refused: {detail}")]
+    Refused {
+        /// Why.
+        detail: String,
+    },
     /// The debug console failed, did not answer, or was given a path it cannot quote.
     #[error("debug console: {detail}")]
     Console {

@@ -12,7 +12,7 @@ use crate::client::hybrid_vsock_stream;
 /// The guest vsock port of the debug console the harness enables.
 pub const CONSOLE_PORT: u32 = 1026;
 /// How long one command may take.
-const COMMAND_LIMIT: Duration = Duration::from_secs(15);
+const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 /// Output markers; written split in the command so the terminal's echo never matches.
 const BEGIN: &str = "HARNESS-BEGIN";
 const END: &str = "HARNESS-END";

@@ -268,7 +268,7 @@ impl RealBackend {
                 self.probes.push(probe);
                 Ok(Done::Ran)
             }
-            (Err(e @ QemuError::Qmp { .. }), Some(_)) => {
+            (Err(e @ (QemuError::Qmp { .. } | QemuError::Refused { .. })), Some(_)) => {
                 entry.vmm = Some(format!("refused: {e}"));
                 Ok(Done::Ran)
             }

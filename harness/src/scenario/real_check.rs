@@ -179,12 +179,12 @@ fn cgroup_script(path: &str) -> String {
     let bb = "/bin/busybox";
     format!(
         "r=/sys/fs/cgroup; p={path}; \
-         if {bb} test -e $r/cgroup.controllers; then \
-           {bb} test -d $r$p || {{ echo absent; exit 0; }}; echo v=2; \
+         if {bb} test -e $r/cgroup.controllers; then v=2; d=$r$p; else v=1; d=$r/memory$p; fi; \
+         if ! {bb} test -d $d; then echo absent; \
+         elif {bb} test $v = 2; then echo v=2; \
            for f in memory.max cpu.max cpu.weight cpuset.cpus pids.max cgroup.freeze; do \
              echo \"$f=$({bb} cat $r$p/$f 2>/dev/null)\"; done; \
-         else \
-           {bb} test -d $r/memory$p || {{ echo absent; exit 0; }}; echo v=1; \
+         else echo v=1; \
            for f in memory/memory.limit_in_bytes cpu/cpu.cfs_quota_us cpu/cpu.cfs_period_us \
              cpu/cpu.shares cpuset/cpuset.cpus pids/pids.max freezer/freezer.state; do \
              echo \"${{f#*/}}=$({bb} cat $r/${{f%%/*}}$p/${{f#*/}} 2>/dev/null)\"; done; \

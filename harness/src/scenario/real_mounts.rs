@@ -24,8 +24,8 @@ struct Raw<'a> {
 }
 
 /// Parses mountinfo text in order. A mount whose root lies inside the root of an earlier mount
-/// of the same device is a bind mount: its source is that mount's target plus the rest of
-/// the root.
+/// of the same device is a bind mount: its source is the latest such mount's target plus the
+/// rest of the root.
 pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
     let raws: Vec<Raw<'_>> = text.lines().filter_map(parse_line).collect();
     raws.iter()
@@ -40,8 +40,10 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountEntry> {
 }
 
 fn bind_source(earlier: &[Raw<'_>], m: &Raw<'_>) -> Option<String> {
+    // The latest such mount: a bind of a bind names the path it was bound from last.
     earlier
         .iter()
+        .rev()
         .filter(|e| e.dev == m.dev && e.target != m.target)
         .find_map(|e| {
             let rest = if e.root == "/" {
@@ -118,7 +120,10 @@ mod tests {
 30 20 0:5 /kata-containers/sandbox/resolv.conf /etc/resolv.conf rw - tmpfs tmpfs rw
 31 20 254:0 / /run/kata-containers/sandbox/vol ro,relatime - ext4 /dev/vda ro
 32 20 254:0 / /run/kata-containers/c1/data rw - ext4 /dev/vda rw
-33 20 0:40 / /run/a\\040b rw - tmpfs tmpfs rw";
+33 20 0:40 / /run/a\\040b rw - tmpfs tmpfs rw
+1 0 0:1 / / rw - rootfs rootfs rw
+40 1 0:1 /rootfs /run/shared/c1/rootfs rw - rootfs rootfs rw
+41 1 0:1 /rootfs /run/kata-containers/c1/rootfs rw - rootfs rootfs rw";
         let m = parse_mountinfo(text);
         assert_eq!(m[0].source, "tmpfs");
         assert_eq!(m[1].source, "/run/kata-containers/sandbox/resolv.conf");
@@ -127,5 +132,7 @@ mod tests {
         assert!(m[2].options.iter().any(|o| o == "ro"));
         assert_eq!(m[3].source, "/run/kata-containers/sandbox/vol");
         assert_eq!(m[4].target, "/run/a b");
+        assert_eq!(m[6].source, "/rootfs");
+        assert_eq!(m[7].source, "/run/shared/c1/rootfs");
     }
 }

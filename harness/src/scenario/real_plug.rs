@@ -162,6 +162,16 @@ impl Plugger {
         id: &str,
     ) -> Result<Plugged, QemuError> {
         let size = h.size.unwrap_or(Size(self.block_size));
+        if !size.0.is_multiple_of(self.block_size) {
+            // QEMU would take it and the guest kernel fail to add it; Kata's runtime rounds
+            // to the guest's memory block size before it asks.
+            return Err(QemuError::Refused {
+                detail: format!(
+                    "{:#x} is not a multiple of the memory block size {:#x}",
+                    size.0, self.block_size
+                ),
+            });
+        }
         let backend = format!("mem-{id}");
         let qmp = guest.qmp()?;
         qmp.execute(

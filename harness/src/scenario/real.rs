@@ -3,6 +3,7 @@
 //! through the debug console. A step it cannot do (fault injection, uevent rules, fake-state
 //! checks) is skipped and reported with the reason, never counted as passed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -180,6 +181,7 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
         ),
         guest,
         probes: Vec::new(),
+        plugged: BTreeMap::new(),
     };
     let mut runner = Runner::new(backend, &scenario.normalize, false);
     let run = run_steps(&mut runner, &scenario.steps).await;
@@ -237,8 +239,11 @@ fn remove_bulky_files(dir: &Path) {
 pub(super) struct RealBackend {
     guest: RealGuest,
     plugger: Plugger,
-    /// Shell conditions that hold once every plugged device is visible in the guest.
+    /// Shell conditions that hold once every plugged device is visible in the guest and every
+    /// unplugged one gone.
     probes: Vec<String>,
+    /// The visibility condition of each plugged device, by id.
+    plugged: BTreeMap<String, String>,
 }
 
 impl RealBackend {
@@ -265,6 +270,9 @@ impl RealBackend {
         match (self.plugger.plug(&mut self.guest, h), &h.refused) {
             (Ok(Plugged { summary, probe }), None) => {
                 entry.vmm = Some(summary);
+                if let Some(id) = &h.id {
+                    self.plugged.insert(id.clone(), probe.clone());
+                }
                 self.probes.push(probe);
                 Ok(Done::Ran)
             }
@@ -358,6 +366,9 @@ impl Backend for RealBackend {
                 self.guest
                     .qmp()?
                     .execute("device_del", serde_json::json!({ "id": u.unplug }))?;
+                if let Some(probe) = self.plugged.remove(&u.unplug) {
+                    self.probes.push(format!("! {probe}"));
+                }
                 entry.vmm = Some(format!("{}: unplugged", u.unplug));
                 Ok(Done::Ran)
             }

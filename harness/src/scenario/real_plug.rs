@@ -145,6 +145,9 @@ impl Plugger {
         if let Some(mac) = &h.mac {
             device["mac"] = json!(mac);
         }
+        if let Some(mtu) = h.mtu {
+            device["host_mtu"] = json!(mtu);
+        }
         qmp.execute("device_add", device)?;
         Ok(Plugged {
             summary: format!("{id}: virtio-net (pci path {slot:02x}/00)"),

@@ -31,7 +31,7 @@ impl Ida {
 }
 
 /// Name and number allocators of one guest.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Ids {
     virtio: Ida,
     vd: Ida,
@@ -43,6 +43,28 @@ pub(super) struct Ids {
     diskseq: u64,
     next_group: u32,
     auto: u32,
+}
+
+impl Default for Ids {
+    /// A booted guest's: its vsock device (`vhost-vsock-pci`, cold-plugged in every Kata VM,
+    /// and the agent's own channel) is virtio0, so hot-plugged virtio devices start at
+    /// virtio1, as on a real guest.
+    fn default() -> Self {
+        let mut virtio = Ida::default();
+        virtio.alloc();
+        Ids {
+            virtio,
+            vd: Ida::default(),
+            sd: Ida::default(),
+            scsi_host: Ida::default(),
+            eth: Ida::default(),
+            pmem: Ida::default(),
+            bsg: Ida::default(),
+            diskseq: 0,
+            next_group: 0,
+            auto: 0,
+        }
+    }
 }
 
 /// `a`..`z`, `aa`.. as in `vda`, `sdaa`.

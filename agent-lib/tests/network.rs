@@ -338,17 +338,18 @@ async fn routes_without_a_gateway_go_first_and_come_back_with_their_real_destina
         .map(|r| (r.dest.clone(), r.gateway.clone(), r.device.clone()))
         .collect();
     let s = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    // The table as the kernel dumps it: by destination, IPv4 then IPv6.
     assert_eq!(
         summary,
         [
-            s("10.0.0.0/24", "", "eth0"),
             s("0.0.0.0/0", "10.0.0.1", "eth0"),
+            s("10.0.0.0/24", "", "eth0"),
             s("10.78.0.0/16", "10.0.0.1", "eth0"),
             s("fd00::/64", "", "eth0"),
             s("fd00:1::/64", "fd00::1", "eth0"),
         ]
     );
-    assert_eq!(table[0].scope, 253);
+    assert_eq!(table[1].scope, 253);
     assert_eq!(table[3].family.enum_value(), Ok(types::IPFamily::v6));
     assert_eq!(pod.client.list_routes().await.unwrap(), table);
     // A listed table is valid input again (Kata's own listing is not).

@@ -29,7 +29,7 @@ pub struct NetState {
     pub links: Vec<Link>,
     /// Addresses, in insertion order.
     pub addresses: Vec<Address>,
-    /// Routes, IPv4 then IPv6, each in insertion order.
+    /// Routes, IPv4 then IPv6, each by destination.
     pub routes: Vec<Route>,
     /// Neighbour entries, in insertion order.
     pub neighbours: Vec<Neighbour>,
@@ -125,8 +125,11 @@ fn parse_mac(mac: &str) -> io::Result<String> {
 /// - deleting a missing address is `EADDRNOTAVAIL`, a missing route `ESRCH`, a missing
 ///   neighbour `ENOENT`.
 ///
-/// Validation happens before any change, so a failed call changes nothing. The kernel's own
-/// routes (connected prefixes, local table) are not listed.
+/// Validation happens before any change, so a failed call changes nothing. Of the kernel's
+/// own routes, the prefix route of an IPv6 address is listed (`kernel: true`, added and removed
+/// with the address, as a real guest showed); the IPv4 connected routes and the local table
+/// are not. Routes are listed IPv4 then IPv6, each by destination (the kernel dumps its FIB
+/// trees in key order), the default route first.
 #[derive(Debug)]
 pub struct FakeNetlink {
     faults: Faults,
@@ -222,8 +225,35 @@ impl FakeNetlink {
 }
 
 fn ordered_routes(routes: &[Route]) -> Vec<Route> {
-    let (v6, v4): (Vec<&Route>, Vec<&Route>) = routes.iter().partition(|r| r.ipv6);
-    v4.into_iter().chain(v6).cloned().collect()
+    let mut out = routes.to_vec();
+    // Stable: routes to one destination keep their insertion order.
+    out.sort_by_key(|r| (r.ipv6, r.dest.map(|(ip, len)| (ip, len))));
+    out
+}
+
+/// The prefix route the kernel adds with an IPv6 address (none for a /128).
+fn prefix_route(addr: &Address) -> Option<Route> {
+    let IpAddr::V6(ip) = addr.ip else {
+        return None;
+    };
+    if addr.prefix_len >= 128 {
+        return None;
+    }
+    let mask = u128::MAX
+        .checked_shl(128 - u32::from(addr.prefix_len))
+        .unwrap_or(0);
+    let net = IpAddr::V6((u128::from(ip) & mask).into());
+    Some(Route {
+        dest: Some((net, addr.prefix_len)),
+        gateway: None,
+        oif: Some(addr.index),
+        source: None,
+        scope: 0,
+        mtu: 0,
+        flags: 0,
+        ipv6: true,
+        kernel: true,
+    })
 }
 
 #[async_trait]
@@ -315,6 +345,11 @@ impl Netlink for FakeNetlink {
         });
         if !exists {
             tables.addresses.push(addr.clone());
+            if let Some(route) = prefix_route(addr)
+                && !tables.routes.iter().any(|r| r.ipv6 && r.dest == route.dest)
+            {
+                tables.routes.push(route);
+            }
         }
         Ok(())
     }
@@ -331,6 +366,11 @@ impl Netlink for FakeNetlink {
             })
             .ok_or_else(|| errno(Errno::EADDRNOTAVAIL))?;
         tables.addresses.remove(pos);
+        if let Some(route) = prefix_route(addr) {
+            tables
+                .routes
+                .retain(|r| !(r.kernel && r.oif == route.oif && r.dest == route.dest));
+        }
         Ok(())
     }
 

@@ -207,11 +207,11 @@ async fn routes_need_an_up_link_and_a_reachable_gateway() {
     );
     n.add_route(&link_route).await.unwrap();
     n.add_route(&default).await.unwrap();
-    // Replacing keeps one route per destination.
+    // Replacing keeps one route per destination; the dump is by destination (default first).
     n.add_route(&default).await.unwrap();
     assert_eq!(
         n.routes().await.unwrap(),
-        [link_route.clone(), default.clone()]
+        [default.clone(), link_route.clone()]
     );
     n.del_route(&default).await.unwrap();
     assert_eq!(
@@ -328,4 +328,34 @@ async fn ipv6_link_local_gateways_and_family_checks() {
     };
     assert_eq!(errno(n.add_route(&mixed).await.unwrap_err()), Errno::EINVAL);
     assert_eq!(n.routes().await.unwrap(), [v6_default]);
+}
+
+/// As a real guest kernel showed (the parity report of `network-nic-hotplug`): an IPv6
+/// address brings its prefix route, marked as the kernel's, and takes it away again.
+#[tokio::test]
+async fn an_ipv6_address_brings_its_prefix_route() {
+    let n = FakeNetlink::new(Faults::new());
+    let eth0 = n.add_link("eth0", "02:00:00:00:00:01", 1500).unwrap();
+    n.set_link(eth0, &up()).await.unwrap();
+    let addr = Address {
+        index: eth0,
+        ip: ip("fd00:88::2"),
+        prefix_len: 64,
+    };
+    n.add_address(&addr).await.unwrap();
+    let prefix = Route {
+        ipv6: true,
+        kernel: true,
+        ..route(Some(("fd00:88::", 64)), None, eth0)
+    };
+    assert_eq!(n.routes().await.unwrap(), [prefix]);
+    n.del_address(&addr).await.unwrap();
+    assert_eq!(n.routes().await.unwrap(), []);
+    // A /128 has no prefix route.
+    let host = Address {
+        prefix_len: 128,
+        ..addr
+    };
+    n.add_address(&host).await.unwrap();
+    assert_eq!(n.routes().await.unwrap(), []);
 }

@@ -5,7 +5,9 @@
 //! - `uevents`: the fake VMM logs every uevent it plays; the real guest's are not observed
 //!   from the host — dropped;
 //! - replies: process ids (`pid`, `exec_pid`) become `<pid>`; counters the kernel keeps
-//!   (`cgroup_stats`, `network_stats`) become `<stats>`;
+//!   (`cgroup_stats`, `network_stats`) become `<stats>`; a link's `raw_flags` lose
+//!   `IFF_RUNNING`, which the kernel sets from its link-watch work up to a second after the
+//!   link comes up, racing with the agent's read-back;
 //! - VMM lines: the PCI bus address the guest kernel picks (`0000:01:00.0`) and what follows the
 //!   PCI path (the disk name and its `major:minor`) are dropped, as are details in parentheses
 //!   after an OOM kill, the reason of a refusal and what an unplug removed;
@@ -22,6 +24,8 @@ use super::trace::{Trace, TraceEntry};
 
 /// Reply keys holding process ids.
 const PID_KEYS: &[&str] = &["pid", "exec_pid"];
+/// `IFF_RUNNING`.
+const IFF_RUNNING: u64 = 0x40;
 /// Reply keys holding counters of the running kernel.
 const STATS_KEYS: &[&str] = &["cgroup_stats", "network_stats"];
 
@@ -134,6 +138,10 @@ pub fn normalise_reply(value: &mut Json) {
                     *v = Json::String("<pid>".into());
                 } else if STATS_KEYS.contains(&key.as_str()) {
                     *v = Json::String("<stats>".into());
+                } else if key == "raw_flags"
+                    && let Some(flags) = v.as_u64()
+                {
+                    *v = Json::from(flags & !IFF_RUNNING);
                 } else {
                     normalise_reply(v);
                 }
@@ -220,6 +228,18 @@ mod tests {
         );
         assert_eq!(vmm_line("refused: bad size: 0x1"), "refused");
         assert_eq!(vmm_line("blk1: unplugged vda"), "blk1: unplugged");
+    }
+
+    #[test]
+    fn replies_lose_pids_stats_and_the_running_flag() {
+        let mut reply = json!({"pid": 9, "raw_flags": 69699, "x": [{"exec_pid": 3}],
+                               "cgroup_stats": {"a": 1}});
+        normalise_reply(&mut reply);
+        assert_eq!(
+            reply,
+            json!({"pid": "<pid>", "raw_flags": 69635, "x": [{"exec_pid": "<pid>"}],
+                   "cgroup_stats": "<stats>"})
+        );
     }
 
     #[test]

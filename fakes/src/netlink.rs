@@ -227,7 +227,7 @@ impl FakeNetlink {
 fn ordered_routes(routes: &[Route]) -> Vec<Route> {
     let mut out = routes.to_vec();
     // Stable: routes to one destination keep their insertion order.
-    out.sort_by_key(|r| (r.ipv6, r.dest.map(|(ip, len)| (ip, len))));
+    out.sort_by_key(|r| (r.ipv6, r.dest));
     out
 }
 

@@ -1,13 +1,14 @@
 //! Fault sweeps: replay steps once per seam call they make, with that call failing, on a fresh
 //! guest each time, and check what was left behind.
 
-use agent_fakes::Op;
+use agent_fakes::{FaultPoint, Op};
+use nix::errno::Errno;
 
 use super::check::run_checks;
 use super::error::ScenarioError;
 use super::expect::{errno, op};
 use super::fake::FakeBackend;
-use super::format::{FaultSweep, Step, parse_steps};
+use super::format::{Checks, FaultSweep, Step, parse_steps};
 use super::runner::Runner;
 use super::trace::TraceEntry;
 use super::vm::GuestVm;
@@ -93,40 +94,21 @@ pub(super) async fn sweep(
         return Err(invalid("the swept steps make no seam calls".into()));
     }
 
+    let swept = Swept {
+        vm_config,
+        normalize,
+        setup: &setup,
+        steps: &steps,
+        after: &after,
+        check: &s.check,
+        errno,
+    };
     let mut lines = Vec::new();
     let mut failures = Vec::new();
     for point in points {
-        let mut runner = fresh(vm_config, normalize, &setup).await?;
-        runner.backend.vm.fake.baseline();
-        runner
-            .backend
-            .vm
-            .fake
-            .faults
-            .fail_nth(point.op, point.nth, errno);
-        run_steps(&mut runner, &steps, true).await?;
-        if let Err(e) = runner.backend.settle().await {
-            runner.notes.push(format!("settle: {e}"));
-        }
-        let fired = runner.backend.vm.fake.faults.pending() == 0;
-        runner.backend.vm.fake.faults.clear();
-        if !after.is_empty() {
-            runner.notes.push("then".into());
-            run_steps(&mut runner, &after, true).await?;
-        }
-        let checked = run_checks(&runner.backend.vm, &s.check);
-        let notes = runner.notes.join("; ");
-        runner.finish().await;
-        let head = format!(
-            "{point} fails {errno:?}{}",
-            if fired { "" } else { " (never reached)" }
-        );
-        match checked {
-            Ok(n) => lines.push(format!("{head}: {notes}; {n} check(s) held")),
-            Err(e) => failures.push(format!(
-                "{head}: {notes}\n    {}",
-                e.to_string().replace('\n', "\n    ")
-            )),
+        match swept.point(&point).await? {
+            Ok(line) => lines.push(line),
+            Err(failure) => failures.push(failure),
         }
     }
     if failures.is_empty() {
@@ -137,5 +119,51 @@ pub(super) async fn sweep(
             failures.len(),
             failures.join("\n  ")
         )))
+    }
+}
+
+/// What each fault point of a sweep replays.
+struct Swept<'a> {
+    vm_config: &'a VmConfig,
+    normalize: &'a [String],
+    setup: &'a [Step],
+    steps: &'a [Step],
+    after: &'a [Step],
+    check: &'a Checks,
+    errno: Errno,
+}
+
+impl Swept<'_> {
+    /// The steps on a fresh guest with `point` failing: its line, or its failure.
+    async fn point(&self, point: &FaultPoint) -> Result<Result<String, String>, ScenarioError> {
+        let mut runner = fresh(self.vm_config, self.normalize, self.setup).await?;
+        let fake = &runner.backend.vm.fake;
+        fake.baseline();
+        fake.faults.fail_nth(point.op, point.nth, self.errno);
+        run_steps(&mut runner, self.steps, true).await?;
+        if let Err(e) = runner.backend.settle().await {
+            runner.notes.push(format!("settle: {e}"));
+        }
+        let fired = runner.backend.vm.fake.faults.pending() == 0;
+        runner.backend.vm.fake.faults.clear();
+        if !self.after.is_empty() {
+            runner.notes.push("then".into());
+            run_steps(&mut runner, self.after, true).await?;
+        }
+        let checked = run_checks(&runner.backend.vm, self.check);
+        let notes = runner.notes.join("; ");
+        runner.finish().await;
+        let errno = self.errno;
+        let head = format!(
+            "{point} fails {errno:?}{}",
+            if fired { "" } else { " (never reached)" }
+        );
+        Ok(match checked {
+            Ok(n) => Ok(format!("{head}: {notes}; {n} check(s) held")),
+            Err(e) => Err(format!(
+                "{head}: {notes}\n    {}",
+                e.to_string().replace('\n', "\n    ")
+            )),
+        })
     }
 }

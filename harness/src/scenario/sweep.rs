@@ -107,8 +107,8 @@ pub(super) async fn sweep(
     let mut failures = Vec::new();
     for point in points {
         match swept.point(&point).await? {
-            Ok(line) => lines.push(line),
-            Err(failure) => failures.push(failure),
+            PointLine::Held(line) => lines.push(line),
+            PointLine::Failed(failure) => failures.push(failure),
         }
     }
     if failures.is_empty() {
@@ -120,6 +120,12 @@ pub(super) async fn sweep(
             failures.join("\n  ")
         )))
     }
+}
+
+/// One fault point's line: its checks held, or which failed.
+enum PointLine {
+    Held(String),
+    Failed(String),
 }
 
 /// What each fault point of a sweep replays.
@@ -135,7 +141,7 @@ struct Swept<'a> {
 
 impl Swept<'_> {
     /// The steps on a fresh guest with `point` failing: its line, or its failure.
-    async fn point(&self, point: &FaultPoint) -> Result<Result<String, String>, ScenarioError> {
+    async fn point(&self, point: &FaultPoint) -> Result<PointLine, ScenarioError> {
         let mut runner = fresh(self.vm_config, self.normalize, self.setup).await?;
         let fake = &runner.backend.vm.fake;
         fake.baseline();
@@ -159,8 +165,8 @@ impl Swept<'_> {
             if fired { "" } else { " (never reached)" }
         );
         Ok(match checked {
-            Ok(n) => Ok(format!("{head}: {notes}; {n} check(s) held")),
-            Err(e) => Err(format!(
+            Ok(n) => PointLine::Held(format!("{head}: {notes}; {n} check(s) held")),
+            Err(e) => PointLine::Failed(format!(
                 "{head}: {notes}\n    {}",
                 e.to_string().replace('\n', "\n    ")
             )),

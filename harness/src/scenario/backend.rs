@@ -28,6 +28,9 @@ pub(super) trait Backend {
     /// How long a background call is given to reach the agent before the next step.
     fn background_grace(&self) -> Duration;
 
+    /// The timeout of an RPC step that gives none (zero: none).
+    fn call_limit(&self) -> Duration;
+
     /// Runs a step that is not an RPC, `call`, `await` or `advance`; fills `entry`.
     async fn device_step(
         &mut self,

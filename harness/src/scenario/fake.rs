@@ -194,6 +194,11 @@ impl Backend for FakeBackend {
         Duration::from_millis(1)
     }
 
+    fn call_limit(&self) -> Duration {
+        // None: a hung call is caught by the run's real-time watchdog (see `runner::call`).
+        Duration::ZERO
+    }
+
     async fn device_step(
         &mut self,
         step: &Step,

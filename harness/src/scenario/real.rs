@@ -27,6 +27,12 @@ const FAKE_CHECKS: &str =
 const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 /// After they show up: time for the agent's uevent loop to act on them (online memory).
 const SETTLE_GRACE: Duration = Duration::from_millis(1500);
+/// `loops_per_jiffy` as the guest measures it at boot under TCG on these machines: given, so a
+/// hot-added vCPU skips its delay-loop calibration, which under TCG can fail and stall the
+/// CPU's bring-up ("calibrate_delay_direct() failed", then soft lockups).
+const LPJ: &str = "lpj=11173700";
+/// How long an RPC without its own `timeout` may take on a real guest before it is failed.
+const CALL_LIMIT: Duration = Duration::from_secs(120);
 /// The kernel command line that makes the guest's cgroup hierarchy v2 only.
 const CGROUP_V2: &str = "systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all";
 
@@ -106,6 +112,9 @@ fn root_ports(vm: &VmConfig) -> Result<Vec<(String, u8)>, ScenarioError> {
 /// console the harness answers checks through.
 fn guest_cmdline(vm: &VmConfig) -> String {
     let mut line = vm.cmdline.clone();
+    if vm.max_cpus > vm.cpus && !line.contains("lpj=") {
+        line = format!("{line} {LPJ}");
+    }
     if vm.cgroups == CgroupMode::V2 && !line.contains("cgroup_no_v1=") {
         line = format!("{line} {CGROUP_V2}");
     }
@@ -365,6 +374,10 @@ impl Backend for RealBackend {
         Duration::from_millis(50)
     }
 
+    fn call_limit(&self) -> Duration {
+        CALL_LIMIT
+    }
+
     async fn device_step(
         &mut self,
         step: &Step,
@@ -441,8 +454,14 @@ steps:
         let line = guest_cmdline(&vm);
         assert!(line.contains(CGROUP_V2), "{line}");
         assert!(line.contains("agent.debug_console_vport=1026"), "{line}");
+        assert!(line.contains(LPJ), "CPUs can be hot-added: {line}");
         vm.cgroups = CgroupMode::V1;
-        assert!(!guest_cmdline(&vm).contains("cgroup_no_v1"));
+        vm.max_cpus = vm.cpus;
+        let line = guest_cmdline(&vm);
+        assert!(
+            !line.contains("cgroup_no_v1") && !line.contains("lpj="),
+            "{line}"
+        );
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl<'a, B: Backend> Runner<'a, B> {
             Some(r) => to_json(r).map_err(ScenarioError::Invalid)?.to_string(),
             None => String::new(),
         };
-        let timeout = c.timeout.unwrap_or(Duration::ZERO);
+        let timeout = c.timeout.unwrap_or_else(|| self.backend.call_limit());
         let metadata = c.metadata.clone().into_iter().collect();
         let fut = call(
             self.backend.client(),

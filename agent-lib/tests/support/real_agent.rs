@@ -76,15 +76,23 @@ fn lock() -> File {
 impl RealAgent {
     /// Starts an agent for test `name` (ids are `e2e-<name>-<pid>-...`) and connects to it.
     pub async fn start(name: &str) -> RealAgent {
-        Self::start_with(name, None).await
+        Self::start_with(name, None, false).await
     }
 
     /// Like [`RealAgent::start`], with a TOML configuration file of contents `toml`.
     pub async fn start_with_config(name: &str, toml: &str) -> RealAgent {
-        Self::start_with(name, Some(toml)).await
+        Self::start_with(name, Some(toml), false).await
     }
 
-    async fn start_with(name: &str, toml: Option<&str>) -> RealAgent {
+    /// Like [`RealAgent::start`], on cgroup v2 on a cgroup v1 host: in the agent's mount
+    /// namespace a `cgroup2` hierarchy (the host's unified one, with whichever controllers v1
+    /// leaves free) is mounted over `/sys/fs/cgroup`, and the agent is configured for v2, so
+    /// every cgroup v2 path of the real binary runs.
+    pub async fn start_cgroup2(name: &str) -> RealAgent {
+        Self::start_with(name, Some("unified_cgroup_hierarchy = true\n"), true).await
+    }
+
+    async fn start_with(name: &str, toml: Option<&str>, cgroup2: bool) -> RealAgent {
         require_root();
         let lock = lock();
         let dir = tempfile::Builder::new()
@@ -116,7 +124,7 @@ impl RealAgent {
         }
         // SAFETY: only async-signal-safe system calls between fork and exec.
         unsafe {
-            command.pre_exec(|| {
+            command.pre_exec(move || {
                 let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWNET;
                 if libc::unshare(flags) != 0 {
                     return Err(std::io::Error::last_os_error());
@@ -130,6 +138,17 @@ impl RealAgent {
                     std::ptr::null(),
                 );
                 if rc != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if cgroup2
+                    && libc::mount(
+                        c"cgroup2".as_ptr(),
+                        c"/sys/fs/cgroup".as_ptr(),
+                        c"cgroup2".as_ptr(),
+                        0,
+                        std::ptr::null(),
+                    ) != 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);

@@ -62,6 +62,7 @@ mod paths;
 mod protocol;
 mod rootfs;
 mod seccomp;
+mod source;
 mod spawn;
 
 use std::path::PathBuf;

@@ -1,0 +1,58 @@
+//! cgroup v2 on this cgroup v1 host: the agent runs with a `cgroup2` hierarchy over its
+//! `/sys/fs/cgroup` ([`RealAgent::start_cgroup2`]); the test looks at the same (single) v2
+//! hierarchy through the host's own cgroup2 mount.
+
+use std::fs;
+use std::path::PathBuf;
+
+use crate::attacks_support::PAUSE;
+use crate::support::real_agent::RealAgent;
+use crate::support::wire::spec;
+
+/// Where the host mounts its cgroup2 hierarchy (systemd's hybrid layout mounts it at
+/// `/sys/fs/cgroup/unified`), from `/proc/self/mountinfo`.
+pub fn v2_root() -> PathBuf {
+    let table = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    table
+        .lines()
+        .filter_map(|l| l.split_once(" - "))
+        .find(|(_, tail)| tail.starts_with("cgroup2 "))
+        .and_then(|(head, _)| head.split(' ').nth(4).map(PathBuf::from))
+        .expect("these tests look at cgroup v2 through the host's cgroup2 mount: none found")
+}
+
+/// The v2 cgroup of `pid` as the host sees it (`/a/b`).
+pub fn cgroup_of(pid: i32) -> String {
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The processes in the v2 cgroup `rel` (relative to the root).
+pub fn pids(rel: &str) -> Vec<i32> {
+    let procs = v2_root().join(rel).join("cgroup.procs");
+    fs::read_to_string(&procs)
+        .unwrap_or_else(|e| panic!("{}: {e}", procs.display()))
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// A sandbox with its infra container running, on an agent in cgroup v2 mode.
+pub async fn sandbox(test: &str) -> RealAgent {
+    let agent = RealAgent::start_cgroup2(test).await;
+    let sandbox = agent.id("sb");
+    agent.create_sandbox(&sandbox, "attack-pod").await;
+    let infra = agent.rootfs("infra");
+    agent
+        .run_container(&sandbox, spec(&infra, &PAUSE, false, None))
+        .await;
+    assert_eq!(
+        pids(&sandbox).len(),
+        1,
+        "the infra container is not in its v2 cgroup"
+    );
+    agent
+}

@@ -336,3 +336,25 @@ async fn console_connections_past_the_cap_get_no_shell() {
     .await;
     server.abort();
 }
+
+/// cgroup v2 review: a container whose cgroup has no memory controller (a v2 guest without it
+/// enabled) starts, without OOM events; any other failure to watch still fails the start.
+#[tokio::test]
+async fn a_cgroup_without_a_memory_controller_starts_without_oom_events() {
+    use agent_fakes::Op;
+    use nix::errno::Errno;
+    let pod = Pod::with_sandbox().await;
+    pod.create("c1", &["sleep"], false).await.unwrap();
+    pod.fake
+        .faults
+        .fail_next(Op::CgroupWatchOom, Errno::EOPNOTSUPP);
+    pod.start("c1")
+        .await
+        .expect("start without a memory controller");
+    pod.create("c2", &["sleep"], false).await.unwrap();
+    pod.fake.faults.fail_next(Op::CgroupWatchOom, Errno::EIO);
+    let failed = pod.start("c2").await;
+    let msg = message(failed.clone());
+    assert_eq!(code(failed), Code::INTERNAL, "{msg}");
+    assert!(msg.contains("OOM"), "{msg}");
+}

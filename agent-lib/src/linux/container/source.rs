@@ -95,3 +95,28 @@ pub(super) fn null_mounts(count: usize) -> Result<Vec<OwnedFd>> {
         .map(|_| clone_tree(null.as_fd(), "/dev/null", false))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_source_is_opened_only_without_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        // The temporary directory itself may sit below a symlink: resolve it first.
+        let base = dir.path().canonicalize().unwrap();
+        std::fs::create_dir_all(base.join("vol/d")).unwrap();
+        std::fs::write(base.join("vol/f"), "x").unwrap();
+        std::os::unix::fs::symlink(base.join("vol/d"), base.join("vol/link")).unwrap();
+        let dir_source = open_source(&base.join("vol/d"), "/mnt").unwrap();
+        assert!(dir_source.is_dir);
+        assert!(!open_source(&base.join("vol/f"), "/mnt").unwrap().is_dir);
+        for bad in ["vol/link", "vol/link/x"] {
+            let err = open_source(&base.join(bad), "/mnt").unwrap_err();
+            assert_eq!(err.errno(), Some(libc::ELOOP), "{bad}: {err}");
+            assert!(err.to_string().contains("symbolic link"), "{err}");
+        }
+        let err = open_source(Path::new("relative/x"), "/mnt").unwrap_err();
+        assert!(err.to_string().contains("not absolute"), "{err}");
+    }
+}

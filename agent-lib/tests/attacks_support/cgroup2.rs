@@ -1,6 +1,8 @@
 //! cgroup v2 on this cgroup v1 host: the agent runs with a `cgroup2` hierarchy over its
 //! `/sys/fs/cgroup` ([`RealAgent::start_cgroup2`]); the test looks at the same (single) v2
-//! hierarchy through the host's own cgroup2 mount.
+//! hierarchy through the host's own cgroup2 mount. The host must leave at least one controller
+//! to v2 (here `hugetlb`, not bound to any v1 hierarchy): with none, the agent refuses to make
+//! cgroups at all and the tests fail saying so.
 
 use std::fs;
 use std::path::PathBuf;

@@ -220,7 +220,8 @@ impl Containers {
         {
             let rows = u16::try_from(size.height()).unwrap_or(u16::MAX);
             let cols = u16::try_from(size.width()).unwrap_or(u16::MAX);
-            init.resize(rows, cols).map_err(|e| fail(e.into()))?;
+            let resized = init.resize(&*host.launcher, rows, cols);
+            resized.map_err(|e| fail(e.into()))?;
         }
         host.cgroups
             .add_process(&cgroup, pid)

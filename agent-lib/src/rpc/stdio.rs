@@ -71,6 +71,6 @@ pub(crate) async fn tty_win_resize(agent: &Agent, req: agent::TtyWinResizeReques
         .process(&req.container_id, &req.exec_id)?;
     let rows = u16::try_from(req.row).unwrap_or(u16::MAX);
     let cols = u16::try_from(req.column).unwrap_or(u16::MAX);
-    process.resize(rows, cols)?;
+    process.resize(&*agent.host().launcher, rows, cols)?;
     Ok(Empty::new())
 }

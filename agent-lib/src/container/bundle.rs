@@ -8,6 +8,7 @@ use super::ContainerError;
 use super::teardown::{Step, Teardown};
 use crate::host::Host;
 use crate::sandbox::CONTAINER_BASE;
+use crate::undo::Undo;
 
 /// The bundle folder of container `cid`.
 pub fn bundle_dir(cid: &str) -> PathBuf {
@@ -41,7 +42,7 @@ pub(crate) fn prepare(
             cid,
             format!("create {}", dir.display()),
         ))?;
-    teardown.push(Step::Remove(dir.clone()));
+    teardown.push(Step::Made(Undo::Remove(dir.clone())));
     if source != rootfs {
         host.sysfs
             .create_dir_all(&rootfs)
@@ -49,14 +50,14 @@ pub(crate) fn prepare(
                 cid,
                 format!("create {}", rootfs.display()),
             ))?;
-        teardown.push(Step::Remove(rootfs.clone()));
+        teardown.push(Step::Made(Undo::Remove(rootfs.clone())));
         host.mounter
             .bind(&source, &rootfs, false)
             .map_err(ContainerError::step(
                 cid,
                 format!("bind {} on {}", source.display(), rootfs.display()),
             ))?;
-        teardown.push(Step::Umount(rootfs.clone()));
+        teardown.push(Step::Made(Undo::Unmount(rootfs.clone())));
     }
     root.set_path(rootfs);
     spec.set_root(Some(root));
@@ -69,6 +70,6 @@ pub(crate) fn prepare(
             cid,
             format!("write {}", config.display()),
         ))?;
-    teardown.push(Step::Remove(config));
+    teardown.push(Step::Made(Undo::Remove(config)));
     Ok(())
 }

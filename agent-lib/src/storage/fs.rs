@@ -1,10 +1,10 @@
-//! File system steps shared by the drivers, each recorded in an [`Undo`] as it succeeds.
+//! File system steps shared by the drivers, each recorded in a [`Journal`] as it succeeds.
 
 use std::path::{Path, PathBuf};
 
 use super::error::StorageError;
 use super::options::MountOptions;
-use super::undo::{Undo, is_errno};
+use super::undo::Journal;
 use crate::host::{Host, MountSpec, NodeKind, Sysfs};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
@@ -13,7 +13,7 @@ use nix::mount::MsFlags;
 pub(crate) fn create_dir_all(
     sysfs: &dyn Sysfs,
     path: &Path,
-    undo: &mut Undo,
+    undo: &mut Journal,
 ) -> Result<(), StorageError> {
     let missing: Vec<PathBuf> = path
         .ancestors()
@@ -46,7 +46,7 @@ pub(crate) fn create_mount_point(
     sysfs: &dyn Sysfs,
     target: &Path,
     file: bool,
-    undo: &mut Undo,
+    undo: &mut Journal,
 ) -> Result<(), StorageError> {
     if !file {
         return create_dir_all(sysfs, target, undo);
@@ -81,7 +81,7 @@ pub(crate) fn mount(
     target: &Path,
     fstype: &str,
     options: &MountOptions,
-    undo: &mut Undo,
+    undo: &mut Journal,
 ) -> Result<(), StorageError> {
     let _span = tracing::info_span!("mount_storage", target = %target.display(), fstype).entered();
     let bind = options.flags.contains(MsFlags::MS_BIND);
@@ -123,25 +123,4 @@ pub(crate) fn mount(
             .map_err(|e| StorageError::os("set mount propagation", target, e))?;
     }
     Ok(())
-}
-
-/// Removes `path` and everything under it, without following links; a missing path is fine.
-pub(crate) fn remove_tree(sysfs: &dyn Sysfs, path: &Path) -> Result<(), StorageError> {
-    let meta = match sysfs.symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if is_errno(&e, &[Errno::ENOENT]) => return Ok(()),
-        Err(e) => return Err(StorageError::os("inspect", path, e)),
-    };
-    if meta.kind == NodeKind::Dir {
-        let names = sysfs
-            .read_dir(path)
-            .map_err(|e| StorageError::os("list", path, e))?;
-        for name in names {
-            remove_tree(sysfs, &path.join(name))?;
-        }
-    }
-    match sysfs.remove_file(path) {
-        Err(e) if !is_errno(&e, &[Errno::ENOENT]) => Err(StorageError::os("remove", path, e)),
-        _ => Ok(()),
-    }
 }

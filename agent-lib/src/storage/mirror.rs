@@ -10,9 +10,8 @@ use std::time::SystemTime;
 use nix::errno::Errno;
 
 use super::error::StorageError;
-use super::fs::remove_tree;
-use super::undo::is_errno;
 use crate::host::{FileMeta, NodeKind, Sysfs};
+use crate::undo::{is_errno, remove_tree};
 
 /// Most entries (files, links and directories) one watched storage may hold.
 pub const MAX_ENTRIES: usize = 16;

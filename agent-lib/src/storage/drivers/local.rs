@@ -8,7 +8,7 @@ use crate::storage::error::StorageError;
 use crate::storage::fs;
 use crate::storage::ownership::MODE_SETGID;
 use crate::storage::request::StorageRequest;
-use crate::storage::undo::Undo;
+use crate::storage::undo::Journal;
 
 /// `local`: creates the mount point directory. Options: `mode=<octal>`, `fsgid=<gid>` (group
 /// plus, with `mode`, the setgid bit, as Kata does). Any other option is an error. A directory this driver
@@ -26,7 +26,7 @@ impl StorageDriver for Local {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         no_driver_options(request)?;
         let mut mode = None;

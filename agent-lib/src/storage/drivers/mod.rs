@@ -25,7 +25,7 @@ use super::error::StorageError;
 use super::fs;
 use super::options::MountOptions;
 use super::request::StorageRequest;
-use super::undo::Undo;
+use super::undo::Journal;
 use crate::host::NodeKind;
 use nix::mount::MsFlags;
 
@@ -38,7 +38,7 @@ pub(crate) fn mount_storage(
     source: &str,
     fstype: &str,
     options: &MountOptions,
-    undo: &mut Undo,
+    undo: &mut Journal,
 ) -> Result<(), StorageError> {
     let target = &request.mount_point;
     let file = options.flags.contains(MsFlags::MS_BIND)

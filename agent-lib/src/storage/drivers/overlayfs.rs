@@ -10,7 +10,7 @@ use crate::storage::error::StorageError;
 use crate::storage::fs;
 use crate::storage::options::MountOptions;
 use crate::storage::request::{StorageRequest, check_absolute};
-use crate::storage::undo::Undo;
+use crate::storage::undo::Journal;
 
 /// The option asking for a writable upper layer under the container's directory.
 pub const OVERLAY_RW: &str = "io.katacontainers.fs-opt.overlay-rw";
@@ -35,7 +35,7 @@ impl StorageDriver for Overlayfs {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         let mut create = Vec::new();
         for option in &request.driver_options {

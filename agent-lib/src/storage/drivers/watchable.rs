@@ -14,7 +14,7 @@ use crate::storage::error::StorageError;
 use crate::storage::fs;
 use crate::storage::mirror::{Mirror, ScanError};
 use crate::storage::request::{StorageRequest, check_absolute};
-use crate::storage::undo::{Gate, Undo};
+use crate::storage::undo::{Gate, Journal};
 
 /// The tmpfs watchable storages live in (Go runtime).
 pub const WATCH_ROOT: &str = "/run/kata-containers/shared/containers/watchable";
@@ -50,7 +50,7 @@ impl StorageDriver for WatchableBind {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         no_driver_options(request)?;
         if !request.options.is_empty() {

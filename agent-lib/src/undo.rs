@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use nix::errno::Errno;
 use nix::mount::MntFlags;
 
-use crate::host::{Host, NodeKind, Sysfs};
+use crate::host::{Host, NodeKind};
 
 /// One change to undo.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,12 +45,12 @@ impl Undo {
                 let detached = host.mounter.umount(target, MntFlags::MNT_DETACH);
                 done_if(detached, &[Errno::EINVAL])
             }
-            Undo::Remove(path) => done_if(host.sysfs.remove_file(path), &[Errno::ENOENT]),
+            Undo::Remove(path) => done_if(host.agent_files.remove_file(path), &[Errno::ENOENT]),
             Undo::RemoveIfEmpty(path) => done_if(
-                host.sysfs.remove_file(path),
+                host.agent_files.remove_file(path),
                 &[Errno::ENOENT, Errno::ENOTEMPTY, Errno::EEXIST],
             ),
-            Undo::RemoveTree(path) => remove_tree(host.sysfs.as_ref(), path),
+            Undo::RemoveTree(path) => remove_tree(host, path),
         }
     }
 }
@@ -82,18 +82,18 @@ pub(crate) fn unwind<S, E>(
 }
 
 /// Removes `path` and everything under it, without following links; a missing path is fine.
-pub(crate) fn remove_tree(sysfs: &dyn Sysfs, path: &Path) -> io::Result<()> {
-    let meta = match sysfs.symlink_metadata(path) {
+pub(crate) fn remove_tree(host: &Host, path: &Path) -> io::Result<()> {
+    let meta = match host.sysfs.symlink_metadata(path) {
         Ok(meta) => meta,
         Err(e) if is_errno(&e, &[Errno::ENOENT]) => return Ok(()),
         Err(e) => return Err(e),
     };
     if meta.kind == NodeKind::Dir {
-        for name in sysfs.read_dir(path)? {
-            remove_tree(sysfs, &path.join(name))?;
+        for name in host.sysfs.read_dir(path)? {
+            remove_tree(host, &path.join(name))?;
         }
     }
-    done_if(sysfs.remove_file(path), &[Errno::ENOENT])
+    done_if(host.agent_files.remove_file(path), &[Errno::ENOENT])
 }
 
 /// `result`, with the errors in `done` counted as success.

@@ -36,7 +36,7 @@ pub(crate) fn prepare(
     }
     let dir = bundle_dir(cid);
     let rootfs = dir.join("rootfs");
-    host.sysfs
+    host.agent_files
         .create_dir_all(&dir)
         .map_err(ContainerError::step(
             cid,
@@ -44,7 +44,7 @@ pub(crate) fn prepare(
         ))?;
     teardown.push(Step::Made(Undo::Remove(dir.clone())));
     if source != rootfs {
-        host.sysfs
+        host.agent_files
             .create_dir_all(&rootfs)
             .map_err(ContainerError::step(
                 cid,
@@ -64,7 +64,7 @@ pub(crate) fn prepare(
     let config = dir.join("config.json");
     let json = serde_json::to_vec_pretty(spec)
         .map_err(|e| ContainerError::InvalidSpec(format!("cannot encode the spec: {e}")))?;
-    host.sysfs
+    host.agent_files
         .create_file(&config, &json, 0o644)
         .map_err(ContainerError::step(
             cid,

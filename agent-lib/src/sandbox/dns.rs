@@ -33,7 +33,7 @@ pub(crate) fn setup(
     }
     let file = Path::new(SANDBOX_RESOLV_CONF);
     if let Some(dir) = file.parent() {
-        host.sysfs
+        host.agent_files
             .create_dir_all(dir)
             .map_err(SandboxError::step(format!("create {}", dir.display())))?;
     }
@@ -43,7 +43,7 @@ pub(crate) fn setup(
         .collect::<Vec<_>>()
         .join("\n");
     content.push('\n');
-    host.sysfs
+    host.agent_files
         .create_file(file, content.as_bytes(), 0o644)
         .map_err(SandboxError::step(format!("write {SANDBOX_RESOLV_CONF}")))?;
     cleanup.push(Undo::Remove(file.to_owned()));

@@ -130,7 +130,7 @@ impl Sandbox {
         cleanup: &mut Vec<Undo>,
     ) -> Result<(SharedNamespaces, Option<Hooks>), SandboxError> {
         let host = &self.host;
-        host.sysfs
+        host.agent_files
             .create_dir_all(Path::new(CONTAINER_BASE))
             .map_err(SandboxError::step(format!("create {CONTAINER_BASE}")))?;
         if !request.hostname.is_empty() {

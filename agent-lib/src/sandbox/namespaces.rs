@@ -20,11 +20,11 @@ pub(crate) fn pin(
     cleanup: &mut Vec<Undo>,
 ) -> Result<PathBuf, SandboxError> {
     let dir = Path::new(SANDBOX_NS_DIR);
-    host.sysfs
+    host.agent_files
         .create_dir_all(dir)
         .map_err(SandboxError::step(format!("create {SANDBOX_NS_DIR}")))?;
     let target = dir.join(kind.name());
-    host.sysfs
+    host.agent_files
         .create_file(&target, b"", 0o444)
         .map_err(SandboxError::step(format!("create {}", target.display())))?;
     cleanup.push(Undo::Remove(target.clone()));
@@ -47,11 +47,11 @@ pub(crate) fn pin_pid(
     cleanup: &mut Vec<Undo>,
 ) -> Result<PathBuf, SandboxError> {
     let dir = Path::new(SANDBOX_NS_DIR);
-    host.sysfs
+    host.agent_files
         .create_dir_all(dir)
         .map_err(SandboxError::step(format!("create {SANDBOX_NS_DIR}")))?;
     let target = dir.join("pid");
-    host.sysfs
+    host.agent_files
         .create_file(&target, b"", 0o444)
         .map_err(SandboxError::step(format!("create {}", target.display())))?;
     cleanup.push(Undo::Remove(target.clone()));

@@ -63,7 +63,7 @@ impl StorageDriver for Ephemeral {
         };
         mount_storage(ctx, request, source, fstype, &options, undo)?;
         if let Some(gid) = fsgid {
-            set_fsgid(&*ctx.host.sysfs, &request.mount_point, gid)?;
+            set_fsgid(ctx.host, &request.mount_point, gid)?;
         }
         Ok(())
     }

@@ -47,10 +47,10 @@ pub(crate) fn mount_storage(
             .sysfs
             .stat(Path::new(source))
             .is_ok_and(|i| i.kind != NodeKind::Dir);
-    fs::create_mount_point(&*ctx.host.sysfs, target, file, undo)?;
+    fs::create_mount_point(ctx.host, target, file, undo)?;
     fs::mount(ctx.host, source, target, fstype, options, undo)?;
     if let Some(group) = request.fs_group {
-        super::ownership::apply(&*ctx.host.sysfs, target, group, options.read_only())?;
+        super::ownership::apply(ctx.host, target, group, options.read_only())?;
     }
     Ok(())
 }

@@ -69,7 +69,7 @@ impl StorageDriver for Overlayfs {
             let (upper, work) = (dir.join("upper"), dir.join("work"));
             for layer in [&work, &upper] {
                 let existed = sysfs.exists(layer);
-                fs::create_dir_all(sysfs, layer, undo)?;
+                fs::create_dir_all(ctx.host, layer, undo)?;
                 if !existed {
                     // The container's writes live there: they go with the storage.
                     undo.created_tree(layer);
@@ -81,7 +81,7 @@ impl StorageDriver for Overlayfs {
         }
         let options = MountOptions::parse(&list)?;
         for dir in &create {
-            fs::create_dir_all(sysfs, dir, undo)?;
+            fs::create_dir_all(ctx.host, dir, undo)?;
         }
         mount_storage(ctx, request, need_source(request)?, fstype, &options, undo)
     }

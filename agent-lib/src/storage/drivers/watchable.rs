@@ -67,13 +67,13 @@ impl StorageDriver for WatchableBind {
             .symlink_metadata(&source)
             .map_err(|e| StorageError::os("inspect watched source", &source, e))?;
         if meta.kind == NodeKind::Dir {
-            fs::create_dir_all(&*sysfs, &target, undo)?;
+            fs::create_dir_all(ctx.host, &target, undo)?;
         }
         undo.created_tree(&target);
         // A source that outgrows the limits is bind-mounted over the copy, by this call or
         // later by the poller: the release unmounts it (nothing mounted is fine).
         undo.mounted(&target);
-        let mut mirror = Mirror::new(sysfs.clone(), source.clone(), target.clone());
+        let mut mirror = Mirror::new(ctx.host.clone(), source.clone(), target.clone());
         match mirror.scan() {
             Ok(copied) => {
                 tracing::info!(source = %source.display(), target = %target.display(), copied,
@@ -83,7 +83,7 @@ impl StorageDriver for WatchableBind {
             Err(ScanError::TooBig(why)) => {
                 tracing::info!(%why, "watchable storage too big; bind-mounting it instead");
                 if meta.kind != NodeKind::Dir {
-                    fs::create_mount_point(&*sysfs, &target, true, undo)?;
+                    fs::create_mount_point(ctx.host, &target, true, undo)?;
                 }
                 return bind(ctx.host.mounter.as_ref(), &source, &target);
             }

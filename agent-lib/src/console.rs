@@ -165,7 +165,7 @@ pub async fn session(
         }
     };
     // A byte stream carries no window size: give the terminal the classic one.
-    if let Err(e) = process.resize(WINDOW.0, WINDOW.1) {
+    if let Err(e) = process.resize(&*host.launcher, WINDOW.0, WINDOW.1) {
         tracing::debug!(pid, error = %e, "cannot size the console terminal");
     }
     tracing::info!(pid, shell, "debug console session started");

@@ -5,7 +5,7 @@ mod storage_support;
 
 use std::path::{Path, PathBuf};
 
-use kata_agent::host::{Mounter, NodeKind, Sysfs};
+use kata_agent::host::{AgentFiles, Mounter, NodeKind};
 use kata_agent::storage::{
     FsGroupPolicy, MountOptions, StorageContext, StorageError, StorageRequest,
 };
@@ -568,7 +568,7 @@ async fn fs_group_always_walks_the_volume_and_on_root_mismatch_may_skip() {
     b.storages.release("c").unwrap();
 
     // Children are walked, links skipped.
-    let sysfs: &dyn Sysfs = &*b.fake.sysfs;
+    let sysfs: &dyn AgentFiles = &*b.fake.sysfs;
     sysfs
         .create_dir_all(Path::new("/run/kata-containers/sandbox/vol2/d"))
         .unwrap();

@@ -108,6 +108,7 @@ async fn scenario(image: PathBuf, mount_point: PathBuf) {
     let host = Host {
         mounter: Arc::new(LinuxMounter::new()),
         sysfs: sysfs.clone(),
+        agent_files: sysfs.clone(),
         ..fake.host()
     };
     let watcher = Arc::new(DeviceWatcher::new());

@@ -24,6 +24,7 @@ fn real_storages(base: &Path) -> Storages {
     let host = Host {
         mounter: Arc::new(LinuxMounter::new()),
         sysfs: sysfs.clone(),
+        agent_files: sysfs.clone(),
         ..fake.host()
     };
     let devices = DeviceContext {

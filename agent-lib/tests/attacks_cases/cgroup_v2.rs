@@ -16,6 +16,7 @@ use crate::support::wire::spec;
 async fn v2_the_exec_helper_is_born_in_the_containers_cgroup() {
     // 200 execs catch a window that 1 in 20 helpers would show with p < 4e-5.
     const EXECS: usize = 200;
+    let _restore = cgroup2::RootControllers::save();
     let agent = cgroup2::sandbox("v2ptrace").await;
     let root = agent.rootfs("rootfs");
     build_static(
@@ -59,6 +60,7 @@ async fn v2_the_exec_helper_is_born_in_the_containers_cgroup() {
 #[tokio::test]
 #[ignore = "needs root: real containers, a cgroup2 mount"]
 async fn v2_the_cgroup_mount_shows_only_the_containers_own_subtree() {
+    let _restore = cgroup2::RootControllers::save();
     let agent = cgroup2::sandbox("v2cgmount").await;
     let infra = agent.ids_so_far()[0].clone();
     let root = agent.rootfs("rootfs");
@@ -123,6 +125,7 @@ async fn v2_the_cgroup_mount_shows_only_the_containers_own_subtree() {
 #[tokio::test]
 #[ignore = "needs root: real containers, a cgroup2 mount"]
 async fn v2_parent_cgroups_the_agent_made_go_with_the_last_container() {
+    let _restore = cgroup2::RootControllers::save();
     let agent = cgroup2::sandbox("v2parents").await;
     let root = agent.rootfs("rootfs");
     let v2 = v2_root();

@@ -58,3 +58,56 @@ pub async fn sandbox(test: &str) -> RealAgent {
     );
     agent
 }
+
+/// The controllers enabled in the v2 root's `cgroup.subtree_control` when made; on drop, those
+/// enabled since (the agent enables its controllers in every parent of its cgroups) are
+/// disabled again, leaving the host's hierarchy as it was. Held, it keeps other v2 tests (of
+/// any process) waiting, so that none loses a controller it is using.
+pub struct RootControllers {
+    before: Vec<String>,
+    _lock: fs::File,
+}
+
+/// Serializes the cgroup v2 tests across threads and processes.
+const LOCK_FILE: &str = "/tmp/kata-agent-cgroup2-tests.lock";
+
+impl RootControllers {
+    pub fn save() -> RootControllers {
+        use std::os::fd::AsRawFd;
+        let lock = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(LOCK_FILE)
+            .expect("open the cgroup2 test lock");
+        // SAFETY: flock on a descriptor owned by `lock`, which outlives the lock.
+        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
+        assert_eq!(
+            rc,
+            0,
+            "flock {LOCK_FILE}: {}",
+            std::io::Error::last_os_error()
+        );
+        RootControllers {
+            before: enabled(),
+            _lock: lock,
+        }
+    }
+}
+
+fn enabled() -> Vec<String> {
+    let file = v2_root().join("cgroup.subtree_control");
+    let text = fs::read_to_string(file).unwrap_or_default();
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+impl Drop for RootControllers {
+    fn drop(&mut self) {
+        let file = v2_root().join("cgroup.subtree_control");
+        for c in enabled().into_iter().filter(|c| !self.before.contains(c)) {
+            if let Err(e) = fs::write(&file, format!("-{c}")) {
+                eprintln!("cleanup: cannot disable {c} in {}: {e}", file.display());
+            }
+        }
+    }
+}

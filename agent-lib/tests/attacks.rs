@@ -13,7 +13,7 @@ use std::path::Path;
 use agent_protos::oci;
 
 mod attacks_support;
-mod support;
+use agent_testing as support;
 use attacks_support::race;
 use attacks_support::{
     CgroupSweep, PAUSE, assert_serving, build_static, exec_default_caps, init_pid, mode, nofile,

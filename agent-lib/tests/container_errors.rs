@@ -1,9 +1,7 @@
 //! Every error path of the container and process RPCs, with its ttrpc code.
 
-mod pod;
-
 use agent_protos::agent as pb;
-use pod::{Pod, code, container_request, ctx, message};
+use agent_testing::pod::{Pod, code, container_request, ctx, message};
 use protobuf::MessageField;
 use ttrpc::Code;
 

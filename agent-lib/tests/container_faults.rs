@@ -1,13 +1,11 @@
 //! Fault injection at every OS call of CreateContainer, CreateSandbox, ExecProcess and
 //! RemoveContainer: each failure is reported and leaves nothing behind.
 
-mod pod;
-
 use std::time::Duration;
 
 use agent_fakes::{FaultPoint, Op};
+use agent_testing::pod::{self, Pod, code, message};
 use nix::errno::Errno;
-use pod::{Pod, code, message};
 use ttrpc::Code;
 
 /// The fault points of one CreateContainer on a fresh pod with a sandbox.

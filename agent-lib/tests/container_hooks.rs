@@ -1,12 +1,10 @@
 //! OCI hooks the agent runs itself: prestart and createRuntime (their failure fails
 //! CreateContainer, with nothing left behind), poststart and poststop (failures are logged).
 
-mod pod;
-
 use agent_fakes::Script;
 use agent_protos::oci;
+use agent_testing::pod::{self, Pod};
 use kata_agent::host::LaunchTarget;
-use pod::Pod;
 
 fn hook(path: &str, timeout: i64) -> oci::Hook {
     oci::Hook {

@@ -2,12 +2,10 @@
 //! label added to the mounts that take one) when the guest kernel has the LSM, refused with
 //! FAILED_PRECONDITION naming the field when it does not; nothing is left after a refusal.
 
-mod pod;
-
 use agent_fakes::LaunchRecord;
 use agent_protos::{agent as pb, oci};
+use agent_testing::pod::{Pod, code, container_request, ctx, message, process};
 use kata_agent::host::LaunchTarget;
-use pod::{Pod, code, container_request, ctx, message, process};
 use protobuf::MessageField;
 use ttrpc::Code;
 

@@ -1,14 +1,12 @@
 //! The container lifecycle end to end over ttrpc on fakes: sandbox, containers, execs, stdio,
 //! signals, pause/resume, update, stats, OOM events, removal, DestroySandbox; nothing left.
 
-mod pod;
-
 use std::path::Path;
 
 use agent_fakes::Op;
 use agent_protos::{agent as pb, oci};
+use agent_testing::pod::{self, Pod, code, ctx};
 use kata_agent::host::{CgroupStats, LaunchTarget, NamespaceKind, PidsStats, StdioMode};
-use pod::{Pod, code, ctx};
 use protobuf::MessageField;
 use ttrpc::Code;
 

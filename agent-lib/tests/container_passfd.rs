@@ -2,15 +2,13 @@
 //! first, names them by port in CreateContainer and ExecProcess, and gets the output (then its
 //! end) on them, with no ReadStdout; missing streams are a clear error and leave nothing.
 
-mod pod;
-
 use std::time::Duration;
 
 use agent_protos::agent as pb;
+use agent_testing::pod::{Pod, code, container_request, ctx, message, process};
 use kata_agent::config::Config;
 use kata_agent::host::ServerAddr;
 use kata_agent::process::{HANDSHAKE, TAKE_INTERVAL, TAKE_TRIES, UNCLAIMED_AFTER};
-use pod::{Pod, code, container_request, ctx, message, process};
 use protobuf::MessageField;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use ttrpc::Code;

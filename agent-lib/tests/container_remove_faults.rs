@@ -1,14 +1,12 @@
 //! RemoveContainer under faults: a kill that cannot be sent fails the call at once (never a
 //! hang), a failed teardown step does not stop the others, and a retry finishes the teardown.
 
-mod pod;
-
 use std::future::Future;
 use std::time::Duration;
 
 use agent_fakes::{FaultPoint, Op};
+use agent_testing::pod::{Pod, code, message};
 use nix::errno::Errno;
-use pod::{Pod, code, message};
 use ttrpc::Code;
 
 const BUNDLE: &str = "/run/kata-containers/c1";

@@ -2,12 +2,10 @@
 //! container's namespace, refused when the source is unknown or not running, undone with the
 //! container, and nothing left when both are gone.
 
-mod pod;
-
 use agent_fakes::Op;
 use agent_protos::agent as pb;
+use agent_testing::pod::{Pod, code, container_request, message};
 use nix::errno::Errno;
-use pod::{Pod, code, container_request, message};
 use ttrpc::Code;
 
 const NAME_KEY: &str = "io.kubernetes.cri.container-name";

@@ -1,11 +1,9 @@
 //! Kata issue #13452: a stuck StatsContainer must not block SignalProcess (or anything else).
 
-mod pod;
-
 use std::time::Duration;
 
 use agent_protos::agent as pb;
-use pod::{Pod, ctx};
+use agent_testing::pod::{Pod, ctx};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_stats_read_does_not_block_signals() {

@@ -2,12 +2,10 @@
 //! container's own /etc/passwd and /etc/group, runc's numeric and missing-file rules, and the
 //! refusals (INVALID_ARGUMENT naming the user, nothing left behind).
 
-mod pod;
-
 use agent_fakes::LaunchRecord;
 use agent_protos::agent as pb;
+use agent_testing::pod::{Pod, code, container_request, ctx, message, process};
 use kata_agent::host::LaunchTarget;
-use pod::{Pod, code, container_request, ctx, message, process};
 use protobuf::MessageField;
 use ttrpc::Code;
 

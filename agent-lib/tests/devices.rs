@@ -1,11 +1,9 @@
 //! Device lookups on the fakes, on paused tokio time: hotplug before, during and after the
 //! wait, cold plug for every device type, PCI paths through bridges, uevent bursts.
 
-mod device_support;
-
 use std::time::Duration;
 
-use device_support::rig;
+use agent_testing::devices::rig;
 use kata_agent::device::{
     self, DeviceError, PciPath, UeventMatcher, VirtioBlkMmioMatcher, WaitError,
 };

@@ -1,11 +1,9 @@
 //! CreateContainer's device handlers (spec rewriting, VFIO) and CPU/memory hotplug, on the
 //! fakes with paused tokio time.
 
-mod device_support;
-
 use std::time::Duration;
 
-use device_support::{Rig, rig};
+use agent_testing::devices::{Rig, rig};
 use kata_agent::device::{self, CpusetTarget, DeviceError, DeviceRequest};
 use kata_agent::host::{Cgroups, NodeKind};
 use oci_spec::runtime::Spec;

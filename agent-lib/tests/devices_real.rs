@@ -70,22 +70,10 @@ impl Drop for LoopDevice {
 #[test]
 #[ignore = "needs root: creates and removes a loop device through /dev/loop-control"]
 fn a_new_loop_device_is_seen_by_the_watcher_and_the_block_lookup() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (run with --include-ignored as root)"
-    );
+    agent_testing::skip_unless_root!("a loop device through /dev/loop-control");
     // A dedicated thread in a private network namespace: block uevents still arrive there,
     // the host's network events do not.
-    std::thread::spawn(|| {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET)");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(scenario());
-    })
-    .join()
-    .expect("the scenario panicked");
+    agent_testing::ns::block_on_in(nix::sched::CloneFlags::CLONE_NEWNET, scenario);
 }
 
 async fn scenario() {

@@ -1,15 +1,13 @@
 //! The guest-service RPCs on the fakes, over ttrpc: GetGuestDetails, SetGuestDateTime,
 //! ReseedRandomDev, CopyFile, GetDiagnosticData, GetMetrics and SetPolicy.
 
-mod pod;
-
 use agent_fakes::Op;
 use agent_protos::agent as pb;
+use agent_testing::pod::{self, Pod, code, ctx, message};
 use kata_agent::device::DEVICE_HANDLERS;
 use kata_agent::guest::SHARED_DIR;
 use kata_agent::host::{FsStats, MountSpec, Mounter, NodeKind};
 use nix::errno::Errno;
-use pod::{Pod, code, ctx, message};
 use ttrpc::Code;
 
 fn details_req(block: bool, probe: bool) -> pb::GuestDetailsRequest {

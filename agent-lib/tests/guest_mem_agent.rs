@@ -1,17 +1,15 @@
 //! The mem-agent on the fakes and virtual time: disabled by default (Kata's INTERNAL answer),
 //! PSI-gated memcg reclaim and compaction when enabled, settings swapped by the RPCs.
 
-mod pod;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent_fakes::FakeHost;
 use agent_protos::agent as pb;
+use agent_testing::pod::{Pod, code, ctx, message};
 use kata_agent::config::{CompactConfig, Config, MemAgentConfig, MemcgConfig};
 use kata_agent::guest::mem_agent::{COMPACT_MEMORY, CompactUpdate, MemAgent, MemcgUpdate};
-use pod::{Pod, code, ctx, message};
 use ttrpc::Code;
 
 const PSI: &str = "/sys/fs/cgroup/memory.pressure";

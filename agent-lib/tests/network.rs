@@ -2,13 +2,11 @@
 //! path, rename swaps), UpdateRoutes and ListRoutes, AddARPNeighbors, the iptables RPCs, bad
 //! input, and a fault at every netlink call leaving the tables as they were.
 
-mod pod;
-
 use agent_fakes::{FakeHost, NetState, Op, Script};
 use agent_harness::messages::{family, interface as iface, neighbour, route};
 use agent_protos::types;
+use agent_testing::pod::{self, Pod, code, message};
 use nix::errno::Errno;
-use pod::{Pod, code, message};
 use protobuf::EnumOrUnknown;
 use ttrpc::Code;
 

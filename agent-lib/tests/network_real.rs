@@ -10,9 +10,9 @@ use agent_protos::{agent as pb, types};
 use protobuf::MessageField;
 use serde_json::Value;
 
-mod support;
-use support::real_agent::{RealAgent, ctx};
-use support::wire::code;
+use agent_testing::real_agent::RealAgent;
+use agent_testing::timed_ctx;
+use agent_testing::wire::code;
 
 const MAC_A: &str = "02:00:00:00:0a:01";
 const MAC_B: &str = "02:00:00:00:0b:01";
@@ -275,11 +275,16 @@ async fn iptables_rules_round_trip_through_the_real_programs() {
         data: rules.as_bytes().to_vec(),
         ..Default::default()
     };
-    agent.client.agent.set_ip_tables(ctx(), &set).await.unwrap();
+    agent
+        .client
+        .agent
+        .set_ip_tables(timed_ctx(), &set)
+        .await
+        .unwrap();
     let got = agent
         .client
         .agent
-        .get_ip_tables(ctx(), &pb::GetIPTablesRequest::new())
+        .get_ip_tables(timed_ctx(), &pb::GetIPTablesRequest::new())
         .await
         .unwrap();
     let text = String::from_utf8(got.data).unwrap();
@@ -293,7 +298,7 @@ async fn iptables_rules_round_trip_through_the_real_programs() {
         data: b"*filter\n-A NOCHAIN -j DROP\nCOMMIT\n".to_vec(),
         ..Default::default()
     };
-    let result = agent.client.agent.set_ip_tables(ctx(), &bad).await;
+    let result = agent.client.agent.set_ip_tables(timed_ctx(), &bad).await;
     assert_eq!(code(&result), ttrpc::Code::INTERNAL, "{result:?}");
 }
 

@@ -9,9 +9,9 @@ use std::fs;
 use agent_protos::agent as pb;
 use protobuf::MessageField;
 
-mod support;
-use support::real_agent::{RealAgent, ctx};
-use support::wire::{code, create_request, process, spec};
+use agent_testing::real_agent::RealAgent;
+use agent_testing::timed_ctx;
+use agent_testing::wire::{code, create_request, process, spec};
 
 const PASSWD: &str = "root:x:0:0:root:/:/bin/sh\nalice:x:1000:1000::/:/bin/sh\n\
                       bob:x:1001:100::/:/bin/sh\n";
@@ -33,7 +33,7 @@ async fn ids_as(agent: &RealAgent, cid: &str, eid: &str, user: &str) -> ttrpc::R
         process: MessageField::some(process(&["sh", "-c", "id -u; id -g; id -G"], false)),
         ..Default::default()
     };
-    agent.client.agent.exec_process(ctx(), &req).await?;
+    agent.client.agent.exec_process(timed_ctx(), &req).await?;
     let out = agent.read_all(cid, eid, false).await;
     assert_eq!(agent.wait(cid, eid).await, 0);
     Ok(out)
@@ -42,9 +42,7 @@ async fn ids_as(agent: &RealAgent, cid: &str, eid: &str, user: &str) -> ttrpc::R
 #[tokio::test]
 #[ignore = "needs root: real containers"]
 async fn string_user_resolves_in_the_container_rootfs() {
-    let agent = RealAgent::start("struser").await;
-    let sandbox = agent.id("sb");
-    agent.create_sandbox(&sandbox, "e2e-user").await;
+    let agent = RealAgent::with_sandbox("struser", "e2e-user").await;
     let root = agent.rootfs("rootfs");
     fs::write(root.join("etc/passwd"), PASSWD).unwrap();
     fs::write(root.join("etc/group"), GROUP).unwrap();
@@ -118,18 +116,15 @@ async fn string_user_resolves_in_the_container_rootfs() {
 
 /// The exec `eid` of `sh -c script` in `cid`: its stdout, after a zero exit.
 async fn sh(agent: &RealAgent, cid: &str, eid: &str, script: &str) -> String {
-    agent.exec(cid, eid, &["sh", "-c", script], false).await;
-    let out = agent.read_all(cid, eid, false).await;
-    assert_eq!(agent.wait(cid, eid).await, 0, "{script}: {out}");
+    let (out, status) = agent.sh(cid, eid, script).await;
+    assert_eq!(status, 0, "{script}: {out}");
     out
 }
 
 #[tokio::test]
 #[ignore = "needs root: real containers"]
 async fn a_shared_mount_is_seen_from_the_second_container_and_goes_with_them() {
-    let agent = RealAgent::start("shmount").await;
-    let sandbox = agent.id("sb");
-    agent.create_sandbox(&sandbox, "e2e-share").await;
+    let agent = RealAgent::with_sandbox("shmount", "e2e-share").await;
 
     // The source: a tmpfs of its own at /cache (the sidecar's mount).
     let side = agent.id("side");
@@ -196,9 +191,7 @@ async fn a_shared_mount_is_seen_from_the_second_container_and_goes_with_them() {
 #[tokio::test]
 #[ignore = "needs root: real containers (waits 10 s)"]
 async fn waiting_for_a_source_mount_blocks_no_other_rpc_and_fails_clearly() {
-    let agent = RealAgent::start("shwait").await;
-    let sandbox = agent.id("sb");
-    agent.create_sandbox(&sandbox, "e2e-share").await;
+    let agent = RealAgent::with_sandbox("shwait", "e2e-share").await;
     let side = agent.id("side");
     let side_spec = spec(&agent.rootfs("side"), &["sleep", "1000000"], false, None);
     agent.run_container(&side, side_spec).await;
@@ -250,9 +243,7 @@ async fn labels_are_refused_on_a_kernel_without_the_lsm() {
         eprintln!("skipped: this kernel has SELinux or AppArmor enabled");
         return;
     }
-    let agent = RealAgent::start("labels").await;
-    let sandbox = agent.id("sb");
-    agent.create_sandbox(&sandbox, "e2e-labels").await;
+    let agent = RealAgent::with_sandbox("labels", "e2e-labels").await;
     let cid = agent.id("c1");
     let root = agent.rootfs("rootfs");
     let mut selinux = spec(&root, &["sleep", "1000000"], false, None);
@@ -337,7 +328,7 @@ async fn passfd_streams_carry_a_real_process_stdio() {
     agent
         .client
         .agent
-        .exec_process(ctx(), &req)
+        .exec_process(timed_ctx(), &req)
         .await
         .expect("exec");
     // The spliced output is the host's: ReadStdout answers end of stream.
@@ -359,7 +350,7 @@ async fn passfd_streams_carry_a_real_process_stdio() {
     agent
         .client
         .agent
-        .exec_process(ctx(), &req)
+        .exec_process(timed_ctx(), &req)
         .await
         .expect("exec tty");
     assert_eq!(read_stream(&mut tty).await, "on-a-tty\r\n");
@@ -375,7 +366,7 @@ async fn passfd_streams_carry_a_real_process_stdio() {
         stdout_port: 7001,
         ..Default::default()
     };
-    let refused = agent.client.agent.exec_process(ctx(), &req).await;
+    let refused = agent.client.agent.exec_process(timed_ctx(), &req).await;
     assert_eq!(code(&refused), ttrpc::Code::DEADLINE_EXCEEDED);
     assert_eq!(read_stream(&mut lonely).await, "");
 

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use agent_protos::oci;
 use protobuf::MessageField;
 
-mod support;
-use support::host_state::{cgroup_dirs, cgroup_file, cgroup_pids, cpu_ticks, stat_state};
-use support::real_agent::{RealAgent, ctx};
-use support::wire::{code, memory_limit, spec};
+use agent_testing::host_state::{cgroup_dirs, cgroup_file, cgroup_pids, cpu_ticks, stat_state};
+use agent_testing::real_agent::RealAgent;
+use agent_testing::timed_ctx;
+use agent_testing::wire::{code, memory_limit, spec};
 
 /// The sandbox's infra container's program (the runtime's pause container).
 const PAUSE: [&str; 2] = ["sleep", "999999"];
@@ -26,9 +26,8 @@ const PAUSE: [&str; 2] = ["sleep", "999999"];
 /// the sandbox id), then a started workload container whose init sleeps, with `resources`.
 /// Returns the agent and the workload's id.
 async fn pod(test: &str, resources: Option<oci::LinuxResources>) -> (RealAgent, String) {
-    let agent = RealAgent::start(test).await;
-    let sandbox = agent.id("sb");
-    agent.create_sandbox(&sandbox, "e2e-pod").await;
+    let agent = RealAgent::with_sandbox(test, "e2e-pod").await;
+    let sandbox = agent.sandbox_id();
     let infra = agent.rootfs("infra");
     agent
         .run_container(&sandbox, spec(&infra, &PAUSE, false, None))
@@ -70,7 +69,7 @@ async fn exec_output_exit_codes_and_a_stdin_round_trip() {
         .client
         .agent
         .wait_process(
-            ctx(),
+            timed_ctx(),
             &agent_protos::agent::WaitProcessRequest {
                 container_id: cid.clone(),
                 exec_id: "e1".into(),
@@ -84,10 +83,10 @@ async fn exec_output_exit_codes_and_a_stdin_round_trip() {
     let req = agent_protos::agent::ExecProcessRequest {
         container_id: cid.clone(),
         exec_id: "nope".into(),
-        process: MessageField::some(support::wire::process(&["no-such-program"], false)),
+        process: MessageField::some(agent_testing::wire::process(&["no-such-program"], false)),
         ..Default::default()
     };
-    let refused = agent.client.agent.exec_process(ctx(), &req).await;
+    let refused = agent.client.agent.exec_process(timed_ctx(), &req).await;
     assert_ne!(code(&refused), ttrpc::Code::OK);
     assert!(
         format!("{refused:?}").contains("no-such-program"),
@@ -130,7 +129,7 @@ async fn a_tty_process_sees_its_window_size() {
         .client
         .agent
         .tty_win_resize(
-            ctx(),
+            timed_ctx(),
             &agent_protos::agent::TtyWinResizeRequest {
                 container_id: cid.clone(),
                 exec_id: "plain".into(),
@@ -196,7 +195,7 @@ async fn pause_freezes_every_process_and_resume_thaws_them() {
     let req = agent_protos::agent::ExecProcessRequest {
         container_id: cid.clone(),
         exec_id: "late".into(),
-        process: MessageField::some(support::wire::process(&["true"], false)),
+        process: MessageField::some(agent_testing::wire::process(&["true"], false)),
         ..Default::default()
     };
     let refused = agent
@@ -285,7 +284,7 @@ async fn an_oom_kill_is_reported_by_get_oom_event() {
         client
             .agent
             .get_oom_event(
-                agent_harness::context(Duration::ZERO),
+                agent_testing::ctx(),
                 &agent_protos::agent::GetOOMEventRequest::default(),
             )
             .await
@@ -314,9 +313,7 @@ async fn an_oom_kill_is_reported_by_get_oom_event() {
 #[tokio::test]
 #[ignore = "needs root: real containers"]
 async fn remove_leaves_no_mount_cgroup_or_process() {
-    let agent = RealAgent::start("remove").await;
-    let sandbox = agent.id("sb");
-    agent.create_sandbox(&sandbox, "e2e-pod").await;
+    let agent = RealAgent::with_sandbox("remove", "e2e-pod").await;
     let agent_mounts = agent.mountinfo();
     let host_mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let cid = agent.id("c1");
@@ -413,9 +410,7 @@ async fn a_thousand_short_execs_leave_no_zombie_and_no_descriptor() {
 #[tokio::test]
 #[ignore = "needs root: real containers"]
 async fn an_overlay_rootfs_storage_is_mounted_used_and_released() {
-    let agent = RealAgent::start("overlay").await;
-    let sandbox = agent.id("sb");
-    agent.create_sandbox(&sandbox, "e2e-pod").await;
+    let agent = RealAgent::with_sandbox("overlay", "e2e-pod").await;
     let agent_mounts = agent.mountinfo();
     let cid = agent.id("c1");
     // The image layer stays untouched; the container writes to its own upper layer.
@@ -437,7 +432,7 @@ async fn an_overlay_rootfs_storage_is_mounted_used_and_released() {
         mount_point: shared.to_string_lossy().into_owned(),
         ..Default::default()
     };
-    let mut req = support::wire::create_request(
+    let mut req = agent_testing::wire::create_request(
         &cid,
         spec(&shared, &["sleep", "1000000"], false, None),
         false,
@@ -446,7 +441,7 @@ async fn an_overlay_rootfs_storage_is_mounted_used_and_released() {
     agent
         .client
         .agent
-        .create_container(ctx(), &req)
+        .create_container(timed_ctx(), &req)
         .await
         .expect("CreateContainer with a rootfs storage");
     agent.start_container(&cid).await.expect("StartContainer");

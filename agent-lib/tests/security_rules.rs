@@ -2,9 +2,7 @@
 //! bad request is refused with `INVALID_ARGUMENT` (or `RESOURCE_EXHAUSTED`) naming the field,
 //! and nothing reaches the OS. The real attacks are staged in `attacks.rs`.
 
-mod pod;
-
-use pod::{Pod, code, container_request, message, process};
+use agent_testing::pod::{self, Pod, code, container_request, message, process};
 use ttrpc::Code;
 
 /// `(uid_t)-1`: "no change" to setresuid(2).

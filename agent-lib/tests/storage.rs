@@ -1,16 +1,14 @@
 //! Storage drivers and the refcount table on the fakes: each driver's options and effects,
 //! refcounting across owners, all-or-nothing adds, fsGroup, the option parser.
 
-mod storage_support;
-
 use std::path::{Path, PathBuf};
 
+use agent_testing::storage::{bench, ctr};
 use kata_agent::host::{Mounter, NodeKind, Sysfs};
 use kata_agent::storage::{
     FsGroupPolicy, MountOptions, StorageContext, StorageError, StorageRequest,
 };
 use nix::mount::MsFlags;
-use storage_support::{bench, ctr};
 
 fn tmpfs(mount_point: &str) -> StorageRequest {
     StorageRequest::new("ephemeral", "tmpfs", "tmpfs", mount_point)

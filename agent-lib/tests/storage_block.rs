@@ -1,12 +1,10 @@
 //! Block storage drivers over the device lookups, on paused time: hot-plugged and cold-plugged
 //! disks, `/dev` sources, timeouts, and AddSwap.
 
-mod device_support;
-
 use std::path::Path;
 use std::time::Duration;
 
-use device_support::rig;
+use agent_testing::devices::rig;
 use kata_agent::host::NodeKind;
 use kata_agent::storage::{self, StorageContext, StorageError, StorageRequest};
 

@@ -1,12 +1,10 @@
 //! Fault injection at every OS call each driver makes: the add fails with an error naming the
 //! step, and nothing is left mounted, created or in the table.
 
-mod storage_support;
-
 use agent_fakes::Op;
+use agent_testing::storage::{Bench, bench, ctr};
 use kata_agent::storage::StorageRequest;
 use nix::errno::Errno;
-use storage_support::{Bench, bench, ctr};
 
 /// A scenario: its name, what to set up on the fakes, and the requests.
 type Scenario = (&'static str, fn(&Bench), Vec<StorageRequest>);

@@ -10,10 +10,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_testing::ns::block_on_in;
 use kata_agent::device::{DeviceContext, DeviceWatcher, Uevent};
 use kata_agent::host::{Host, Mounter, UeventSource};
 use kata_agent::linux::{LinuxMounter, LinuxSysfs, NetlinkUevents};
 use kata_agent::storage::{DriverRegistry, MountRoots, StorageContext, StorageRequest, Storages};
+use nix::sched::CloneFlags;
 
 const LOOP_CTL_ADD: libc::c_ulong = 0x4C80;
 const LOOP_CTL_REMOVE: libc::c_ulong = 0x4C81;
@@ -69,37 +71,16 @@ fn run(cmd: &mut Command) {
 #[test]
 #[ignore = "needs root: creates a loop device, mounts ext4 in a private mount namespace"]
 fn an_mmioblk_storage_waits_for_a_new_loop_device_and_mounts_it() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (--include-ignored as root)"
-    );
+    agent_testing::skip_unless_root!("a loop device and mount(2)");
     let dir = tempfile::tempdir().unwrap();
     let image = dir.path().join("disk.img");
     File::create(&image).unwrap().set_len(16 << 20).unwrap();
     run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
     let mount_point = dir.path().join("mnt");
-    let thread = std::thread::spawn(move || {
-        // Private mount and network namespaces: the mount stays here; block uevents still
-        // arrive, the host's network ones do not.
-        let flags = nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_NEWNET;
-        nix::sched::unshare(flags).expect("unshare");
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .expect("make / rprivate");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(scenario(image, mount_point));
-    });
-    if let Err(panic) = thread.join() {
-        std::panic::resume_unwind(panic);
-    }
+    // Private mount and network namespaces: the mount stays there; block uevents still
+    // arrive, the host's network ones do not.
+    let flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWNET;
+    block_on_in(flags, move || scenario(image, mount_point));
 }
 
 async fn scenario(image: PathBuf, mount_point: PathBuf) {

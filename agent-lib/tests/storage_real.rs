@@ -5,16 +5,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use agent_testing::ns::on_thread_in;
 use kata_agent::device::{DeviceContext, DeviceWatcher};
 use kata_agent::host::{Host, Mounter};
 use kata_agent::linux::{LinuxMounter, LinuxSysfs};
 use kata_agent::storage::{DriverRegistry, MountRoots, StorageContext, StorageRequest, Storages};
-
-fn require_root() {
-    if !nix::unistd::geteuid().is_root() {
-        panic!("this test needs root (mount(2)); run `cargo test -- --include-ignored` as root");
-    }
-}
+use nix::sched::CloneFlags;
 
 /// The fake host with the real mounter and a real sysfs rooted at `/`; storages confined below
 /// the test's folder `base` (instead of /run/kata-containers).
@@ -35,25 +31,6 @@ fn real_storages(base: &Path) -> Storages {
         .with_mount_roots(MountRoots::new([base]))
 }
 
-fn in_private_mount_ns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let thread = std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).expect("unshare(CLONE_NEWNS)");
-        nix::mount::mount(
-            None::<&str>,
-            "/",
-            None::<&str>,
-            nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
-            None::<&str>,
-        )
-        .expect("make / rprivate");
-        f()
-    });
-    match thread.join() {
-        Ok(v) => v,
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-}
-
 fn mounted(path: &Path) -> bool {
     LinuxMounter::new().is_mounted(path).unwrap()
 }
@@ -61,10 +38,10 @@ fn mounted(path: &Path) -> bool {
 #[test]
 #[ignore = "needs root: mounts tmpfs, overlay and bind in a private mount namespace"]
 fn tmpfs_overlay_and_bind_mount_and_release_on_the_real_kernel() {
-    require_root();
+    agent_testing::skip_unless_root!("mount(2)");
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().to_owned();
-    in_private_mount_ns(move || {
+    on_thread_in(CloneFlags::CLONE_NEWNS, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

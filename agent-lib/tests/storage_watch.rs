@@ -1,15 +1,13 @@
 //! watchable-bind on paused time: the initial copy, changes copied every 2 s, removals, the
 //! 16-entry and 1 MiB limits (bind mount instead), and the poller stopping at release.
 
-mod storage_support;
-
 use std::path::Path;
 use std::time::Duration;
 
 use agent_fakes::Op;
+use agent_testing::storage::{bench, ctr};
 use kata_agent::host::NodeKind;
 use kata_agent::storage::{StorageRequest, WATCH_MAX_BYTES, WATCH_MAX_ENTRIES};
-use storage_support::{bench, ctr};
 
 const ROOT: &str = "/run/kata-containers/shared/containers/watchable";
 const TARGET: &str = "/run/kata-containers/shared/containers/watchable/c1-config";

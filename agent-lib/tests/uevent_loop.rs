@@ -2,13 +2,11 @@
 //! are retried (with a backoff while they repeat), an overflow brings offline memory blocks up,
 //! and only a source broken for good ends the loop.
 
-mod device_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent_fakes::{FakeHost, Op};
-use device_support::rig;
+use agent_testing::devices::rig;
 use kata_agent::device::{self, DeviceWatcher, PciPath, watch_uevents};
 use nix::errno::Errno;
 use tokio::time::Instant;

@@ -1,12 +1,13 @@
 //! `FakeLauncher` scripts on paused time, with real pipes and ptys.
 
 use std::fs::File;
-use std::io::{Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::Write;
+use std::os::fd::AsFd;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent_fakes::{FIRST_PID, FakeLauncher, Faults, Op, Reaction, Script};
+use agent_testing::read_all;
 use kata_agent::host::{ExitStatus, LaunchRequest, ProcessSpec, StdioMode};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, FdFlag, fcntl};
@@ -36,21 +37,6 @@ fn launcher() -> FakeLauncher {
 
 fn errno(e: std::io::Error) -> Errno {
     Errno::from_raw(e.raw_os_error().expect("an errno"))
-}
-
-/// Reads `fd` to its end; a pty master ends with `EIO` once the slave is closed.
-fn read_all(fd: OwnedFd) -> Vec<u8> {
-    let mut file = File::from(fd);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => return out,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => return out,
-            Err(e) => panic!("read: {e}"),
-        }
-    }
 }
 
 #[tokio::test(start_paused = true)]

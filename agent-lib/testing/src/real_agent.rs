@@ -17,21 +17,18 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use agent_harness::{AgentClient, context};
+use agent_harness::AgentClient;
 use agent_protos::{agent as pb, oci};
-use protobuf::MessageField;
 
-use super::host_state::{cgroup_dirs, detach_mounts_under, kill_cgroup, stat_state};
-use super::wire;
+use crate::host_state::{cgroup_dirs, detach_mounts_under, kill_cgroup, stat_state};
+use crate::{lock, root, rootfs, timed_ctx, wire};
 
 /// Serializes real agents across threads and processes (they share `/run` and cgroupfs).
 const LOCK_FILE: &str = "/tmp/kata-agent-real-e2e.lock";
 /// The host folders a real agent writes to (bundles, pinned namespaces).
 const RUN_DIRS: [&str; 2] = ["/run/kata-containers", "/run/sandbox-ns"];
-/// The timeout of ordinary calls.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// A running agent, its client and everything to clean up.
+#[derive(Debug)]
 pub struct RealAgent {
     child: Option<Child>,
     pid: i32,
@@ -46,16 +43,29 @@ pub struct RealAgent {
     _lock: File,
 }
 
-pub fn require_root() {
+/// The `kata-agent` binary cargo built next to the running test binary (`target/<profile>/`),
+/// or `$KATA_AGENT_BIN`.
+pub fn agent_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("KATA_AGENT_BIN") {
+        return PathBuf::from(path);
+    }
+    let test = std::env::current_exe().expect("the test binary's path");
+    // target/<profile>/deps/<test> -> target/<profile>/kata-agent
+    let path = test
+        .parent()
+        .and_then(Path::parent)
+        .map(|profile| profile.join("kata-agent"))
+        .expect("the test binary lies in target/<profile>/deps");
     assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (a real agent with real containers); \
-         run as root with --include-ignored"
+        path.exists(),
+        "{} not built: run the tests of the kata-agent package, or set KATA_AGENT_BIN",
+        path.display()
     );
+    path
 }
 
 /// A lock held until the returned file is dropped; blocks meanwhile.
-fn lock() -> File {
+fn exclusive() -> File {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -79,14 +89,27 @@ impl RealAgent {
         Self::start_with(name, None).await
     }
 
+    /// [`RealAgent::start`], then CreateSandbox of `hostname` with id [`RealAgent::sandbox_id`].
+    pub async fn with_sandbox(name: &str, hostname: &str) -> RealAgent {
+        let agent = Self::start(name).await;
+        let sandbox = agent.id("sb");
+        agent.create_sandbox(&sandbox, hostname).await;
+        agent
+    }
+
+    /// The sandbox id [`RealAgent::with_sandbox`] gives.
+    pub fn sandbox_id(&self) -> String {
+        format!("{}-sb", self.prefix)
+    }
+
     /// Like [`RealAgent::start`], with a TOML configuration file of contents `toml`.
     pub async fn start_with_config(name: &str, toml: &str) -> RealAgent {
         Self::start_with(name, Some(toml)).await
     }
 
     async fn start_with(name: &str, toml: Option<&str>) -> RealAgent {
-        require_root();
-        let lock = lock();
+        root::require_root("a real agent with real containers");
+        let lock = exclusive();
         let dir = tempfile::Builder::new()
             .prefix(&format!("kata-e2e-{name}-"))
             .tempdir()
@@ -98,7 +121,7 @@ impl RealAgent {
             .collect();
         let sock = dir.path().join("agent.sock");
         let log = File::create(dir.path().join("agent.log")).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_kata-agent"));
+        let mut command = Command::new(agent_binary());
         command
             .env_clear()
             .env(
@@ -180,20 +203,20 @@ impl RealAgent {
     /// A busybox rootfs in this test's folder.
     pub fn rootfs(&self, name: &str) -> PathBuf {
         let path = self.path(name);
-        super::rootfs::populate(&path);
+        rootfs::populate(&path);
         path
     }
 
     /// A unique container id, whose cgroup and bundle are cleaned up on drop.
     pub fn id(&self, name: &str) -> String {
         let id = format!("{}-{name}", self.prefix);
-        self.ids.lock().unwrap().push(id.clone());
+        lock(&self.ids).push(id.clone());
         id
     }
 
     /// The container ids handed out so far, in order.
     pub fn ids_so_far(&self) -> Vec<String> {
-        self.ids.lock().unwrap().clone()
+        lock(&self.ids).clone()
     }
 
     /// What the agent printed so far.
@@ -205,19 +228,13 @@ impl RealAgent {
 
     /// CreateSandbox with `hostname` and `sandbox_id`, as the runtime does first.
     pub async fn create_sandbox(&self, sandbox_id: &str, hostname: &str) {
-        let req = pb::CreateSandboxRequest {
-            hostname: hostname.into(),
-            sandbox_id: sandbox_id.into(),
-            sandbox_pidns: false,
-            ..Default::default()
-        };
         self.client
-            .agent
-            .create_sandbox(ctx(), &req)
+            .create_sandbox(sandbox_id, hostname)
             .await
             .expect("CreateSandbox");
     }
 
+    /// CreateContainer of `spec` as `cid`.
     pub async fn create_container(
         &self,
         cid: &str,
@@ -228,6 +245,7 @@ impl RealAgent {
         self.client.create_container(&req).await
     }
 
+    /// StartContainer.
     pub async fn start_container(&self, cid: &str) -> ttrpc::Result<()> {
         self.client.start_container(cid).await
     }
@@ -240,6 +258,7 @@ impl RealAgent {
         self.start_container(cid).await.expect("StartContainer");
     }
 
+    /// ExecProcess of `args` as `eid`; panics on failure.
     pub async fn exec(&self, cid: &str, eid: &str, args: &[&str], terminal: bool) {
         self.client
             .exec_process(cid, eid, wire::process(args, terminal))
@@ -247,9 +266,17 @@ impl RealAgent {
             .unwrap_or_else(|e| panic!("ExecProcess {eid} {args:?}: {e:?}"));
     }
 
+    /// SignalProcess.
     pub async fn signal(&self, cid: &str, eid: &str, signal: i32) -> ttrpc::Result<()> {
         let signal = u32::try_from(signal).unwrap();
         self.client.signal_process(cid, eid, signal).await
+    }
+
+    /// Exec `eid` of `sh -c script` in `cid`: its stdout and exit code.
+    pub async fn sh(&self, cid: &str, eid: &str, script: &str) -> (String, i32) {
+        self.exec(cid, eid, &["sh", "-c", script], false).await;
+        let out = self.read_all(cid, eid, false).await;
+        (out, self.wait(cid, eid).await)
     }
 
     /// WaitProcess: the exit code.
@@ -286,70 +313,47 @@ impl RealAgent {
             .expect("WriteStdin")
     }
 
+    /// TtyWinResize of `eid`'s terminal.
     pub async fn resize(&self, cid: &str, eid: &str, rows: u32, cols: u32) {
-        let req = pb::TtyWinResizeRequest {
-            container_id: cid.into(),
-            exec_id: eid.into(),
-            row: rows,
-            column: cols,
-            ..Default::default()
-        };
         self.client
-            .agent
-            .tty_win_resize(ctx(), &req)
+            .tty_win_resize(cid, eid, rows, cols)
             .await
             .expect("TtyWinResize");
     }
 
+    /// PauseContainer.
     pub async fn pause(&self, cid: &str) {
-        let req = pb::PauseContainerRequest {
-            container_id: cid.into(),
-            ..Default::default()
-        };
         self.client
-            .agent
-            .pause_container(ctx(), &req)
+            .pause_container(cid)
             .await
             .expect("PauseContainer");
     }
 
+    /// ResumeContainer.
     pub async fn resume(&self, cid: &str) {
-        let req = pb::ResumeContainerRequest {
-            container_id: cid.into(),
-            ..Default::default()
-        };
         self.client
-            .agent
-            .resume_container(ctx(), &req)
+            .resume_container(cid)
             .await
             .expect("ResumeContainer");
     }
 
+    /// UpdateContainer with `resources`.
     pub async fn update(&self, cid: &str, resources: oci::LinuxResources) {
-        let req = pb::UpdateContainerRequest {
-            container_id: cid.into(),
-            resources: MessageField::some(resources),
-            ..Default::default()
-        };
         self.client
-            .agent
-            .update_container(ctx(), &req)
+            .update_container(cid, resources)
             .await
             .expect("UpdateContainer");
     }
 
+    /// StatsContainer.
     pub async fn stats(&self, cid: &str) -> pb::StatsContainerResponse {
-        let req = pb::StatsContainerRequest {
-            container_id: cid.into(),
-            ..Default::default()
-        };
         self.client
-            .agent
-            .stats_container(ctx(), &req)
+            .stats_container(cid)
             .await
             .expect("StatsContainer")
     }
 
+    /// RemoveContainer with a 30 s timeout.
     pub async fn remove(&self, cid: &str) {
         self.client
             .remove_container(cid, 30)
@@ -363,7 +367,7 @@ impl RealAgent {
         let reply = self
             .client
             .agent
-            .destroy_sandbox(ctx(), &pb::DestroySandboxRequest::default())
+            .destroy_sandbox(timed_ctx(), &pb::DestroySandboxRequest::default())
             .await;
         if let Err(e) = reply {
             panic!("DestroySandbox: {e:?}\n{}", self.log());
@@ -375,7 +379,7 @@ impl RealAgent {
             !self.dir.path().join("agent.sock").exists(),
             "the socket was left behind"
         );
-        let ids = self.ids.lock().unwrap().clone();
+        let ids = self.ids_so_far();
         for cid in &ids {
             assert_eq!(
                 cgroup_dirs(cid),
@@ -439,11 +443,6 @@ impl RealAgent {
     }
 }
 
-/// A context with the usual timeout.
-pub fn ctx() -> ttrpc::context::Context {
-    context(CALL_TIMEOUT)
-}
-
 /// Waits until the agent listens on `sock`; an error if it exits or takes over 20 s.
 async fn wait_listening(child: &mut Child, sock: &Path) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -473,7 +472,7 @@ impl Drop for RealAgent {
                 eprintln!("{line}");
             }
         }
-        let ids = self.ids.lock().map(|ids| ids.clone()).unwrap_or_default();
+        let ids = self.ids_so_far();
         for cid in &ids {
             kill_cgroup(cid);
         }

@@ -1,6 +1,4 @@
-//! Shared set-up of the storage tests: storages on fakes.
-
-#![allow(dead_code)]
+//! Storages on the fakes, for the storage tests.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,11 +9,13 @@ use kata_agent::device::{DeviceContext, DeviceWatcher};
 use kata_agent::storage::{DriverRegistry, StorageContext, Storages};
 
 /// Storages over fresh fakes, with `/run` and the hugepage pools present.
+#[derive(Debug)]
 pub struct Bench {
     pub fake: FakeHost,
     pub storages: Storages,
 }
 
+/// A [`Bench`] whose fakes are baselined after set-up.
 pub fn bench() -> Bench {
     let fake = FakeHost::new();
     fake.sysfs.mkdir_p("/run").unwrap();
@@ -47,12 +47,14 @@ impl Bench {
         );
     }
 
+    /// Whether the fakes hold a node at `path`.
     pub fn exists(&self, path: &str) -> bool {
         self.fake.sysfs.kind(Path::new(path)).is_some()
             || self.fake.sysfs.meta(Path::new(path)).is_some()
     }
 }
 
+/// The storage context of container `id`.
 pub fn ctr(id: &str) -> StorageContext {
     StorageContext::container(id)
 }

@@ -1,21 +1,21 @@
-//! A pod on fakes: an agent served over ttrpc on the fake transport, a client, and helpers
-//! that speak Kata's wire messages the way the runtime does.
-
-#![allow(dead_code)]
+//! The fakes level: an agent on fakes served over ttrpc on the fake transport, a client, and
+//! helpers that speak Kata's wire messages the way the runtime does.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use agent_fakes::{FakeHost, Reaction, Script};
-use agent_harness::{AgentClient, context};
+use agent_harness::AgentClient;
 use agent_protos::{agent as pb, oci};
 use kata_agent::Agent;
 use kata_agent::config::Config;
 use kata_agent::rpc::{RpcServer, serve};
 use nix::sys::signal::Signal;
-use protobuf::MessageField;
+
+pub use crate::rpc::{code, ctx, message};
+use crate::wire::{SpecBuilder, create_request};
 
 /// An agent on fakes, served and connected.
+#[derive(Debug)]
 pub struct Pod {
     pub fake: FakeHost,
     pub agent: Arc<Agent>,
@@ -73,38 +73,35 @@ impl Pod {
         pod
     }
 
+    /// Stops serving.
     pub async fn shutdown(mut self) {
         if let Some(server) = self.server.take() {
             let _ = server.shutdown().await;
         }
     }
 
+    /// CreateSandbox of pod "pod", id "sb".
     pub async fn create_sandbox(&self) -> ttrpc::Result<()> {
-        let req = pb::CreateSandboxRequest {
-            hostname: "pod".into(),
-            sandbox_id: "sb".into(),
-            ..Default::default()
-        };
-        self.client
-            .agent
-            .create_sandbox(ctx(), &req)
-            .await
-            .map(drop)
+        self.client.create_sandbox("sb", "pod").await
     }
 
+    /// CreateContainer of [`container_request`].
     pub async fn create(&self, cid: &str, args: &[&str], terminal: bool) -> ttrpc::Result<()> {
         self.create_req(container_request(cid, args, terminal))
             .await
     }
 
+    /// CreateContainer of `req`.
     pub async fn create_req(&self, req: pb::CreateContainerRequest) -> ttrpc::Result<()> {
         self.client.create_container(&req).await
     }
 
+    /// StartContainer.
     pub async fn start(&self, cid: &str) -> ttrpc::Result<()> {
         self.client.start_container(cid).await
     }
 
+    /// CreateContainer + StartContainer of `args`.
     pub async fn run(&self, cid: &str, args: &[&str]) {
         self.create(cid, args, false)
             .await
@@ -112,6 +109,7 @@ impl Pod {
         self.start(cid).await.expect("StartContainer");
     }
 
+    /// ExecProcess of `args` as `eid`.
     pub async fn exec(
         &self,
         cid: &str,
@@ -124,18 +122,22 @@ impl Pod {
             .await
     }
 
+    /// SignalProcess.
     pub async fn signal(&self, cid: &str, eid: &str, signal: i32) -> ttrpc::Result<()> {
         self.client.signal_process(cid, eid, signal as u32).await
     }
 
+    /// WaitProcess: the exit code.
     pub async fn wait(&self, cid: &str, eid: &str) -> ttrpc::Result<i32> {
         self.client.wait_process(cid, eid).await
     }
 
+    /// One ReadStdout.
     pub async fn read_stdout(&self, cid: &str, eid: &str) -> ttrpc::Result<Vec<u8>> {
         self.client.read_output(cid, eid, false).await
     }
 
+    /// One ReadStderr.
     pub async fn read_stderr(&self, cid: &str, eid: &str) -> ttrpc::Result<Vec<u8>> {
         self.client.read_output(cid, eid, true).await
     }
@@ -148,14 +150,17 @@ impl Pod {
             .expect("ReadStdout")
     }
 
+    /// WriteStdin: the bytes written.
     pub async fn write_stdin(&self, cid: &str, eid: &str, data: &[u8]) -> ttrpc::Result<u32> {
         self.client.write_stdin(cid, eid, data).await
     }
 
+    /// RemoveContainer with `timeout` seconds.
     pub async fn remove(&self, cid: &str, timeout: u32) -> ttrpc::Result<()> {
         self.client.remove_container(cid, timeout).await
     }
 
+    /// DestroySandbox.
     pub async fn destroy_sandbox(&self) -> ttrpc::Result<()> {
         self.client.destroy_sandbox().await
     }
@@ -175,76 +180,20 @@ impl Pod {
     }
 }
 
-/// A context without a timeout (long-polls, waits).
-pub fn ctx() -> ttrpc::context::Context {
-    context(Duration::ZERO)
-}
-
-/// An OCI process running `args`.
+/// An OCI process running `args`, as the fakes' programs expect it.
 pub fn process(args: &[&str], terminal: bool) -> oci::Process {
-    oci::Process {
-        Terminal: terminal,
-        Args: args.iter().map(|a| a.to_string()).collect(),
-        Env: vec!["PATH=/bin:/usr/bin".into()],
-        Cwd: "/".into(),
-        User: MessageField::some(oci::User::default()),
-        ..Default::default()
-    }
+    SpecBuilder::fake_process(args, terminal)
 }
 
 /// A Kata-shaped spec: rootfs under the shared folder, IPC/UTS/mount namespaces, a memory limit.
 pub fn spec(cid: &str, args: &[&str], terminal: bool) -> oci::Spec {
-    let namespaces = ["ipc", "uts", "mount"]
-        .iter()
-        .map(|t| oci::LinuxNamespace {
-            Type: t.to_string(),
-            ..Default::default()
-        })
-        .collect();
-    let resources = oci::LinuxResources {
-        Memory: MessageField::some(oci::LinuxMemory {
-            Limit: 128 << 20,
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    oci::Spec {
-        Version: "1.1.0".into(),
-        Process: MessageField::some(process(args, terminal)),
-        Root: MessageField::some(oci::Root {
-            Path: format!("/run/kata-containers/shared/containers/{cid}/rootfs"),
-            ..Default::default()
-        }),
-        Hostname: "pod".into(),
-        Linux: MessageField::some(oci::Linux {
-            Namespaces: namespaces,
-            Resources: MessageField::some(resources),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    SpecBuilder::fake(cid, args).terminal(terminal).build()
 }
 
+/// CreateContainer of [`spec`] for `cid` (no exec id, as the fakes' tests always sent it).
 pub fn container_request(cid: &str, args: &[&str], terminal: bool) -> pb::CreateContainerRequest {
     pb::CreateContainerRequest {
-        container_id: cid.into(),
-        OCI: MessageField::some(spec(cid, args, terminal)),
-        ..Default::default()
-    }
-}
-
-/// The status code of a failed call.
-pub fn code(result: ttrpc::Result<impl std::fmt::Debug>) -> ttrpc::Code {
-    match result {
-        Err(ttrpc::Error::RpcStatus(status)) => status.code(),
-        other => panic!("expected an RPC status error, got {other:?}"),
-    }
-}
-
-/// The status message of a failed call.
-pub fn message(result: ttrpc::Result<impl std::fmt::Debug>) -> String {
-    match result {
-        Err(ttrpc::Error::RpcStatus(status)) => status.message().to_owned(),
-        other => panic!("expected an RPC status error, got {other:?}"),
+        exec_id: String::new(),
+        ..create_request(cid, spec(cid, args, terminal), false)
     }
 }

@@ -1,7 +1,5 @@
 //! A small kernel model for the device tests: sysfs nodes, /dev nodes and uevents shaped like
-//! the real ones (`/work/shared/reference/real-uevents-q35.txt`).
-
-#![allow(dead_code)]
+//! the real ones (`/work/shared/reference/real-uevents-q35.txt`), under an agent on the fakes.
 
 use std::sync::Arc;
 
@@ -12,6 +10,7 @@ use kata_agent::device::DeviceContext;
 use kata_agent::host::NodeKind;
 
 /// An agent with its uevent loop running on fakes.
+#[derive(Debug)]
 pub struct Rig {
     pub fake: FakeHost,
     pub agent: Arc<Agent>,

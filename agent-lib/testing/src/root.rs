@@ -1,0 +1,28 @@
+//! The root check of the real-kernel tests, which are `#[ignore = "needs root: ..."]` and run
+//! with `--include-ignored` as root (as CI does).
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// The line a test prints when it cannot run without root.
+pub fn skip_line(what: &str) -> String {
+    format!("skipped: needs root: {what} (run `cargo test -- --include-ignored` as root)")
+}
+
+/// For fixtures that cannot return early: panics with [`skip_line`]'s reason unless root.
+pub fn require_root(what: &str) {
+    assert!(is_root(), "{}", skip_line(what));
+}
+
+/// Returns from the calling test, printing `skipped: needs root: <what>`, unless root.
+#[macro_export]
+macro_rules! skip_unless_root {
+    ($what:expr) => {
+        if !$crate::root::is_root() {
+            eprintln!("{}", $crate::root::skip_line($what));
+            return;
+        }
+    };
+}

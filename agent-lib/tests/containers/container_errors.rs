@@ -1,7 +1,7 @@
 //! Every error path of the container and process RPCs, with its ttrpc code.
 
 use agent_protos::agent as pb;
-use agent_testing::pod::{Pod, code, container_request, ctx, message};
+use agent_testing::pod::{Pod, code, container_request, message};
 use protobuf::MessageField;
 use ttrpc::Code;
 
@@ -22,28 +22,20 @@ async fn unknown_containers_and_processes_are_not_found() {
         code(pod.write_stdin("nope", "", b"x").await),
         Code::NOT_FOUND
     );
-    let stats = pb::StatsContainerRequest {
-        container_id: "nope".into(),
-        ..Default::default()
-    };
     assert_eq!(
-        code(pod.client.agent.stats_container(ctx(), &stats).await),
+        code(pod.client.stats_container("nope").await),
         Code::NOT_FOUND
     );
-    let update = pb::UpdateContainerRequest {
-        container_id: "nope".into(),
-        ..Default::default()
-    };
     assert_eq!(
-        code(pod.client.agent.update_container(ctx(), &update).await),
+        code(
+            pod.client
+                .update_container("nope", Default::default())
+                .await
+        ),
         Code::NOT_FOUND
     );
-    let pause = pb::PauseContainerRequest {
-        container_id: "nope".into(),
-        ..Default::default()
-    };
     assert_eq!(
-        code(pod.client.agent.pause_container(ctx(), &pause).await),
+        code(pod.client.pause_container("nope").await),
         Code::NOT_FOUND
     );
 
@@ -177,34 +169,18 @@ async fn duplicates_are_already_exists() {
 async fn wrong_states_are_failed_preconditions() {
     let pod = Pod::with_sandbox().await;
     pod.create("c1", &["sleep"], false).await.unwrap();
-    let resume = pb::ResumeContainerRequest {
-        container_id: "c1".into(),
-        ..Default::default()
-    };
     assert_eq!(
-        code(pod.client.agent.resume_container(ctx(), &resume).await),
+        code(pod.client.resume_container("c1").await),
         Code::FAILED_PRECONDITION
     );
     pod.start("c1").await.unwrap();
     assert_eq!(code(pod.start("c1").await), Code::FAILED_PRECONDITION);
     // No exec into a frozen cgroup: the process could never reach its exec.
-    let pause = pb::PauseContainerRequest {
-        container_id: "c1".into(),
-        ..Default::default()
-    };
-    pod.client
-        .agent
-        .pause_container(ctx(), &pause)
-        .await
-        .unwrap();
+    pod.client.pause_container("c1").await.unwrap();
     let refused = pod.exec("c1", "e0", &["sleep"], false).await;
     assert!(message(refused.clone()).contains("paused"), "{refused:?}");
     assert_eq!(code(refused), Code::FAILED_PRECONDITION);
-    pod.client
-        .agent
-        .resume_container(ctx(), &resume)
-        .await
-        .unwrap();
+    pod.client.resume_container("c1").await.unwrap();
     pod.signal("c1", "", 9).await.unwrap();
     assert_eq!(pod.wait("c1", "").await.unwrap(), 137);
     assert_eq!(

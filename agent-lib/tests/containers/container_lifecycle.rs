@@ -269,52 +269,27 @@ async fn parallel_waiters_all_get_the_exit_code() {
 async fn pause_resume_update_and_stats() {
     let pod = Pod::with_sandbox().await;
     pod.run("c1", &["sleep"]).await;
-    let id = |cid: &str| cid.to_owned();
-    let pause = pb::PauseContainerRequest {
-        container_id: id("c1"),
-        ..Default::default()
-    };
-    let resume = pb::ResumeContainerRequest {
-        container_id: id("c1"),
-        ..Default::default()
-    };
-    pod.client
-        .agent
-        .pause_container(ctx(), &pause)
-        .await
-        .unwrap();
+    pod.client.pause_container("c1").await.unwrap();
     assert!(pod.cgroup("c1").frozen);
     assert_eq!(
-        code(pod.client.agent.pause_container(ctx(), &pause).await),
+        code(pod.client.pause_container("c1").await),
         Code::FAILED_PRECONDITION
     );
-    pod.client
-        .agent
-        .resume_container(ctx(), &resume)
-        .await
-        .unwrap();
+    pod.client.resume_container("c1").await.unwrap();
     assert!(!pod.cgroup("c1").frozen);
     assert_eq!(
-        code(pod.client.agent.resume_container(ctx(), &resume).await),
+        code(pod.client.resume_container("c1").await),
         Code::FAILED_PRECONDITION
     );
 
-    let update = pb::UpdateContainerRequest {
-        container_id: id("c1"),
-        resources: MessageField::some(oci::LinuxResources {
-            Pids: MessageField::some(oci::LinuxPids {
-                Limit: 42,
-                ..Default::default()
-            }),
+    let pids = oci::LinuxResources {
+        Pids: MessageField::some(oci::LinuxPids {
+            Limit: 42,
             ..Default::default()
         }),
         ..Default::default()
     };
-    pod.client
-        .agent
-        .update_container(ctx(), &update)
-        .await
-        .unwrap();
+    pod.client.update_container("c1", pids).await.unwrap();
     let state = pod.cgroup("c1");
     assert_eq!(state.resources.pids().as_ref().unwrap().limit(), 42);
     assert_eq!(
@@ -344,16 +319,7 @@ async fn pause_resume_update_and_stats() {
              eth0: 100 2 0 0 0 0 0 0 300 4 0 1 0 0 0 0\n",
         )
         .unwrap();
-    let stats = pb::StatsContainerRequest {
-        container_id: id("c1"),
-        ..Default::default()
-    };
-    let reply = pod
-        .client
-        .agent
-        .stats_container(ctx(), &stats)
-        .await
-        .unwrap();
+    let reply = pod.client.stats_container("c1").await.unwrap();
     assert_eq!(reply.cgroup_stats.pids_stats.current, 1);
     assert_eq!(reply.cgroup_stats.pids_stats.limit, 42);
     assert_eq!(reply.network_stats.len(), 1);

@@ -2,8 +2,7 @@
 
 use std::time::Duration;
 
-use agent_protos::agent as pb;
-use agent_testing::pod::{Pod, ctx};
+use agent_testing::pod::Pod;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_stats_read_does_not_block_signals() {
@@ -11,12 +10,8 @@ async fn a_slow_stats_read_does_not_block_signals() {
     pod.run("c1", &["sleep"]).await;
     pod.exec("c1", "e1", &["sleep"], false).await.unwrap();
     let hold = pod.fake.cgroups.hold_stats();
-    let req = pb::StatsContainerRequest {
-        container_id: "c1".into(),
-        ..Default::default()
-    };
     let client = pod.client.clone();
-    let stats = tokio::spawn(async move { client.agent.stats_container(ctx(), &req).await });
+    let stats = tokio::spawn(async move { client.stats_container("c1").await });
     tokio::time::timeout(Duration::from_secs(10), async {
         while hold.waiting() == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use agent_fakes::FakeHost;
 use kata_agent::device::{DeviceContext, DeviceWatcher};
-use kata_agent::storage::{DriverRegistry, StorageContext, Storages};
+use kata_agent::host::Host;
+use kata_agent::linux::{LinuxMounter, LinuxSysfs};
+use kata_agent::storage::{DriverRegistry, MountRoots, StorageContext, Storages};
 
 /// Storages over fresh fakes, with `/run` and the hugepage pools present.
 #[derive(Debug)]
@@ -52,6 +54,28 @@ impl Bench {
         self.fake.sysfs.kind(Path::new(path)).is_some()
             || self.fake.sysfs.meta(Path::new(path)).is_some()
     }
+}
+
+/// Storages on the real kernel: the fakes with the real mounter and a real sysfs rooted at `/`,
+/// hotplug waits on `watcher`, mounts confined below `base` (not /run/kata-containers).
+pub fn real_storages(
+    base: &Path,
+    watcher: Arc<DeviceWatcher>,
+    hotplug_timeout: Duration,
+) -> Storages {
+    let sysfs = Arc::new(LinuxSysfs::new("/"));
+    let host = Host {
+        mounter: Arc::new(LinuxMounter::new()),
+        sysfs: sysfs.clone(),
+        ..FakeHost::new().host()
+    };
+    let devices = DeviceContext {
+        watcher,
+        sysfs,
+        hotplug_timeout,
+    };
+    Storages::new(host, devices, DriverRegistry::standard())
+        .with_mount_roots(MountRoots::new([base]))
 }
 
 /// The storage context of container `id`.

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_testing::ns::block_on_in;
-use kata_agent::device::{DeviceContext, DeviceWatcher, Uevent};
-use kata_agent::host::{Host, Mounter, UeventSource};
-use kata_agent::linux::{LinuxMounter, LinuxSysfs, NetlinkUevents};
-use kata_agent::storage::{DriverRegistry, MountRoots, StorageContext, StorageRequest, Storages};
+use agent_testing::storage::real_storages;
+use kata_agent::device::{DeviceWatcher, Uevent};
+use kata_agent::host::{Mounter, UeventSource};
+use kata_agent::linux::{LinuxMounter, NetlinkUevents};
+use kata_agent::storage::{StorageContext, StorageRequest};
 use nix::sched::CloneFlags;
 
 const LOOP_CTL_ADD: libc::c_ulong = 0x4C80;
@@ -84,23 +85,14 @@ fn an_mmioblk_storage_waits_for_a_new_loop_device_and_mounts_it() {
 }
 
 async fn scenario(image: PathBuf, mount_point: PathBuf) {
-    let fake = agent_fakes::FakeHost::new();
-    let sysfs = Arc::new(LinuxSysfs::new("/"));
-    let host = Host {
-        mounter: Arc::new(LinuxMounter::new()),
-        sysfs: sysfs.clone(),
-        ..fake.host()
-    };
     let watcher = Arc::new(DeviceWatcher::new());
-    let devices = DeviceContext {
-        watcher: watcher.clone(),
-        sysfs,
-        hotplug_timeout: Duration::from_secs(10),
-    };
     // Confined below the test's folder instead of /run/kata-containers.
-    let roots = MountRoots::new(mount_point.parent());
-    let storages =
-        Arc::new(Storages::new(host, devices, DriverRegistry::standard()).with_mount_roots(roots));
+    let base = mount_point.parent().expect("the mount point's folder");
+    let storages = Arc::new(real_storages(
+        base,
+        watcher.clone(),
+        Duration::from_secs(10),
+    ));
     let source = NetlinkUevents::new().expect("uevent socket");
 
     let control = File::options()

@@ -6,29 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_testing::ns::on_thread_in;
-use kata_agent::device::{DeviceContext, DeviceWatcher};
-use kata_agent::host::{Host, Mounter};
-use kata_agent::linux::{LinuxMounter, LinuxSysfs};
-use kata_agent::storage::{DriverRegistry, MountRoots, StorageContext, StorageRequest, Storages};
+use agent_testing::storage;
+use kata_agent::device::DeviceWatcher;
+use kata_agent::host::Mounter;
+use kata_agent::linux::LinuxMounter;
+use kata_agent::storage::{StorageContext, StorageRequest, Storages};
 use nix::sched::CloneFlags;
 
-/// The fake host with the real mounter and a real sysfs rooted at `/`; storages confined below
-/// the test's folder `base` (instead of /run/kata-containers).
+/// Real storages confined below the test's folder `base`.
 fn real_storages(base: &Path) -> Storages {
-    let fake = agent_fakes::FakeHost::new();
-    let sysfs = Arc::new(LinuxSysfs::new("/"));
-    let host = Host {
-        mounter: Arc::new(LinuxMounter::new()),
-        sysfs: sysfs.clone(),
-        ..fake.host()
-    };
-    let devices = DeviceContext {
-        watcher: Arc::new(DeviceWatcher::new()),
-        sysfs,
-        hotplug_timeout: Duration::from_secs(1),
-    };
-    Storages::new(host, devices, DriverRegistry::standard())
-        .with_mount_roots(MountRoots::new([base]))
+    storage::real_storages(base, Arc::new(DeviceWatcher::new()), Duration::from_secs(1))
 }
 
 fn mounted(path: &Path) -> bool {

@@ -64,6 +64,53 @@ pub fn agent_binary() -> PathBuf {
     path
 }
 
+/// A `kata-agent` command serving on `unix://<dir>/agent.sock` with debug logs and nothing else
+/// from this environment; with `--config <dir>/agent.toml` of contents `toml` when given.
+pub fn agent_command(dir: &Path, toml: Option<&str>) -> Command {
+    let sock = dir.join("agent.sock");
+    let mut command = Command::new(agent_binary());
+    command
+        .env_clear()
+        .env(
+            "KATA_AGENT_SERVER_ADDR",
+            format!("unix://{}", sock.display()),
+        )
+        .env("KATA_AGENT_LOG_LEVEL", "debug");
+    if let Some(toml) = toml {
+        let file = dir.join("agent.toml");
+        fs::write(&file, toml).unwrap();
+        command.arg("--config").arg(file);
+    }
+    command
+}
+
+/// Makes `command` start in its own mount (rprivate), UTS and network namespaces, killed
+/// when the test dies.
+fn isolate(command: &mut Command) {
+    // SAFETY: only async-signal-safe system calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWNET;
+            if libc::unshare(flags) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            let root = c"/";
+            let rc = libc::mount(
+                std::ptr::null(),
+                root.as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            );
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
 /// A lock held until the returned file is dropped; blocks meanwhile.
 fn exclusive() -> File {
     let file = OpenOptions::new()
@@ -121,44 +168,12 @@ impl RealAgent {
             .collect();
         let sock = dir.path().join("agent.sock");
         let log = File::create(dir.path().join("agent.log")).unwrap();
-        let mut command = Command::new(agent_binary());
+        let mut command = agent_command(dir.path(), toml);
         command
-            .env_clear()
-            .env(
-                "KATA_AGENT_SERVER_ADDR",
-                format!("unix://{}", sock.display()),
-            )
-            .env("KATA_AGENT_LOG_LEVEL", "debug")
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        if let Some(toml) = toml {
-            let file = dir.path().join("agent.toml");
-            fs::write(&file, toml).unwrap();
-            command.arg("--config").arg(file);
-        }
-        // SAFETY: only async-signal-safe system calls between fork and exec.
-        unsafe {
-            command.pre_exec(|| {
-                let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWNET;
-                if libc::unshare(flags) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                let root = c"/";
-                let rc = libc::mount(
-                    std::ptr::null(),
-                    root.as_ptr(),
-                    std::ptr::null(),
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                );
-                if rc != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
+        isolate(&mut command);
         let mut child = command.spawn().expect("start kata-agent");
         let pid = i32::try_from(child.id()).unwrap();
         let log_path = dir.path().join("agent.log");

@@ -23,6 +23,9 @@ use agent_protos::{agent as pb, oci};
 use crate::host_state::{cgroup_dirs, detach_mounts_under, kill_cgroup, stat_state};
 use crate::{lock, root, rootfs, timed_ctx, wire};
 
+/// The program of a sandbox's infra container (the runtime's pause container).
+pub const PAUSE: [&str; 2] = ["sleep", "999999"];
+
 /// Serializes real agents across threads and processes (they share `/run` and cgroupfs).
 const LOCK_FILE: &str = "/tmp/kata-agent-real-e2e.lock";
 /// The host folders a real agent writes to (bundles, pinned namespaces).
@@ -141,6 +144,17 @@ impl RealAgent {
         let agent = Self::start(name).await;
         let sandbox = agent.id("sb");
         agent.create_sandbox(&sandbox, hostname).await;
+        agent
+    }
+
+    /// [`RealAgent::with_sandbox`], then the sandbox's infra container (id: the sandbox id)
+    /// running [`PAUSE`] in a busybox rootfs, as the runtime makes a pod.
+    pub async fn with_infra(name: &str, hostname: &str) -> RealAgent {
+        let agent = Self::with_sandbox(name, hostname).await;
+        let infra = agent.rootfs("infra");
+        agent
+            .run_container(&agent.sandbox_id(), wire::spec(&infra, &PAUSE, false, None))
+            .await;
         agent
     }
 

@@ -15,23 +15,15 @@ use agent_protos::oci;
 use protobuf::MessageField;
 
 use agent_testing::host_state::{cgroup_dirs, cgroup_file, cgroup_pids, cpu_ticks, stat_state};
-use agent_testing::real_agent::RealAgent;
+use agent_testing::real_agent::{PAUSE, RealAgent};
 use agent_testing::timed_ctx;
 use agent_testing::wire::{code, memory_limit, spec};
-
-/// The sandbox's infra container's program (the runtime's pause container).
-const PAUSE: [&str; 2] = ["sleep", "999999"];
 
 /// A sandbox as the Kata runtime makes it: CreateSandbox, then its infra container (whose id is
 /// the sandbox id), then a started workload container whose init sleeps, with `resources`.
 /// Returns the agent and the workload's id.
 async fn pod(test: &str, resources: Option<oci::LinuxResources>) -> (RealAgent, String) {
-    let agent = RealAgent::with_sandbox(test, "e2e-pod").await;
-    let sandbox = agent.sandbox_id();
-    let infra = agent.rootfs("infra");
-    agent
-        .run_container(&sandbox, spec(&infra, &PAUSE, false, None))
-        .await;
+    let agent = RealAgent::with_infra(test, "e2e-pod").await;
     let cid = agent.id("c1");
     let root = agent.rootfs("rootfs");
     agent

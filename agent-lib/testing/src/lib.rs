@@ -10,7 +10,8 @@
 //! - **the real binary over a socket**: [`real_agent::RealAgent`] starts `kata-agent` as root
 //!   in its own namespaces and drives it over a unix socket, as a Kata runtime would; its
 //!   containers run a busybox [`rootfs`], and [`host_state`] reads what the host shows of them.
-//! - **a real VM**: `agent_harness::scenario::vm::GuestVm` (QEMU), in the harness.
+//! - **a whole guest**, in the harness: `agent_harness::scenario::GuestVm` on the fake VMM (the
+//!   scenarios), and a real QEMU guest through `harness run --vmm qemu` (`agent_harness::qemu`).
 //!
 //! Specs are built by [`wire::SpecBuilder`]; calls take [`ctx`] (no deadline) or
 //! [`timed_ctx`]; failed calls are read with [`code`] and [`message`]; tests that need root

@@ -88,11 +88,11 @@ pub fn agent_command(dir: &Path, toml: Option<&str>) -> Command {
 }
 
 /// Makes `command` start in its own mount (rprivate), UTS and network namespaces, killed
-/// when the test dies.
-fn isolate(command: &mut Command) {
+/// when the test dies; with `cgroup2`, a `cgroup2` hierarchy mounted over `/sys/fs/cgroup`.
+fn isolate(command: &mut Command, cgroup2: bool) {
     // SAFETY: only async-signal-safe system calls between fork and exec.
     unsafe {
-        command.pre_exec(|| {
+        command.pre_exec(move || {
             let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWNET;
             if libc::unshare(flags) != 0 {
                 return Err(std::io::Error::last_os_error());
@@ -106,6 +106,17 @@ fn isolate(command: &mut Command) {
                 std::ptr::null(),
             );
             if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if cgroup2
+                && libc::mount(
+                    c"cgroup2".as_ptr(),
+                    c"/sys/fs/cgroup".as_ptr(),
+                    c"cgroup2".as_ptr(),
+                    0,
+                    std::ptr::null(),
+                ) != 0
+            {
                 return Err(std::io::Error::last_os_error());
             }
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
@@ -136,7 +147,7 @@ fn exclusive() -> File {
 impl RealAgent {
     /// Starts an agent for test `name` (ids are `e2e-<name>-<pid>-...`) and connects to it.
     pub async fn start(name: &str) -> RealAgent {
-        Self::start_with(name, None).await
+        Self::start_with(name, None, false).await
     }
 
     /// [`RealAgent::start`], then CreateSandbox of `hostname` with id [`RealAgent::sandbox_id`].
@@ -165,10 +176,18 @@ impl RealAgent {
 
     /// Like [`RealAgent::start`], with a TOML configuration file of contents `toml`.
     pub async fn start_with_config(name: &str, toml: &str) -> RealAgent {
-        Self::start_with(name, Some(toml)).await
+        Self::start_with(name, Some(toml), false).await
     }
 
-    async fn start_with(name: &str, toml: Option<&str>) -> RealAgent {
+    /// Like [`RealAgent::start`], on cgroup v2 on a cgroup v1 host: in the agent's mount
+    /// namespace a `cgroup2` hierarchy (the host's unified one, with whichever controllers v1
+    /// leaves free) is mounted over `/sys/fs/cgroup`, and the agent is configured for v2, so
+    /// every cgroup v2 path of the real binary runs.
+    pub async fn start_cgroup2(name: &str) -> RealAgent {
+        Self::start_with(name, Some("unified_cgroup_hierarchy = true\n"), true).await
+    }
+
+    async fn start_with(name: &str, toml: Option<&str>, cgroup2: bool) -> RealAgent {
         root::require_root("a real agent with real containers");
         let lock = exclusive();
         let dir = tempfile::Builder::new()
@@ -187,7 +206,7 @@ impl RealAgent {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        isolate(&mut command);
+        isolate(&mut command, cgroup2);
         let mut child = command.spawn().expect("start kata-agent");
         let pid = i32::try_from(child.id()).unwrap();
         let log_path = dir.path().join("agent.log");

@@ -67,6 +67,7 @@ pub fn real_storages(
     let host = Host {
         mounter: Arc::new(LinuxMounter::new()),
         sysfs: sysfs.clone(),
+        agent_files: sysfs.clone(),
         ..FakeHost::new().host()
     };
     let devices = DeviceContext {

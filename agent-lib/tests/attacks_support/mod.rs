@@ -1,6 +1,7 @@
 //! Fixtures of the attack tests (`attacks.rs`): a sandbox on a real agent, specs that stage the
 //! attacks, and observations of the host (modes, limits, namespaces, cgroups).
 
+pub mod cgroup2;
 pub mod race;
 
 use std::fs;

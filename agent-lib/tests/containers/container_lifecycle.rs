@@ -371,7 +371,7 @@ async fn create_sandbox_sets_hostname_dns_namespaces_hooks_and_modules() {
     sysfs
         .write_file("/etc/resolv.conf", "nameserver 127.0.0.1\n")
         .unwrap();
-    use kata_agent::host::Sysfs;
+    use kata_agent::host::AgentFiles;
     sysfs.create_dir_all(Path::new("/hooks/prestart")).unwrap();
     sysfs
         .create_file(Path::new("/hooks/prestart/net.sh"), b"#!/bin/sh\n", 0o755)

@@ -278,3 +278,81 @@ async fn parent_cgroups_the_agent_made_go_with_the_last_container_under_them() {
     assert!(!exists("/a"), "DestroySandbox left a parent cgroup");
     assert!(pod.fake.leftovers().is_empty(), "{}", pod.fake.leftovers());
 }
+
+/// Operator port review: a flood of debug console connections gets at most
+/// [`MAX_SESSIONS`] shells; the rest read why and are closed, no shell started for them; a
+/// closed session frees its slot.
+#[tokio::test]
+async fn console_connections_past_the_cap_get_no_shell() {
+    use agent_fakes::{FakeHost, Script};
+    use kata_agent::console::{MAX_SESSIONS, TOO_MANY, serve_port};
+    use kata_agent::host::ServerAddr;
+    use tokio::io::AsyncReadExt;
+
+    async fn until(what: &str, check: impl Fn() -> bool) {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !check() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+    let fake = FakeHost::new();
+    fake.launcher.script("/bin/sh", Script::until_signal());
+    let addr = ServerAddr::Unix("/run/console.sock".into());
+    let server = tokio::spawn(serve_port(fake.host(), addr.clone(), "/bin/sh"));
+    until("listening", || fake.transport.is_listening(&addr)).await;
+    let mut sessions: Vec<_> = (0..MAX_SESSIONS)
+        .map(|_| fake.transport.connect(&addr).unwrap())
+        .collect();
+    until("every shell", || fake.launcher.live().len() == MAX_SESSIONS).await;
+    for _ in 0..3 {
+        let mut extra = fake.transport.connect(&addr).unwrap();
+        let mut seen = Vec::new();
+        let read = extra.read_to_end(&mut seen);
+        tokio::time::timeout(std::time::Duration::from_secs(5), read)
+            .await
+            .expect("a connection past the cap was kept open")
+            .unwrap();
+        assert_eq!(seen, TOO_MANY);
+    }
+    assert_eq!(
+        fake.launcher.live().len(),
+        MAX_SESSIONS,
+        "a shell past the cap"
+    );
+    assert_eq!(fake.launcher.launches().len(), MAX_SESSIONS);
+
+    drop(sessions.pop());
+    until("the hung-up shell gone", || {
+        fake.launcher.live().len() == MAX_SESSIONS - 1
+    })
+    .await;
+    sessions.push(fake.transport.connect(&addr).unwrap());
+    until("a shell in the freed slot", || {
+        fake.launcher.live().len() == MAX_SESSIONS
+    })
+    .await;
+    server.abort();
+}
+
+/// cgroup v2 review: a container whose cgroup has no memory controller (a v2 guest without it
+/// enabled) starts, without OOM events; any other failure to watch still fails the start.
+#[tokio::test]
+async fn a_cgroup_without_a_memory_controller_starts_without_oom_events() {
+    use agent_fakes::Op;
+    use nix::errno::Errno;
+    let pod = Pod::with_sandbox().await;
+    pod.create("c1", &["sleep"], false).await.unwrap();
+    pod.fake
+        .faults
+        .fail_next(Op::CgroupWatchOom, Errno::EOPNOTSUPP);
+    pod.start("c1")
+        .await
+        .expect("start without a memory controller");
+    pod.create("c2", &["sleep"], false).await.unwrap();
+    pod.fake.faults.fail_next(Op::CgroupWatchOom, Errno::EIO);
+    let failed = pod.start("c2").await;
+    let msg = message(failed.clone());
+    assert_eq!(code(failed), Code::INTERNAL, "{msg}");
+    assert!(msg.contains("OOM"), "{msg}");
+}

@@ -50,7 +50,7 @@ fn cgroup_v1_mounts_one_hierarchy_per_enabled_controller() {
     fake.sysfs
         .write_file("/sys/fs/cgroup/memory/memory.use_hierarchy", "0")
         .unwrap();
-    mount_cgroups(&*fake.mounter, &*fake.sysfs, false).unwrap();
+    mount_cgroups(&*fake.mounter, &*fake.sysfs, &*fake.sysfs, false).unwrap();
     let got = mounted(&fake);
     assert_eq!(got[0], ("/sys/fs/cgroup".into(), "tmpfs".into()));
     let controllers: Vec<_> = got[1..]
@@ -79,7 +79,7 @@ fn cgroup_v1_mounts_one_hierarchy_per_enabled_controller() {
 #[test]
 fn cgroup_v2_mounts_the_unified_hierarchy() {
     let fake = FakeHost::new();
-    mount_cgroups(&*fake.mounter, &*fake.sysfs, true).unwrap();
+    mount_cgroups(&*fake.mounter, &*fake.sysfs, &*fake.sysfs, true).unwrap();
     assert_eq!(
         mounted(&fake),
         [("/sys/fs/cgroup".to_string(), "cgroup2".to_string())]
@@ -103,7 +103,7 @@ fn a_failed_mount_names_its_target() {
 #[test]
 fn missing_proc_cgroups_is_an_error_not_a_panic() {
     let fake = FakeHost::new();
-    let err = mount_cgroups(&*fake.mounter, &*fake.sysfs, false).unwrap_err();
+    let err = mount_cgroups(&*fake.mounter, &*fake.sysfs, &*fake.sysfs, false).unwrap_err();
     assert!(matches!(err, InitError::ProcCgroups(_)), "{err:?}");
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use agent_testing::storage::{bench, ctr};
-use kata_agent::host::{Mounter, NodeKind, Sysfs};
+use kata_agent::host::{AgentFiles, Mounter, NodeKind};
 use kata_agent::storage::{
     FsGroupPolicy, MountOptions, StorageContext, StorageError, StorageRequest,
 };
@@ -566,7 +566,7 @@ async fn fs_group_always_walks_the_volume_and_on_root_mismatch_may_skip() {
     b.storages.release("c").unwrap();
 
     // Children are walked, links skipped.
-    let sysfs: &dyn Sysfs = &*b.fake.sysfs;
+    let sysfs: &dyn AgentFiles = &*b.fake.sysfs;
     sysfs
         .create_dir_all(Path::new("/run/kata-containers/sandbox/vol2/d"))
         .unwrap();

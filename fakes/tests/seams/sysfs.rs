@@ -4,7 +4,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use agent_fakes::{FakeSysfs, Faults, Op};
-use kata_agent::host::{NodeKind, Sysfs};
+use kata_agent::host::{AgentFiles, NodeKind, Sysfs};
 use nix::errno::Errno;
 
 fn errno(e: io::Error) -> Errno {

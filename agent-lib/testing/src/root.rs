@@ -6,14 +6,19 @@ pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
-/// The line a test prints when it cannot run without root.
-pub fn skip_line(what: &str) -> String {
-    format!("skipped: needs root: {what} (run `cargo test -- --include-ignored` as root)")
+/// Why a test cannot run without root, and how to run it.
+fn needs_root(what: &str) -> String {
+    format!("needs root: {what} (run `cargo test -- --include-ignored` as root)")
 }
 
-/// For fixtures that cannot return early: panics with [`skip_line`]'s reason unless root.
+/// The line a test prints when it cannot run without root.
+pub fn skip_line(what: &str) -> String {
+    format!("skipped: {}", needs_root(what))
+}
+
+/// For fixtures that cannot return early: panics saying why unless root.
 pub fn require_root(what: &str) {
-    assert!(is_root(), "{}", skip_line(what));
+    assert!(is_root(), "{}", needs_root(what));
 }
 
 /// Returns from the calling test, printing `skipped: needs root: <what>`, unless root.

@@ -18,7 +18,7 @@ mod attacks_support;
 mod cgroup_v2;
 #[path = "attacks_cases/sources.rs"]
 mod sources;
-mod support;
+use agent_testing as support;
 use attacks_support::race;
 use attacks_support::{
     CgroupSweep, PAUSE, assert_serving, build_static, exec_default_caps, init_pid, mode, nofile,

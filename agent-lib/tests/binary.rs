@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use agent_protos::health::CheckRequest;
 use agent_protos::health::health_check_response::ServingStatus;
 use agent_protos::health_ttrpc::HealthClient;
+use agent_testing::real_agent::agent_command;
 use ttrpc::r#async::Client;
 
 const TIMEOUT_NS: i64 = 5_000_000_000;
@@ -27,18 +28,7 @@ impl RunningAgent {
     /// An agent with `toml` as its configuration file (`--config`).
     fn start_with_config(toml: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let sock = dir.path().join("agent.sock");
-        let config = dir.path().join("agent.toml");
-        std::fs::write(&config, toml).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kata-agent"))
-            .arg("--config")
-            .arg(&config)
-            .env_clear()
-            .env(
-                "KATA_AGENT_SERVER_ADDR",
-                format!("unix://{}", sock.display()),
-            )
-            .env("KATA_AGENT_LOG_LEVEL", "debug")
+        let child = agent_command(dir.path(), Some(toml))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

@@ -3,7 +3,8 @@
 //! With `agent.debug_console_vport=N` the agent listens on vsock port N and gives each
 //! connection its own shell on its own pty (a new session with the pty as controlling
 //! terminal), the connection spliced to the pty master; when the connection closes the shell
-//! is hung up, killed if it lingers, and reaped. The port alone enables the console, as in
+//! is hung up, killed if it lingers, and reaped. At most [`MAX_SESSIONS`] shells run at once;
+//! a connection past that is told so and closed. The port alone enables the console, as in
 //! the original Go agent. With only `agent.debug_console` one shell runs on `/dev/console`,
 //! started again whenever it exits. The shell is the first of [`SHELLS`] present.
 //!
@@ -34,6 +35,13 @@ const HANGUP_GRACE: Duration = Duration::from_secs(1);
 pub const WINDOW: (u16, u16) = (24, 80);
 /// The least time between two starts of the `/dev/console` shell.
 const RESPAWN_DELAY: Duration = Duration::from_secs(1);
+/// The most console sessions at once. Each is a shell on a pty: past this, a connection is
+/// told so and closed, so a flood of connections cannot exhaust processes, ptys or memory.
+pub const MAX_SESSIONS: usize = 8;
+/// What a connection past [`MAX_SESSIONS`] reads before it is closed.
+pub const TOO_MANY: &[u8] = b"kata-agent: too many debug console sessions\r\n";
+/// How long the refusal may take to write (a peer that never reads cannot hold a task).
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What the configuration asks of the console.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,19 +101,27 @@ fn shell_request(shell: &str, stdio: StdioMode) -> LaunchRequest {
     }
 }
 
-/// Serves the console on `addr`: a shell per connection, until the future is dropped.
+/// Serves the console on `addr`: a shell per connection, at most [`MAX_SESSIONS`] at once,
+/// until the future is dropped.
 pub async fn serve_port(host: Host, addr: ServerAddr, shell: &'static str) -> io::Result<()> {
     let mut incoming = host.transport.listen(&addr)?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
     tracing::info!(%addr, shell, "debug console listening");
     while let Some(conn) = incoming.next().await {
         match conn {
             Ok(conn) => {
+                let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                    tracing::warn!(max = MAX_SESSIONS, "debug console connection refused");
+                    tokio::spawn(refuse(conn));
+                    continue;
+                };
                 let host = host.clone();
                 tokio::spawn(async move {
                     match session(&host, conn, shell).await {
                         Ok(status) => tracing::info!(?status, "debug console session ended"),
                         Err(e) => tracing::warn!(error = %e, "debug console session failed"),
                     }
+                    drop(slot);
                 });
             }
             Err(e) => {
@@ -115,6 +131,17 @@ pub async fn serve_port(host: Host, addr: ServerAddr, shell: &'static str) -> io
         }
     }
     Ok(())
+}
+
+/// Tells a connection past [`MAX_SESSIONS`] why, then closes it.
+async fn refuse(mut conn: Box<dyn Connection>) {
+    let write = async {
+        conn.write_all(TOO_MANY).await?;
+        conn.shutdown().await
+    };
+    if let Ok(Err(e)) = tokio::time::timeout(REFUSAL_TIMEOUT, write).await {
+        tracing::debug!(error = %e, "cannot tell a console connection it is refused");
+    }
 }
 
 /// One console connection: a shell on a new pty, spliced to `conn` until either side ends;
@@ -138,7 +165,7 @@ pub async fn session(
         }
     };
     // A byte stream carries no window size: give the terminal the classic one.
-    if let Err(e) = process.resize(WINDOW.0, WINDOW.1) {
+    if let Err(e) = process.resize(&*host.launcher, WINDOW.0, WINDOW.1) {
         tracing::debug!(pid, error = %e, "cannot size the console terminal");
     }
     tracing::info!(pid, shell, "debug console session started");

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use nix::mount::MsFlags;
 
-use crate::host::{LinkUpdate, MountSpec, Mounter, Netlink, Sysfs};
+use crate::host::{AgentFiles, LinkUpdate, MountSpec, Mounter, Netlink, Sysfs};
 
 /// A step of guest initialisation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,16 +82,16 @@ const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Mounts /proc, /sys, /dev, /dev/shm, /dev/pts and /run, skipping what is already mounted with
 /// the same type. Runs before the configuration is read: it lives in /proc/cmdline.
-pub fn mount_base(mounter: &dyn Mounter, sysfs: &dyn Sysfs) -> Result<(), InitError> {
+pub fn mount_base(mounter: &dyn Mounter, files: &dyn AgentFiles) -> Result<(), InitError> {
     for (source, target, fstype, flags, data) in BASE_MOUNTS {
-        mount_once(mounter, sysfs, source, target, fstype, *flags, data)?;
+        mount_once(mounter, files, source, target, fstype, *flags, data)?;
     }
     Ok(())
 }
 
 fn mount_once(
     mounter: &dyn Mounter,
-    sysfs: &dyn Sysfs,
+    files: &dyn AgentFiles,
     source: &str,
     target: &str,
     fstype: &str,
@@ -110,7 +110,7 @@ fn mount_once(
         tracing::debug!(target, fstype, "already mounted");
         return Ok(());
     }
-    sysfs
+    files
         .create_dir_all(Path::new(target))
         .map_err(|source| InitError::MountPoint {
             path: target.to_owned(),
@@ -134,13 +134,14 @@ fn mount_once(
 pub fn mount_cgroups(
     mounter: &dyn Mounter,
     sysfs: &dyn Sysfs,
+    files: &dyn AgentFiles,
     unified: bool,
 ) -> Result<(), InitError> {
     let flags = NOSUID | NODEV | NOEXEC | MsFlags::MS_RELATIME;
     if unified {
         return mount_once(
             mounter,
-            sysfs,
+            files,
             "cgroup2",
             CGROUP_ROOT,
             "cgroup2",
@@ -150,7 +151,7 @@ pub fn mount_cgroups(
     }
     mount_once(
         mounter,
-        sysfs,
+        files,
         "tmpfs",
         CGROUP_ROOT,
         "tmpfs",
@@ -163,7 +164,7 @@ pub fn mount_cgroups(
     for controller in enabled_controllers(&table) {
         let target = format!("{CGROUP_ROOT}/{controller}");
         mount_once(
-            mounter, sysfs, "cgroup", &target, "cgroup", flags, controller,
+            mounter, files, "cgroup", &target, "cgroup", flags, controller,
         )?;
     }
     // v1 only: account memory hierarchically, as v2 always does. Best effort, as in Kata.

@@ -21,5 +21,6 @@ pub mod rpc;
 pub mod sandbox;
 pub mod storage;
 pub mod telemetry;
+mod undo;
 
 pub use agent::Agent;

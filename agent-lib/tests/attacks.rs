@@ -4,7 +4,8 @@
 //! a process inside the container), then asserts that nothing outside the container was touched
 //! and that the agent still serves.
 //!
-//! Needs root, cgroup v1 and Debian's busybox-static. The validation rules behind these fixes
+//! Needs root, cgroup v1 (with a cgroup2 mount for the v2 cases, run on a real v2 hierarchy over
+//! the agent's `/sys/fs/cgroup`) and Debian's busybox-static. The validation rules behind these fixes
 //! are unit-tested on fakes in `security_rules.rs`.
 
 use std::fs;
@@ -13,7 +14,11 @@ use std::path::Path;
 use agent_protos::oci;
 
 mod attacks_support;
-mod support;
+#[path = "attacks_cases/cgroup_v2.rs"]
+mod cgroup_v2;
+#[path = "attacks_cases/sources.rs"]
+mod sources;
+use agent_testing as support;
 use attacks_support::race;
 use attacks_support::{
     CgroupSweep, PAUSE, assert_serving, build_static, exec_default_caps, init_pid, mode, nofile,

@@ -16,8 +16,7 @@ use kata_agent::rpc::oci::{process_from_proto, spec_from_proto};
 use kata_agent::storage::MountOptions;
 use protobuf::Message;
 
-mod support;
-use support::wire::{create_request, process, spec};
+use agent_testing::wire::{create_request, process, spec};
 
 /// Mutations per seed by default (the whole file runs in a few seconds).
 const ITERATIONS: usize = 3000;

@@ -7,9 +7,7 @@
 //! per process).
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,8 +21,9 @@ use oci_spec::runtime::{Process, Spec};
 use serde_json::{Value, json};
 use tokio::sync::{Mutex, MutexGuard};
 
-mod support;
-use support::rootfs::rootfs;
+use agent_testing::io::read_all_string;
+use agent_testing::rootfs::rootfs;
+use agent_testing::skip_unless_root;
 
 static SERIAL: Mutex<()> = Mutex::const_new(());
 
@@ -32,11 +31,21 @@ async fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().await
 }
 
-fn require_root() {
-    assert!(
-        nix::unistd::geteuid().is_root(),
-        "this test needs root (container namespaces and mounts); run as root with --include-ignored"
-    );
+/// Takes the serial lock, then returns from the test (saying it is skipped) unless root.
+macro_rules! serial_root {
+    () => {{
+        let guard = serial().await;
+        skip_unless_root!("container namespaces and mounts");
+        guard
+    }};
+}
+
+/// The opening of most tests here: [`serial_root!`], a busybox rootfs and a launcher.
+macro_rules! set_up {
+    () => {{
+        let guard = serial_root!();
+        (guard, rootfs(), launcher())
+    }};
 }
 
 fn base_spec(root: &Path, args: &[&str]) -> Value {
@@ -134,22 +143,6 @@ fn launcher() -> LinuxLauncher {
     .expect("launcher")
 }
 
-fn read_all(fd: OwnedFd) -> String {
-    let mut file = File::from(fd);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => break,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => panic!("read: {e}"),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 async fn exit_of(p: Launched) -> ExitStatus {
     tokio::time::timeout(Duration::from_secs(30), p.exit)
         .await
@@ -164,8 +157,8 @@ async fn run(l: &LinuxLauncher, spec: Value) -> (String, String, ExitStatus) {
         .launch(&init_request(&s, StdioMode::Pipes, false))
         .unwrap();
     drop(p.stdin.take());
-    let out = read_all(p.stdout.take().unwrap());
-    let err = read_all(p.stderr.take().unwrap());
+    let out = read_all_string(p.stdout.take().unwrap());
+    let err = read_all_string(p.stderr.take().unwrap());
     (out, err, exit_of(p).await)
 }
 
@@ -212,10 +205,7 @@ fn fds() -> BTreeSet<String> {
 #[tokio::test]
 #[ignore = "needs root: creates container namespaces and mounts"]
 async fn a_held_init_runs_only_after_release() {
-    let _g = serial().await;
-    require_root();
-    let root = rootfs();
-    let l = launcher();
+    let (_g, root, l) = set_up!();
     let s = setup(base_spec(
         root.path(),
         &["sh", "-c", "echo hello; hostname; exit 7"],
@@ -233,7 +223,7 @@ async fn a_held_init_runs_only_after_release() {
     );
     l.release(p.pid).unwrap();
     drop(p.stdin.take());
-    assert_eq!(read_all(p.stdout.take().unwrap()), "hello\nctr\n");
+    assert_eq!(read_all_string(p.stdout.take().unwrap()), "hello\nctr\n");
     assert_eq!(exit_of(p).await, ExitStatus::Exited(7));
     let again = l.release(12345).unwrap_err();
     assert_eq!(again.kind(), std::io::ErrorKind::InvalidInput);
@@ -242,10 +232,7 @@ async fn a_held_init_runs_only_after_release() {
 #[tokio::test]
 #[ignore = "needs root: creates container namespaces and mounts"]
 async fn an_exec_sees_the_container_and_a_tty_works() {
-    let _g = serial().await;
-    require_root();
-    let root = rootfs();
-    let l = launcher();
+    let (_g, root, l) = set_up!();
     let s = setup(base_spec(root.path(), &["sleep", "1000"]));
     let init = l.launch(&init_request(&s, StdioMode::Null, false)).unwrap();
 
@@ -262,7 +249,7 @@ async fn an_exec_sees_the_container_and_a_tty_works() {
         ))
         .unwrap();
     drop(e.stdin.take());
-    let out = read_all(e.stdout.take().unwrap());
+    let out = read_all_string(e.stdout.take().unwrap());
     assert_eq!(exit_of(e).await, ExitStatus::Exited(0));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[..2], ["ctr", "inside"], "{out}");
@@ -281,7 +268,7 @@ async fn an_exec_sees_the_container_and_a_tty_works() {
             StdioMode::Pty,
         ))
         .unwrap();
-    let out = read_all(t.pty_master.take().unwrap());
+    let out = read_all_string(t.pty_master.take().unwrap());
     assert!(out.contains("is-a-tty"), "{out:?}");
     assert_eq!(exit_of(t).await, ExitStatus::Exited(0));
 
@@ -297,10 +284,7 @@ async fn an_exec_sees_the_container_and_a_tty_works() {
 #[tokio::test]
 #[ignore = "needs root: creates container namespaces and mounts"]
 async fn no_pivot_root_moves_the_root_and_an_exec_follows() {
-    let _g = serial().await;
-    require_root();
-    let root = rootfs();
-    let l = launcher();
+    let (_g, root, l) = set_up!();
     let s = setup_with(base_spec(root.path(), &["sleep", "1000"]), true);
     let init = l.launch(&init_request(&s, StdioMode::Null, false)).unwrap();
     let mut e = l
@@ -312,7 +296,7 @@ async fn no_pivot_root_moves_the_root_and_an_exec_follows() {
         ))
         .unwrap();
     drop(e.stdin.take());
-    let out = read_all(e.stdout.take().unwrap());
+    let out = read_all_string(e.stdout.take().unwrap());
     assert_eq!(exit_of(e).await, ExitStatus::Exited(0));
     assert!(out.starts_with("inside\n"), "{out}");
     assert!(out.contains("secret.txt"), "the container root: {out}");
@@ -323,10 +307,7 @@ async fn no_pivot_root_moves_the_root_and_an_exec_follows() {
 #[tokio::test]
 #[ignore = "needs root: creates container namespaces and mounts"]
 async fn namespaces_are_new() {
-    let _g = serial().await;
-    require_root();
-    let root = rootfs();
-    let l = launcher();
+    let (_g, root, l) = set_up!();
     let kinds = ["mnt", "pid", "uts", "ipc", "net"];
     let script = "for n in mnt pid uts ipc net; do readlink /proc/self/ns/$n; done; echo $$";
     let (out, err, status) = run(&l, base_spec(root.path(), &["sh", "-c", script])).await;
@@ -347,8 +328,7 @@ async fn namespaces_are_new() {
 #[tokio::test]
 #[ignore = "needs root: creates a user namespace"]
 async fn a_user_namespace_gets_its_maps() {
-    let _g = serial().await;
-    require_root();
+    let _g = serial_root!();
     let max: u64 = fs::read_to_string("/proc/sys/user/max_user_namespaces")
         .map(|s| s.trim().parse().unwrap_or(0))
         .unwrap_or(0);
@@ -386,10 +366,7 @@ async fn a_user_namespace_gets_its_maps() {
 #[tokio::test]
 #[ignore = "needs root: creates container namespaces and mounts"]
 async fn capabilities_are_dropped_and_no_new_privs_is_set() {
-    let _g = serial().await;
-    require_root();
-    let root = rootfs();
-    let l = launcher();
+    let (_g, root, l) = set_up!();
     let mut spec = base_spec(
         root.path(),
         &[
@@ -420,10 +397,7 @@ async fn capabilities_are_dropped_and_no_new_privs_is_set() {
 #[tokio::test]
 #[ignore = "needs root: creates container namespaces and mounts"]
 async fn seccomp_denies_mkdir_with_eperm() {
-    let _g = serial().await;
-    require_root();
-    let root = rootfs();
-    let l = launcher();
+    let (_g, root, l) = set_up!();
     for nnp in [false, true] {
         let mut spec = base_spec(
             root.path(),
@@ -452,8 +426,7 @@ async fn seccomp_denies_mkdir_with_eperm() {
 #[tokio::test]
 #[ignore = "needs root: creates container namespaces and mounts"]
 async fn masked_readonly_and_ro_bind_paths() {
-    let _g = serial().await;
-    require_root();
+    let _g = serial_root!();
     let root = rootfs();
     let data = tempfile::tempdir().unwrap();
     let l = launcher();
@@ -483,10 +456,7 @@ async fn masked_readonly_and_ro_bind_paths() {
 #[tokio::test]
 #[ignore = "needs root: creates container namespaces and mounts"]
 async fn a_failed_mount_is_a_clear_error_and_leaves_nothing() {
-    let _g = serial().await;
-    require_root();
-    let root = rootfs();
-    let l = launcher();
+    let (_g, root, l) = set_up!();
     // A first launch makes the sealed helper image, which the launcher keeps.
     let (_, _, status) = run(&l, base_spec(root.path(), &["true"])).await;
     assert_eq!(status, ExitStatus::Exited(0));
@@ -526,8 +496,7 @@ async fn a_failed_mount_is_a_clear_error_and_leaves_nothing() {
 #[tokio::test]
 #[ignore = "needs root: creates a memory cgroup and a container"]
 async fn an_oom_kill_is_reported_by_watch_oom() {
-    let _g = serial().await;
-    require_root();
+    let _g = serial_root!();
     let cgroups = LinuxCgroups::detect();
     let path = format!("kata-agent-test-oom-{}", std::process::id());
     cgroups.create(&path).unwrap();
@@ -546,7 +515,7 @@ async fn an_oom_kill_is_reported_by_watch_oom() {
     cgroups.add_process(&path, p.pid).unwrap();
     l.release(p.pid).unwrap();
     drop(p.stdin.take());
-    let _ = read_all(p.stdout.take().unwrap());
+    let _ = read_all_string(p.stdout.take().unwrap());
     let _ = exit_of(p).await;
     let got = tokio::time::timeout(Duration::from_secs(10), oom.recv()).await;
     assert_eq!(got.expect("an OOM event within 10 s"), Some(()));
@@ -577,10 +546,7 @@ fn scopeguard<'a>(cgroups: &'a LinuxCgroups, path: &'a str) -> impl Drop + 'a {
 #[tokio::test]
 #[ignore = "needs root: creates container namespaces and mounts"]
 async fn a_thousand_short_execs_leave_no_zombie() {
-    let _g = serial().await;
-    require_root();
-    let root = rootfs();
-    let l = launcher();
+    let (_g, root, l) = set_up!();
     let s = setup(base_spec(root.path(), &["sleep", "1000"]));
     let init = l.launch(&init_request(&s, StdioMode::Null, false)).unwrap();
     for i in 0..1000 {

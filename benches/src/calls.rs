@@ -1,15 +1,10 @@
 //! The RPC sequences the benches time, over any [`AgentClient`] (fake transport or unix
 //! socket, agent on the fakes or on real Linux).
 
-use agent_harness::AgentClient;
+use agent_harness::{AgentClient, ctx};
 use agent_protos::agent as pb;
 
 use crate::requests;
-
-fn ctx() -> ttrpc::context::Context {
-    // No deadline: a wait lasts as long as the process.
-    ttrpc::context::with_timeout(0)
-}
 
 /// `grpc.Health/Check`: the floor of every RPC sequence.
 pub async fn check(client: &AgentClient) -> ttrpc::Result<()> {

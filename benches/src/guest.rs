@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use agent_harness::ctx;
 use agent_harness::scenario::GuestVm;
 use agent_harness::vmm::config::{DeviceKind, Hotplug, ProgramSpec, VmConfig};
 use anyhow::{Context, bail};
@@ -124,10 +125,6 @@ impl FakePod {
         }
         Ok(took)
     }
-}
-
-fn ctx() -> ttrpc::context::Context {
-    ttrpc::context::with_timeout(0)
 }
 
 fn hotplug_defaults() -> Hotplug {

@@ -170,6 +170,7 @@ impl FakeHost {
             transport: self.transport.clone(),
             launcher: self.launcher.clone(),
             sysfs: self.sysfs.clone(),
+            agent_files: self.sysfs.clone(),
             system: self.system.clone(),
             files: self.files.clone(),
         }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -427,6 +427,11 @@ impl Launcher for FakeLauncher {
 
     fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
         FakeLauncher::handles_signal(self, pid, signal)
+    }
+
+    /// Scripted processes play on a real pty slave: the size is set on the real terminal.
+    fn resize_terminal(&self, master: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+        kata_agent::linux::pty::set_window_size(master, rows, cols)
     }
 
     fn pin_pid_namespace(&self, pid: i32, target: &Path) -> io::Result<()> {

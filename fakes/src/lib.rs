@@ -41,7 +41,7 @@ mod transport;
 mod uevent;
 
 pub use cgroups::{CgroupState, FakeCgroups, StatsHold};
-pub use faults::{FaultPoint, Faults, Op};
+pub use faults::{FaultPoint, Faults, Op, lock};
 pub use file_tree::FakeFileTree;
 pub use host::{FakeHost, Leftovers};
 pub use launcher::{ExitHook, FIRST_PID, FakeLauncher, LaunchRecord};

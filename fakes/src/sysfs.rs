@@ -9,7 +9,7 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use kata_agent::host::{FileMeta, NodeInfo, NodeKind, Sysfs};
+use kata_agent::host::{AgentFiles, FileMeta, NodeInfo, NodeKind, Sysfs};
 use nix::errno::Errno;
 
 use crate::faults::{Faults, Op, errno, lock};
@@ -414,7 +414,7 @@ impl FakeSysfs {
     }
 }
 
-impl Sysfs for FakeSysfs {
+impl AgentFiles for FakeSysfs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         self.faults.check(Op::SysfsCreateDir)?;
         self.mkdir_p(path)
@@ -459,6 +459,35 @@ impl Sysfs for FakeSysfs {
         Ok(())
     }
 
+    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
+        self.faults.check(Op::SysfsChown)?;
+        let mut tree = lock(&self.tree);
+        let (physical, _) = tree.node(path, false)?;
+        let attrs = tree.attrs.entry(physical).or_default();
+        if let Some(uid) = uid {
+            attrs.uid = uid;
+        }
+        if let Some(gid) = gid {
+            attrs.gid = gid;
+        }
+        Ok(())
+    }
+
+    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
+        self.faults.check(Op::SysfsChmod)?;
+        let mut tree = lock(&self.tree);
+        let (physical, _) = tree.node(path, true)?;
+        tree.attrs.entry(physical).or_default().mode = Some(mode & 0o7777);
+        Ok(())
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        self.faults.check(Op::SysfsSymlink)?;
+        lock(&self.tree).create(link, Node::Symlink(target.to_owned()))
+    }
+}
+
+impl Sysfs for FakeSysfs {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         self.faults.check(Op::SysfsRead)?;
         match lock(&self.tree).node(path, true)? {
@@ -531,32 +560,5 @@ impl Sysfs for FakeSysfs {
         let (physical, node) = tree.node(path, false)?;
         let node = node.clone();
         Ok(tree.meta(&physical, &node))
-    }
-
-    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
-        self.faults.check(Op::SysfsChown)?;
-        let mut tree = lock(&self.tree);
-        let (physical, _) = tree.node(path, false)?;
-        let attrs = tree.attrs.entry(physical).or_default();
-        if let Some(uid) = uid {
-            attrs.uid = uid;
-        }
-        if let Some(gid) = gid {
-            attrs.gid = gid;
-        }
-        Ok(())
-    }
-
-    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()> {
-        self.faults.check(Op::SysfsChmod)?;
-        let mut tree = lock(&self.tree);
-        let (physical, _) = tree.node(path, true)?;
-        tree.attrs.entry(physical).or_default().mode = Some(mode & 0o7777);
-        Ok(())
-    }
-
-    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
-        self.faults.check(Op::SysfsSymlink)?;
-        lock(&self.tree).create(link, Node::Symlink(target.to_owned()))
     }
 }

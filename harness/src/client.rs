@@ -141,3 +141,8 @@ async fn read_line(stream: &mut UnixStream) -> std::io::Result<String> {
 pub fn context(timeout: Duration) -> ttrpc::context::Context {
     ttrpc::context::with_timeout(i64::try_from(timeout.as_nanos()).unwrap_or(i64::MAX))
 }
+
+/// A ttrpc context without a deadline: waits and long polls last as long as they must.
+pub fn ctx() -> ttrpc::context::Context {
+    context(Duration::ZERO)
+}

@@ -12,5 +12,5 @@ pub mod vmm;
 pub mod qemu;
 
 pub use call::{CallError, call_json};
-pub use client::{AgentClient, ConnectError, context};
+pub use client::{AgentClient, ConnectError, context, ctx};
 pub use vmm::FakeVmm;

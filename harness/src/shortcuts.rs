@@ -7,12 +7,7 @@ use agent_protos::health::CheckRequest;
 use agent_protos::{oci, types};
 use protobuf::MessageField;
 
-use crate::client::AgentClient;
-
-/// No deadline.
-fn ctx() -> ttrpc::context::Context {
-    ttrpc::context::with_timeout(0)
-}
+use crate::client::{AgentClient, ctx};
 
 impl AgentClient {
     /// `grpc.Health/Check`.
@@ -130,6 +125,75 @@ impl AgentClient {
             ..Default::default()
         };
         self.agent.remove_container(ctx(), &req).await.map(drop)
+    }
+
+    /// PauseContainer (freezes its cgroup).
+    pub async fn pause_container(&self, cid: &str) -> ttrpc::Result<()> {
+        let req = pb::PauseContainerRequest {
+            container_id: cid.into(),
+            ..Default::default()
+        };
+        self.agent.pause_container(ctx(), &req).await.map(drop)
+    }
+
+    /// ResumeContainer (thaws its cgroup).
+    pub async fn resume_container(&self, cid: &str) -> ttrpc::Result<()> {
+        let req = pb::ResumeContainerRequest {
+            container_id: cid.into(),
+            ..Default::default()
+        };
+        self.agent.resume_container(ctx(), &req).await.map(drop)
+    }
+
+    /// UpdateContainer with `resources`.
+    pub async fn update_container(
+        &self,
+        cid: &str,
+        resources: oci::LinuxResources,
+    ) -> ttrpc::Result<()> {
+        let req = pb::UpdateContainerRequest {
+            container_id: cid.into(),
+            resources: MessageField::some(resources),
+            ..Default::default()
+        };
+        self.agent.update_container(ctx(), &req).await.map(drop)
+    }
+
+    /// StatsContainer.
+    pub async fn stats_container(&self, cid: &str) -> ttrpc::Result<pb::StatsContainerResponse> {
+        let req = pb::StatsContainerRequest {
+            container_id: cid.into(),
+            ..Default::default()
+        };
+        self.agent.stats_container(ctx(), &req).await
+    }
+
+    /// TtyWinResize of the terminal of `exec_id` to `rows` x `cols`.
+    pub async fn tty_win_resize(
+        &self,
+        cid: &str,
+        exec_id: &str,
+        rows: u32,
+        cols: u32,
+    ) -> ttrpc::Result<()> {
+        let req = pb::TtyWinResizeRequest {
+            container_id: cid.into(),
+            exec_id: exec_id.into(),
+            row: rows,
+            column: cols,
+            ..Default::default()
+        };
+        self.agent.tty_win_resize(ctx(), &req).await.map(drop)
+    }
+
+    /// CreateSandbox with `hostname` and `sandbox_id` (no sandbox pid namespace).
+    pub async fn create_sandbox(&self, sandbox_id: &str, hostname: &str) -> ttrpc::Result<()> {
+        let req = pb::CreateSandboxRequest {
+            hostname: hostname.into(),
+            sandbox_id: sandbox_id.into(),
+            ..Default::default()
+        };
+        self.agent.create_sandbox(ctx(), &req).await.map(drop)
     }
 
     /// DestroySandbox.

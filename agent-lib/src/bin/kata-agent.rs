@@ -154,7 +154,7 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
     let v2 = config.cgroup_v2();
     if init_mode {
         // Before the cgroup seam is built: it reads the hierarchy's mounts.
-        init::mount_cgroups(&*mounter, &*sysfs, v2).context("cgroup mounts")?;
+        init::mount_cgroups(&*mounter, &*sysfs, &*sysfs, v2).context("cgroup mounts")?;
     }
     let host = build_host(mounter, sysfs, v2)?;
     if init_mode {
@@ -202,7 +202,8 @@ fn build_host(
         cgroups: Arc::new(LinuxCgroups::with_version(version).context("cgroups")?),
         transport: Arc::new(LinuxTransport::new()),
         launcher: Arc::new(LinuxLauncher::new(ReapMode::All).context("process launcher")?),
-        sysfs,
+        sysfs: sysfs.clone(),
+        agent_files: sysfs,
         system: Arc::new(LinuxSystem::new()),
         files: Arc::new(LinuxFileTree::new("/")),
     })

@@ -8,6 +8,7 @@ use super::ContainerError;
 use super::teardown::{Step, Teardown};
 use crate::host::Host;
 use crate::sandbox::CONTAINER_BASE;
+use crate::undo::Undo;
 
 /// The bundle folder of container `cid`.
 pub fn bundle_dir(cid: &str) -> PathBuf {
@@ -35,40 +36,40 @@ pub(crate) fn prepare(
     }
     let dir = bundle_dir(cid);
     let rootfs = dir.join("rootfs");
-    host.sysfs
+    host.agent_files
         .create_dir_all(&dir)
         .map_err(ContainerError::step(
             cid,
             format!("create {}", dir.display()),
         ))?;
-    teardown.push(Step::Remove(dir.clone()));
+    teardown.push(Step::Made(Undo::Remove(dir.clone())));
     if source != rootfs {
-        host.sysfs
+        host.agent_files
             .create_dir_all(&rootfs)
             .map_err(ContainerError::step(
                 cid,
                 format!("create {}", rootfs.display()),
             ))?;
-        teardown.push(Step::Remove(rootfs.clone()));
+        teardown.push(Step::Made(Undo::Remove(rootfs.clone())));
         host.mounter
             .bind(&source, &rootfs, false)
             .map_err(ContainerError::step(
                 cid,
                 format!("bind {} on {}", source.display(), rootfs.display()),
             ))?;
-        teardown.push(Step::Umount(rootfs.clone()));
+        teardown.push(Step::Made(Undo::Unmount(rootfs.clone())));
     }
     root.set_path(rootfs);
     spec.set_root(Some(root));
     let config = dir.join("config.json");
     let json = serde_json::to_vec_pretty(spec)
         .map_err(|e| ContainerError::InvalidSpec(format!("cannot encode the spec: {e}")))?;
-    host.sysfs
+    host.agent_files
         .create_file(&config, &json, 0o644)
         .map_err(ContainerError::step(
             cid,
             format!("write {}", config.display()),
         ))?;
-    teardown.push(Step::Remove(config));
+    teardown.push(Step::Made(Undo::Remove(config)));
     Ok(())
 }

@@ -14,12 +14,18 @@ impl Containers {
             return Err(container.wrong_state("start"));
         }
         if cid != self.sandbox.id() {
-            let events = self
-                .host
-                .cgroups
-                .watch_oom(&container.cgroup)
-                .map_err(ContainerError::step(cid, "watch the cgroup for OOM kills"))?;
-            self.oom.forward(cid.to_owned(), events);
+            match self.host.cgroups.watch_oom(&container.cgroup) {
+                Ok(events) => self.oom.forward(cid.to_owned(), events),
+                // No memory controller on this cgroup: the kernel reports no OOM kill there.
+                Err(e) if e.kind() == std::io::ErrorKind::Unsupported => {
+                    tracing::warn!(container = cid, error = %e, "no OOM events for this container");
+                }
+                Err(e) => {
+                    return Err(ContainerError::step(cid, "watch the cgroup for OOM kills")(
+                        e,
+                    ));
+                }
+            }
         }
         self.host
             .launcher

@@ -1,25 +1,22 @@
 //! What was set up for a container, as a list of steps undone in reverse: the rollback of a
 //! failed CreateContainer and the last part of RemoveContainer.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-
-use nix::mount::MntFlags;
 
 use super::ContainerError;
 use crate::attach::Attach;
 use crate::host::Host;
 use crate::process::Process;
+use crate::undo::Undo;
 
 /// One thing to undo.
 #[derive(Clone, Debug)]
 pub(crate) enum Step {
     /// Give back the container's uses of its storages.
     Storages,
-    /// Remove a file or an empty folder.
-    Remove(PathBuf),
-    /// Unmount a target (lazily).
-    Umount(PathBuf),
+    /// A mount, file or folder made for the container.
+    Made(Undo),
     /// Destroy the cgroup.
     Cgroup(String),
     /// Kill a process and wait until it is reaped (rollback only).
@@ -31,8 +28,7 @@ impl Step {
     fn describe(&self) -> String {
         match self {
             Step::Storages => "release the storages".into(),
-            Step::Remove(path) => format!("remove {}", path.display()),
-            Step::Umount(target) => format!("unmount {}", target.display()),
+            Step::Made(undo) => undo.to_string(),
             Step::Cgroup(path) => format!("destroy cgroup {path}"),
             Step::Kill(process) => format!("kill pid {}", process.pid()),
         }
@@ -40,7 +36,7 @@ impl Step {
 
     fn path(&self) -> Option<&Path> {
         match self {
-            Step::Remove(path) | Step::Umount(path) => Some(path),
+            Step::Made(undo) => Some(undo.path()),
             _ => None,
         }
     }
@@ -51,13 +47,16 @@ impl Step {
     /// a cgroup is not destroyed while a process may still run in it.
     fn waits_for(&self, other: &Step) -> bool {
         match (self, other) {
-            (Step::Storages, Step::Umount(_)) => true,
+            (Step::Storages, Step::Made(Undo::Unmount(_))) => true,
             (Step::Cgroup(_), Step::Kill(_)) => true,
-            (Step::Remove(mine) | Step::Umount(mine), _) => {
-                other
+            (Step::Made(undo), _) => {
+                let mine = undo.path();
+                let below = other
                     .path()
-                    .is_some_and(|theirs| theirs.starts_with(mine) && theirs != mine.as_path())
-                    || matches!((self, other), (Step::Remove(a), Step::Umount(b)) if a == b)
+                    .is_some_and(|theirs| theirs.starts_with(mine) && theirs != mine);
+                let mounted_on =
+                    matches!(other, Step::Made(Undo::Unmount(target)) if target == mine);
+                below || (mounted_on && !matches!(undo, Undo::Unmount(_)))
             }
             _ => false,
         }
@@ -151,13 +150,8 @@ async fn undo(host: &Host, attach: &Attach, cid: &str, step: &Step) -> Result<()
                     source,
                 })
         }
-        Step::Remove(path) => host
-            .sysfs
-            .remove_file(path)
-            .map_err(ContainerError::step(cid, step.describe())),
-        Step::Umount(target) => host
-            .mounter
-            .umount(target, MntFlags::MNT_DETACH)
+        Step::Made(undo) => undo
+            .apply(host)
             .map_err(ContainerError::step(cid, step.describe())),
         Step::Cgroup(path) => host
             .cgroups

@@ -1,7 +1,7 @@
 //! The `Launcher` seam: starting processes, signalling them and learning how they ended.
 
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -150,4 +150,8 @@ pub trait Launcher: Send + Sync {
     /// Whether process `pid` catches, ignores or blocks `signal` (`SigCgt`, `SigIgn`, `SigBlk`
     /// of /proc/PID/status); Kata turns a SIGTERM that an init does not handle into SIGKILL.
     fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool>;
+
+    /// Sets the window size of the terminal whose master is `master` (a
+    /// [`Launched::pty_master`]); the foreground process group gets `SIGWINCH`.
+    fn resize_terminal(&self, master: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()>;
 }

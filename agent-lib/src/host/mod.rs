@@ -5,6 +5,7 @@
 //! crate. Errors are `std::io::Error` so an errno survives the seam unchanged (fakes inject
 //! failures as errnos).
 
+mod agent_files;
 mod cgroups;
 mod file_tree;
 mod launcher;
@@ -18,6 +19,7 @@ mod uevent;
 
 use std::sync::Arc;
 
+pub use agent_files::AgentFiles;
 pub use cgroups::{
     BlkioEntry, BlkioStats, CgroupStats, CgroupVersion, Cgroups, CpuStats, CreatedParents,
     HugetlbStats, MemoryData, MemoryStats, OomEvents, PidsStats, parent_paths,
@@ -50,8 +52,10 @@ pub struct Host {
     pub transport: Arc<dyn Transport>,
     /// Starts processes, signals them and reports their exits.
     pub launcher: Arc<dyn Launcher>,
-    /// /sys, /dev and /proc as the agent reads and writes them.
+    /// /sys, /dev and /proc (and any file) as the agent reads them and writes attributes.
     pub sysfs: Arc<dyn Sysfs>,
+    /// The files and folders the agent makes for itself.
+    pub agent_files: Arc<dyn AgentFiles>,
     /// Hostname, swap, filesystem usage, clock, entropy.
     pub system: Arc<dyn System>,
     /// Files the host copies in (CopyFile) and the agent reads back, beneath a base directory.

@@ -53,8 +53,9 @@ pub struct FileMeta {
     pub modified: SystemTime,
 }
 
-/// `/sys`, `/dev` and `/proc`, addressed by their absolute guest paths
-/// (`/sys/devices/system/cpu/online`, `/dev/vda`).
+/// `/sys`, `/dev` and `/proc` (and any other file), addressed by their absolute guest paths
+/// (`/sys/devices/system/cpu/online`, `/dev/vda`): read, listed, and attributes written. The
+/// files the agent makes for itself are [`AgentFiles`](super::AgentFiles)'.
 ///
 /// The real implementation resolves paths under a root directory (`/` in a guest); the fake is an
 /// in-memory tree a fake VMM populates.
@@ -74,29 +75,8 @@ pub trait Sysfs: Send + Sync {
     /// Information about a path, following symbolic links.
     fn stat(&self, path: &Path) -> io::Result<NodeInfo>;
 
-    /// Creates directory `path` and its missing parents (mount points under /dev, /run, cgroup
-    /// trees); an existing directory is fine.
-    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
-
-    /// Creates or truncates the agent's own file `path` (under /run, /etc) with `data` and
-    /// permission bits `mode`; the parent directory must exist.
-    fn create_file(&self, path: &Path, data: &[u8], mode: u32) -> io::Result<()>;
-
-    /// Removes a file, a symbolic link or an empty directory.
-    fn remove_file(&self, path: &Path) -> io::Result<()>;
-
     /// Information about a path itself: a final symbolic link is not followed (lstat(2)).
     fn symlink_metadata(&self, path: &Path) -> io::Result<FileMeta>;
-
-    /// Changes the owner and/or group of `path` itself (lchown(2): a link is not followed);
-    /// `None` keeps that id.
-    fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()>;
-
-    /// Sets the permission bits (`0o7777`) of `path`, following links (chmod(2)).
-    fn set_mode(&self, path: &Path, mode: u32) -> io::Result<()>;
-
-    /// Creates a symbolic link at `link` pointing to `target` (stored as given).
-    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
 
     /// Whether `path` exists (following links).
     fn exists(&self, path: &Path) -> bool {

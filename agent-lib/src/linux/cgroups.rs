@@ -293,6 +293,13 @@ impl Cgroups for LinuxCgroups {
                 .map(|s| s.to_controller().path().to_owned())
                 .ok_or_else(|| io::Error::new(io::ErrorKind::Unsupported, "no memory controller"))
         })?;
+        if self.version == CgroupVersion::V2 && !dir.join("memory.events").exists() {
+            // The memory controller is not enabled for this cgroup.
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("no memory controller in {}", dir.display()),
+            ));
+        }
         super::oom::watch(self.version, &dir)
     }
 }

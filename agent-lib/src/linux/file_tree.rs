@@ -4,7 +4,8 @@
 //! RESOLVE_NO_MAGICLINKS)` from an fd the agent already holds, one plain name at a time: a
 //! symbolic link anywhere is `ELOOP`, a way out `EXDEV`, and what was checked is the fd that is
 //! used. Regular files are opened `O_NONBLOCK` and checked with fstat(2) before any write, so a
-//! fifo swapped in never blocks the agent and is never written or truncated.
+//! fifo swapped in never blocks the agent and is never written or truncated, and a file with
+//! other hard links (one planted at the name) is never written, truncated or chowned.
 
 use std::ffi::OsStr;
 use std::fs::{self, File};
@@ -171,7 +172,16 @@ impl TreeDir for LinuxDir {
             .mode(Mode::from_bits_truncate(create_mode & 0o777))
             .resolve(resolve());
         let fd = openat2(&self.fd, name, how).map_err(errno)?;
-        check_regular(kind_of_stat(&fstat(&fd).map_err(errno)?))?;
+        let st = fstat(&fd).map_err(errno)?;
+        check_regular(kind_of_stat(&st))?;
+        if matches!(mode, OpenMode::Write { .. }) && st.st_nlink > 1 {
+            // A hard link planted at the name (by a container writing the shared directory)
+            // would have the agent write, truncate and chown a file that has other names.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} has other hard links", name.to_string_lossy()),
+            ));
+        }
         let file = File::from(fd);
         if let OpenMode::Write { truncate: true, .. } = mode {
             file.set_len(0)?;

@@ -373,3 +373,42 @@ fn the_termination_log_is_read_beneath_the_shared_directory_only() {
         }
     });
 }
+
+#[test]
+#[ignore = "needs root: mount(2) in a private mount namespace"]
+fn a_hard_link_at_the_temporary_name_is_never_written() {
+    as_root_in_ns("CopyFile against a planted hard link", |g| {
+        let tree = g.tree();
+        fs::create_dir(g.shared("h")).unwrap();
+        // Learn the temporary name of `h/conf` from a first chunk, then plant a hard link to
+        // the victim (same filesystem) there, as a container writing the directory could.
+        assert_eq!(
+            copy_file(&tree, &chunk("h/conf", 8, 0, b"1234")).unwrap(),
+            CopyOutcome::Partial
+        );
+        let temp = fs::read_dir(g.shared("h"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(".kata"))
+            })
+            .unwrap();
+        fs::remove_file(&temp).unwrap();
+        fs::hard_link(g.outside().join("victim"), &temp).unwrap();
+        let before = g.outside_state();
+        let owner = fs::metadata(g.outside().join("victim")).unwrap().uid();
+        let mut req = chunk("h/conf", 8, 0, b"1234");
+        req.uid = 4242;
+        assert_refused(copy_file(&tree, &req));
+        let mut req = chunk("h/conf", 4, 0, b"abcd");
+        req.uid = 4242;
+        assert_refused(copy_file(&tree, &req));
+        assert_eq!(g.outside_state(), before, "the linked file was written");
+        assert_eq!(
+            fs::metadata(g.outside().join("victim")).unwrap().uid(),
+            owner
+        );
+        assert!(!g.shared("h/conf").exists());
+    });
+}

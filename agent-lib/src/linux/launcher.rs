@@ -15,7 +15,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::process::CommandExt;
@@ -115,6 +115,10 @@ impl Launcher for LinuxLauncher {
 
     fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool> {
         self.core.handles_signal(pid, signal)
+    }
+
+    fn resize_terminal(&self, master: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
+        super::pty::set_window_size(master, rows, cols)
     }
 
     fn pin_pid_namespace(&self, pid: i32, target: &Path) -> io::Result<()> {

@@ -13,7 +13,7 @@ mod launcher;
 mod mounter;
 mod netlink;
 mod oom;
-mod pty;
+pub mod pty;
 mod reaper;
 mod shared_mount;
 mod sysfs;

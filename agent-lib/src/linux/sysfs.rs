@@ -1,4 +1,5 @@
-//! [`LinuxSysfs`]: the [`Sysfs`] seam on the real filesystem, under a root directory.
+//! [`LinuxSysfs`]: the [`Sysfs`] and [`AgentFiles`] seams on the real filesystem, under a root
+//! directory.
 
 use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
@@ -6,7 +7,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
-use crate::host::{FileMeta, NodeInfo, NodeKind, Sysfs};
+use crate::host::{AgentFiles, FileMeta, NodeInfo, NodeKind, Sysfs};
 
 /// The real [`Sysfs`]: absolute guest paths (`/sys/...`, `/dev/...`) resolved under `root`.
 ///
@@ -50,23 +51,7 @@ fn invalid(path: &Path, reason: &str) -> io::Error {
     )
 }
 
-impl Sysfs for LinuxSysfs {
-    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
-        fs::read(self.resolve(path)?)
-    }
-
-    fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let resolved = self.resolve(path)?;
-        tracing::debug!(path = %path.display(), len = data.len(), "sysfs write");
-        // No O_CREAT: attributes are written, never created. O_TRUNC as a shell's `>` does, so
-        // a regular file (a test root) ends up holding exactly `data`.
-        let mut file = OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(resolved)?;
-        file.write_all(data)
-    }
-
+impl AgentFiles for LinuxSysfs {
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         fs::create_dir_all(self.resolve(path)?)
     }
@@ -93,18 +78,6 @@ impl Sysfs for LinuxSysfs {
         }
     }
 
-    fn symlink_metadata(&self, path: &Path) -> io::Result<FileMeta> {
-        let meta = fs::symlink_metadata(self.resolve(path)?)?;
-        Ok(FileMeta {
-            kind: kind_of(meta.file_type()),
-            mode: meta.mode() & 0o7777,
-            uid: meta.uid(),
-            gid: meta.gid(),
-            size: meta.len(),
-            modified: meta.modified()?,
-        })
-    }
-
     fn chown(&self, path: &Path, uid: Option<u32>, gid: Option<u32>) -> io::Result<()> {
         let resolved = self.resolve(path)?;
         tracing::debug!(path = %path.display(), ?uid, ?gid, "chown");
@@ -120,6 +93,36 @@ impl Sysfs for LinuxSysfs {
 
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
         std::os::unix::fs::symlink(target, self.resolve(link)?)
+    }
+}
+
+impl Sysfs for LinuxSysfs {
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        fs::read(self.resolve(path)?)
+    }
+
+    fn write(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let resolved = self.resolve(path)?;
+        tracing::debug!(path = %path.display(), len = data.len(), "sysfs write");
+        // No O_CREAT: attributes are written, never created. O_TRUNC as a shell's `>` does, so
+        // a regular file (a test root) ends up holding exactly `data`.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(resolved)?;
+        file.write_all(data)
+    }
+
+    fn symlink_metadata(&self, path: &Path) -> io::Result<FileMeta> {
+        let meta = fs::symlink_metadata(self.resolve(path)?)?;
+        Ok(FileMeta {
+            kind: kind_of(meta.file_type()),
+            mode: meta.mode() & 0o7777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            size: meta.len(),
+            modified: meta.modified()?,
+        })
     }
 
     fn read_dir(&self, path: &Path) -> io::Result<Vec<OsString>> {

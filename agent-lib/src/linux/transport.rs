@@ -60,7 +60,7 @@ impl Transport for LinuxTransport {
         tracing::info!(%addr, "listening");
         let listener = VsockListener::bind(VsockAddr::new(*cid, *port))?;
         let incoming = futures::stream::poll_fn(move |cx| {
-            listener.poll_accept(cx).map(|res| {
+            poll_from_host(&listener, cx).map(|res| {
                 Some(res.map(|(stream, peer)| Accepted {
                     peer_port: Some(peer.port()),
                     conn: Box::new(stream),
@@ -93,11 +93,41 @@ impl Transport for LinuxTransport {
 fn listen_vsock(cid: u32, port: u32) -> io::Result<Incoming> {
     let listener = VsockListener::bind(VsockAddr::new(cid, port))?;
     let incoming = futures::stream::poll_fn(move |cx| {
-        listener
-            .poll_accept(cx)
+        poll_from_host(&listener, cx)
             .map(|res| Some(res.map(|(stream, _peer)| Box::new(stream) as Box<dyn Connection>)))
     });
     Ok(incoming.boxed())
+}
+
+/// `VMADDR_CID_HOST`: the host, as every guest sees it.
+const CID_HOST: u32 = 2;
+
+/// Whether a vsock connection from `cid` may be served. Only the host's are: vsock is not
+/// namespaced, so with a loopback transport in the guest kernel a container could otherwise
+/// reach the agent's ports (the API, the log, a debug console's root shell) from CID 1
+/// (`VMADDR_CID_LOCAL`) or the guest's own CID.
+fn from_host(cid: u32) -> bool {
+    cid == CID_HOST
+}
+
+/// The next accepted connection from the host; any other is closed at once (and logged).
+fn poll_from_host(
+    listener: &VsockListener,
+    cx: &mut std::task::Context<'_>,
+) -> Poll<io::Result<(VsockStream, VsockAddr)>> {
+    loop {
+        match listener.poll_accept(cx) {
+            Poll::Ready(Ok((stream, peer))) if !from_host(peer.cid()) => {
+                tracing::warn!(
+                    cid = peer.cid(),
+                    port = peer.port(),
+                    "vsock connection not from the host refused"
+                );
+                drop(stream);
+            }
+            other => return other,
+        }
+    }
 }
 
 fn listen_unix_path(path: &Path) -> io::Result<Incoming> {

@@ -121,3 +121,14 @@ async fn vsock_bind_only() {
     }
     panic!("no free vsock port in {base}..{}", base + 16);
 }
+
+#[test]
+fn only_the_hosts_vsock_connections_are_served() {
+    assert!(from_host(2), "the host");
+    for cid in [0, 1, 3, 42, u32::MAX] {
+        assert!(
+            !from_host(cid),
+            "CID {cid} (local loopback, the guest itself, others)"
+        );
+    }
+}

@@ -172,8 +172,13 @@ impl Process {
         result.map_err(|source| ProcessError::Io { op, source })
     }
 
-    /// Sets its terminal size.
-    pub fn resize(&self, rows: u16, cols: u16) -> Result<(), ProcessError> {
-        self.stdio.resize(rows, cols)
+    /// Sets its terminal size through `launcher`, the one that started it.
+    pub fn resize(
+        &self,
+        launcher: &dyn crate::host::Launcher,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), ProcessError> {
+        self.stdio.resize(launcher, rows, cols)
     }
 }

@@ -1,13 +1,13 @@
 //! A process's standard streams, as the agent holds them.
 //!
 //! The [`Launcher`](crate::host::Launcher) hands over the agent's ends of the pipes or the pty
-//! master as `OwnedFd`s; reading, writing and `TIOCSWINSZ` on them is plain fd I/O on
-//! descriptors the agent owns, so it is done here with tokio's [`AsyncFd`] and nix rather than
-//! through a seam. Each fd is switched to non-blocking mode (its own open file description: the
+//! master as `OwnedFd`s; reading and writing them is plain fd I/O on descriptors the agent
+//! owns, so it is done here with tokio's [`AsyncFd`] and nix rather than through a seam (the
+//! terminal's window size is the launcher's). Each fd is switched to non-blocking mode (its own open file description: the
 //! process's end is unaffected).
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::errno::Errno;
@@ -15,7 +15,7 @@ use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use tokio::io::unix::AsyncFd;
 
 use super::ProcessError;
-use crate::host::Launched;
+use crate::host::{Launched, Launcher};
 
 /// The most one read returns, whatever the caller asks for (well under ttrpc's 4 MiB frame).
 pub const MAX_READ: usize = 1 << 20;
@@ -90,18 +90,9 @@ impl Stream {
         Ok(())
     }
 
-    /// Sets the terminal size (`TIOCSWINSZ`); only meaningful on a pty master.
-    pub(crate) fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
-        let size = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which points to a live local
-        // value; the fd is open for as long as `self` lives.
-        let rc = unsafe { libc::ioctl(self.fd.get_ref().as_raw_fd(), libc::TIOCSWINSZ, &size) };
-        Errno::result(rc).map(drop).map_err(io::Error::from)
+    /// The descriptor, for the launcher's terminal calls.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.get_ref().as_fd()
     }
 }
 
@@ -241,9 +232,15 @@ impl Stdio {
     }
 
     /// Sets the terminal size of a tty process.
-    pub(crate) fn resize(&self, rows: u16, cols: u16) -> Result<(), ProcessError> {
+    pub(crate) fn resize(
+        &self,
+        launcher: &dyn Launcher,
+        rows: u16,
+        cols: u16,
+    ) -> Result<(), ProcessError> {
         let pty = self.pty.as_ref().ok_or(ProcessError::NoTty)?;
-        pty.resize(rows, cols).map_err(|source| ProcessError::Io {
+        let resized = launcher.resize_terminal(pty.as_fd(), rows, cols);
+        resized.map_err(|source| ProcessError::Io {
             op: "resize tty",
             source,
         })

@@ -6,7 +6,6 @@ use agent_protos::agent;
 use agent_protos::empty::Empty;
 
 use super::decode_storages;
-use super::error::{container_error, oci_error};
 use super::oci::{resources_from_proto, spec_from_proto};
 use super::stats::stats_to_proto;
 use crate::Agent;
@@ -19,7 +18,7 @@ type Reply<T = Empty> = ttrpc::Result<T>;
 /// CreateContainer.
 pub(crate) async fn create_container(agent: &Agent, req: agent::CreateContainerRequest) -> Reply {
     let spec = match req.OCI.as_ref() {
-        Some(spec) => spec_from_proto(spec).map_err(|e| oci_error(&e))?,
+        Some(spec) => spec_from_proto(spec)?,
         None => {
             return Err(super::error::status(
                 ttrpc::Code::INVALID_ARGUMENT,
@@ -61,11 +60,7 @@ pub(crate) async fn create_container(agent: &Agent, req: agent::CreateContainerR
             stderr: req.stderr_port,
         },
     };
-    agent
-        .containers()
-        .create(request)
-        .await
-        .map_err(|e| container_error(&e))?;
+    agent.containers().create(request).await?;
     Ok(Empty::new())
 }
 
@@ -80,11 +75,7 @@ pub(crate) fn string_user_from_proto(user: &agent::StringUser) -> StringUser {
 
 /// StartContainer.
 pub(crate) async fn start_container(agent: &Agent, req: agent::StartContainerRequest) -> Reply {
-    agent
-        .containers()
-        .start(&req.container_id)
-        .await
-        .map_err(|e| container_error(&e))?;
+    agent.containers().start(&req.container_id).await?;
     Ok(Empty::new())
 }
 
@@ -94,28 +85,19 @@ pub(crate) async fn remove_container(agent: &Agent, req: agent::RemoveContainerR
     agent
         .containers()
         .remove(&req.container_id, timeout)
-        .await
-        .map_err(|e| container_error(&e))?;
+        .await?;
     Ok(Empty::new())
 }
 
 /// PauseContainer.
 pub(crate) async fn pause_container(agent: &Agent, req: agent::PauseContainerRequest) -> Reply {
-    agent
-        .containers()
-        .pause(&req.container_id)
-        .await
-        .map_err(|e| container_error(&e))?;
+    agent.containers().pause(&req.container_id).await?;
     Ok(Empty::new())
 }
 
 /// ResumeContainer.
 pub(crate) async fn resume_container(agent: &Agent, req: agent::ResumeContainerRequest) -> Reply {
-    agent
-        .containers()
-        .resume(&req.container_id)
-        .await
-        .map_err(|e| container_error(&e))?;
+    agent.containers().resume(&req.container_id).await?;
     Ok(Empty::new())
 }
 
@@ -123,18 +105,14 @@ pub(crate) async fn resume_container(agent: &Agent, req: agent::ResumeContainerR
 pub(crate) async fn update_container(agent: &Agent, req: agent::UpdateContainerRequest) -> Reply {
     let Some(resources) = req.resources.as_ref() else {
         // Still an error for an unknown container.
-        agent
-            .containers()
-            .get(&req.container_id)
-            .map_err(|e| container_error(&e))?;
+        agent.containers().get(&req.container_id)?;
         return Ok(Empty::new());
     };
-    let resources = resources_from_proto(resources, "resources").map_err(|e| oci_error(&e))?;
+    let resources = resources_from_proto(resources, "resources")?;
     agent
         .containers()
         .update(&req.container_id, &resources)
-        .await
-        .map_err(|e| container_error(&e))?;
+        .await?;
     Ok(Empty::new())
 }
 
@@ -143,10 +121,6 @@ pub(crate) async fn stats_container(
     agent: &Agent,
     req: agent::StatsContainerRequest,
 ) -> Reply<agent::StatsContainerResponse> {
-    let stats = agent
-        .containers()
-        .stats(&req.container_id)
-        .await
-        .map_err(|e| container_error(&e))?;
+    let stats = agent.containers().stats(&req.container_id).await?;
     Ok(stats_to_proto(&stats))
 }

@@ -4,7 +4,7 @@ use agent_protos::agent;
 use agent_protos::empty::Empty;
 use protobuf::MessageField;
 
-use super::error::{container_error, guest_error, status};
+use super::error::status;
 use super::health::AGENT_VERSION;
 use crate::Agent;
 use crate::device::DEVICE_HANDLERS;
@@ -24,8 +24,7 @@ pub(crate) fn get_guest_details(
             mem_block_size: req.mem_block_size,
             mem_hotplug_probe: req.mem_hotplug_probe,
         },
-    )
-    .map_err(|e| guest_error(&e))?;
+    )?;
     let strings = |list: &[&str]| list.iter().map(|s| (*s).to_owned()).collect();
     let details = agent::AgentDetails {
         version: AGENT_VERSION.to_owned(),
@@ -49,7 +48,7 @@ pub(crate) fn set_guest_date_time(
     agent: &Agent,
     req: agent::SetGuestDateTimeRequest,
 ) -> ttrpc::Result<Empty> {
-    guest::set_date_time(&*agent.host().system, req.Sec, req.Usec).map_err(|e| guest_error(&e))?;
+    guest::set_date_time(&*agent.host().system, req.Sec, req.Usec)?;
     Ok(Empty::new())
 }
 
@@ -58,7 +57,7 @@ pub(crate) fn reseed_random_dev(
     agent: &Agent,
     req: agent::ReseedRandomDevRequest,
 ) -> ttrpc::Result<Empty> {
-    guest::reseed(&*agent.host().system, &req.data).map_err(|e| guest_error(&e))?;
+    guest::reseed(&*agent.host().system, &req.data)?;
     Ok(Empty::new())
 }
 
@@ -74,7 +73,7 @@ pub(crate) fn copy_file(agent: &Agent, req: agent::CopyFileRequest) -> ttrpc::Re
         offset: req.offset,
         data: req.data,
     };
-    let outcome = guest::copy_file(&*agent.host().files, &request).map_err(|e| guest_error(&e))?;
+    let outcome = guest::copy_file(&*agent.host().files, &request)?;
     tracing::debug!(path = %request.path, offset = request.offset, ?outcome, "CopyFile");
     Ok(Empty::new())
 }
@@ -84,19 +83,15 @@ pub(crate) fn get_diagnostic_data(
     agent: &Agent,
     req: agent::GetDiagnosticDataRequest,
 ) -> ttrpc::Result<agent::GetDiagnosticDataResponse> {
-    match LogType::parse(&req.log_type).map_err(|e| guest_error(&e))? {
+    match LogType::parse(&req.log_type)? {
         LogType::TerminationLog => {}
     }
-    let container = agent
-        .containers()
-        .get(&req.container_id)
-        .map_err(|e| container_error(&e))?;
+    let container = agent.containers().get(&req.container_id)?;
     let data = guest::termination_log(
         &*agent.host().files,
         &req.container_id,
         &container.setup().spec,
-    )
-    .map_err(|e| guest_error(&e))?;
+    )?;
     Ok(agent::GetDiagnosticDataResponse {
         data,
         ..Default::default()
@@ -105,11 +100,7 @@ pub(crate) fn get_diagnostic_data(
 
 /// GetMetrics.
 pub(crate) fn get_metrics(agent: &Agent) -> ttrpc::Result<agent::Metrics> {
-    let metrics = agent
-        .guest()
-        .metrics()
-        .scrape(agent.host())
-        .map_err(|e| guest_error(&e))?;
+    let metrics = agent.guest().metrics().scrape(agent.host())?;
     Ok(agent::Metrics {
         metrics,
         ..Default::default()
@@ -144,8 +135,7 @@ pub(crate) fn mem_agent_memcg_set(
     agent
         .guest()
         .mem_agent()
-        .and_then(|m| m.set_memcg(&update))
-        .map_err(|e| guest_error(&e))?;
+        .and_then(|m| m.set_memcg(&update))?;
     Ok(Empty::new())
 }
 
@@ -167,7 +157,6 @@ pub(crate) fn mem_agent_compact_set(
     agent
         .guest()
         .mem_agent()
-        .and_then(|m| m.set_compact(&update))
-        .map_err(|e| guest_error(&e))?;
+        .and_then(|m| m.set_compact(&update))?;
     Ok(Empty::new())
 }

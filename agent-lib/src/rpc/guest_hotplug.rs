@@ -3,7 +3,6 @@
 use agent_protos::agent;
 use agent_protos::empty::Empty;
 
-use super::error::device_error;
 use crate::Agent;
 use crate::device::{self, CpusetTarget};
 
@@ -21,8 +20,7 @@ pub(crate) async fn online_cpu_mem(
         req.cpu_only,
         &containers,
     )
-    .await
-    .map_err(|e| device_error(&e))?;
+    .await?;
     Ok(Empty::new())
 }
 
@@ -53,7 +51,6 @@ pub(crate) async fn mem_hotplug_by_probe(
     agent: &Agent,
     req: agent::MemHotplugByProbeRequest,
 ) -> ttrpc::Result<Empty> {
-    device::mem_hotplug_by_probe(&*agent.host().sysfs, &req.memHotplugProbeAddr)
-        .map_err(|e| device_error(&e))?;
+    device::mem_hotplug_by_probe(&*agent.host().sysfs, &req.memHotplugProbeAddr)?;
     Ok(Empty::new())
 }

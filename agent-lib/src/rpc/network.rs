@@ -9,7 +9,7 @@ use agent_protos::{agent, types};
 use protobuf::EnumOrUnknown;
 use ttrpc::Code;
 
-use super::error::{network_error, status};
+use super::error::status;
 use crate::Agent;
 use crate::device::PciPath;
 use crate::network::{
@@ -28,12 +28,8 @@ pub(crate) async fn update_interface(
         .interface
         .into_option()
         .ok_or_else(|| status(Code::INVALID_ARGUMENT, "empty update interface request"))?;
-    let config = decode_interface(&iface).map_err(|e| network_error(&e))?;
-    let info = agent
-        .network()
-        .update_interface(&config)
-        .await
-        .map_err(|e| network_error(&e))?;
+    let config = decode_interface(&iface)?;
+    let info = agent.network().update_interface(&config).await?;
     Ok(encode_interface(&info))
 }
 
@@ -51,23 +47,14 @@ pub(crate) async fn update_routes(
         .iter()
         .enumerate()
         .map(|(i, r)| decode_route(i, r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| network_error(&e))?;
-    let table = agent
-        .network()
-        .update_routes(&wanted)
-        .await
-        .map_err(|e| network_error(&e))?;
+        .collect::<Result<Vec<_>, _>>()?;
+    let table = agent.network().update_routes(&wanted).await?;
     Ok(encode_routes(&table))
 }
 
 /// ListInterfaces.
 pub(crate) async fn list_interfaces(agent: &Agent) -> Reply<agent::Interfaces> {
-    let infos = agent
-        .network()
-        .list_interfaces()
-        .await
-        .map_err(|e| network_error(&e))?;
+    let infos = agent.network().list_interfaces().await?;
     Ok(agent::Interfaces {
         Interfaces: infos.iter().map(encode_interface).collect(),
         ..Default::default()
@@ -76,11 +63,7 @@ pub(crate) async fn list_interfaces(agent: &Agent) -> Reply<agent::Interfaces> {
 
 /// ListRoutes.
 pub(crate) async fn list_routes(agent: &Agent) -> Reply<agent::Routes> {
-    let table = agent
-        .network()
-        .list_routes()
-        .await
-        .map_err(|e| network_error(&e))?;
+    let table = agent.network().list_routes().await?;
     Ok(encode_routes(&table))
 }
 
@@ -97,13 +80,8 @@ pub(crate) async fn add_arp_neighbors(
         .iter()
         .enumerate()
         .map(|(i, n)| decode_neighbour(i, n))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| network_error(&e))?;
-    agent
-        .network()
-        .add_arp_neighbours(&neighbours)
-        .await
-        .map_err(|e| network_error(&e))?;
+        .collect::<Result<Vec<_>, _>>()?;
+    agent.network().add_arp_neighbours(&neighbours).await?;
     Ok(Empty::new())
 }
 
@@ -112,11 +90,7 @@ pub(crate) async fn get_ip_tables(
     agent: &Agent,
     req: agent::GetIPTablesRequest,
 ) -> Reply<agent::GetIPTablesResponse> {
-    let data = agent
-        .network()
-        .get_iptables(family(req.is_ipv6))
-        .await
-        .map_err(|e| network_error(&e))?;
+    let data = agent.network().get_iptables(family(req.is_ipv6)).await?;
     Ok(agent::GetIPTablesResponse {
         data,
         ..Default::default()
@@ -131,8 +105,7 @@ pub(crate) async fn set_ip_tables(
     let data = agent
         .network()
         .set_iptables(family(req.is_ipv6), &req.data)
-        .await
-        .map_err(|e| network_error(&e))?;
+        .await?;
     Ok(agent::SetIPTablesResponse {
         data,
         ..Default::default()

@@ -5,7 +5,7 @@ use agent_protos::empty::Empty;
 use ttrpc::Code;
 
 use super::container::string_user_from_proto;
-use super::error::{container_error, oci_error, status};
+use super::error::status;
 use super::oci::process_from_proto;
 use crate::Agent;
 use crate::container::ExecRequest;
@@ -22,7 +22,7 @@ pub(crate) async fn exec_process(
             "ExecProcess without a process",
         ));
     };
-    let process = process_from_proto(process, "process").map_err(|e| oci_error(&e))?;
+    let process = process_from_proto(process, "process")?;
     let request = ExecRequest {
         container_id: req.container_id,
         exec_id: req.exec_id,
@@ -34,11 +34,7 @@ pub(crate) async fn exec_process(
             stderr: req.stderr_port,
         },
     };
-    agent
-        .containers()
-        .exec(request)
-        .await
-        .map_err(|e| container_error(&e))?;
+    agent.containers().exec(request).await?;
     Ok(Empty::new())
 }
 
@@ -50,8 +46,7 @@ pub(crate) async fn signal_process(
     agent
         .containers()
         .signal(&req.container_id, &req.exec_id, req.signal)
-        .await
-        .map_err(|e| container_error(&e))?;
+        .await?;
     Ok(Empty::new())
 }
 
@@ -63,8 +58,7 @@ pub(crate) async fn wait_process(
     let code = agent
         .containers()
         .wait(&req.container_id, &req.exec_id)
-        .await
-        .map_err(|e| container_error(&e))?;
+        .await?;
     Ok(agent::WaitProcessResponse {
         status: code,
         ..Default::default()

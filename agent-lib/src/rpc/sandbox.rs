@@ -5,7 +5,7 @@ use agent_protos::empty::Empty;
 use ttrpc::Code;
 
 use super::decode_storages;
-use super::error::{container_error, sandbox_error, status};
+use super::error::status;
 use crate::Agent;
 use crate::sandbox::{KernelModule, SandboxRequest};
 
@@ -29,11 +29,7 @@ pub(crate) async fn create_sandbox(
             })
             .collect(),
     };
-    agent
-        .sandbox()
-        .create(request)
-        .await
-        .map_err(|e| sandbox_error(&e))?;
+    agent.sandbox().create(request).await?;
     Ok(Empty::new())
 }
 
@@ -43,8 +39,8 @@ pub(crate) async fn destroy_sandbox(agent: &Agent) -> ttrpc::Result<Empty> {
     agent.containers().oom().close();
     let sandbox = agent.sandbox().destroy().await;
     agent.request_stop();
-    containers.map_err(|e| container_error(&e))?;
-    sandbox.map_err(|e| sandbox_error(&e))?;
+    containers?;
+    sandbox?;
     Ok(Empty::new())
 }
 

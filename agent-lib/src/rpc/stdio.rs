@@ -3,7 +3,6 @@
 use agent_protos::agent;
 use agent_protos::empty::Empty;
 
-use super::error::{container_error, process_error};
 use crate::Agent;
 use crate::process::Output;
 
@@ -16,12 +15,8 @@ pub(crate) async fn write_stdin(
 ) -> Reply<agent::WriteStreamResponse> {
     let process = agent
         .containers()
-        .process(&req.container_id, &req.exec_id)
-        .map_err(|e| container_error(&e))?;
-    let len = process
-        .write_stdin(&req.data)
-        .await
-        .map_err(|e| process_error(&e))?;
+        .process(&req.container_id, &req.exec_id)?;
+    let len = process.write_stdin(&req.data).await?;
     Ok(agent::WriteStreamResponse {
         len: u32::try_from(len).unwrap_or(u32::MAX),
         ..Default::default()
@@ -35,13 +30,9 @@ async fn read(
 ) -> Reply<agent::ReadStreamResponse> {
     let process = agent
         .containers()
-        .process(&req.container_id, &req.exec_id)
-        .map_err(|e| container_error(&e))?;
+        .process(&req.container_id, &req.exec_id)?;
     let len = usize::try_from(req.len).unwrap_or(usize::MAX);
-    let data = process
-        .read(which, len)
-        .await
-        .map_err(|e| process_error(&e))?;
+    let data = process.read(which, len).await?;
     Ok(agent::ReadStreamResponse {
         data,
         ..Default::default()
@@ -68,9 +59,8 @@ pub(crate) async fn read_stderr(
 pub(crate) async fn close_stdin(agent: &Agent, req: agent::CloseStdinRequest) -> Reply {
     let process = agent
         .containers()
-        .process(&req.container_id, &req.exec_id)
-        .map_err(|e| container_error(&e))?;
-    process.close_stdin().await.map_err(|e| process_error(&e))?;
+        .process(&req.container_id, &req.exec_id)?;
+    process.close_stdin().await?;
     Ok(Empty::new())
 }
 
@@ -78,10 +68,9 @@ pub(crate) async fn close_stdin(agent: &Agent, req: agent::CloseStdinRequest) ->
 pub(crate) async fn tty_win_resize(agent: &Agent, req: agent::TtyWinResizeRequest) -> Reply {
     let process = agent
         .containers()
-        .process(&req.container_id, &req.exec_id)
-        .map_err(|e| container_error(&e))?;
+        .process(&req.container_id, &req.exec_id)?;
     let rows = u16::try_from(req.row).unwrap_or(u16::MAX);
     let cols = u16::try_from(req.column).unwrap_or(u16::MAX);
-    process.resize(rows, cols).map_err(|e| process_error(&e))?;
+    process.resize(&*agent.host().launcher, rows, cols)?;
     Ok(Empty::new())
 }

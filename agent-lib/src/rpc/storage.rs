@@ -9,7 +9,7 @@ use agent_protos::{agent, csi, types};
 use protobuf::MessageField;
 use ttrpc::Code;
 
-use super::error::{status, storage_error};
+use super::error::status;
 use crate::Agent;
 use crate::device::{PciPath, SlotFn};
 use crate::storage::{self, FsGroup, FsGroupPolicy, StorageRequest, VolumeUsage};
@@ -60,15 +60,13 @@ pub(crate) async fn add_swap(agent: &Agent, req: agent::AddSwapRequest) -> ttrpc
     let path = PciPath::new(0, slots)
         .map_err(|e| status(Code::INVALID_ARGUMENT, format!("PCI path: {e}")))?;
     let storages = agent.storages();
-    storage::add_swap_pci(storages.host(), storages.devices(), &path)
-        .await
-        .map_err(|e| storage_error(&e))?;
+    storage::add_swap_pci(storages.host(), storages.devices(), &path).await?;
     Ok(Empty::new())
 }
 
 /// AddSwapPath.
 pub(crate) fn add_swap_path(agent: &Agent, req: agent::AddSwapPathRequest) -> ttrpc::Result<Empty> {
-    storage::add_swap_path(agent.host(), Path::new(&req.path)).map_err(|e| storage_error(&e))?;
+    storage::add_swap_path(agent.host(), Path::new(&req.path))?;
     Ok(Empty::new())
 }
 
@@ -77,8 +75,7 @@ pub(crate) fn get_volume_stats(
     agent: &Agent,
     req: agent::VolumeStatsRequest,
 ) -> ttrpc::Result<csi::VolumeStatsResponse> {
-    let stats = storage::volume_stats(agent.host(), Path::new(&req.volume_guest_path))
-        .map_err(|e| storage_error(&e))?;
+    let stats = storage::volume_stats(agent.host(), Path::new(&req.volume_guest_path))?;
     let usage = |u: VolumeUsage, unit: csi::volume_usage::Unit| csi::VolumeUsage {
         available: u.available,
         total: u.total,
@@ -105,9 +102,7 @@ pub(crate) async fn resize_volume(
     agent: &Agent,
     req: agent::ResizeVolumeRequest,
 ) -> ttrpc::Result<Empty> {
-    storage::resize_volume(agent.host(), Path::new(&req.volume_guest_path))
-        .await
-        .map_err(|e| storage_error(&e))?;
+    storage::resize_volume(agent.host(), Path::new(&req.volume_guest_path)).await?;
     Ok(Empty::new())
 }
 
@@ -117,13 +112,12 @@ pub(crate) fn update_ephemeral_mounts(
     req: agent::UpdateEphemeralMountsRequest,
 ) -> ttrpc::Result<Empty> {
     let roots = agent.storages().mount_roots();
-    storage::update_ephemeral_mounts(agent.host(), roots, &decode_storages(&req.storages))
-        .map_err(|e| storage_error(&e))?;
+    storage::update_ephemeral_mounts(agent.host(), roots, &decode_storages(&req.storages))?;
     Ok(Empty::new())
 }
 
 /// RemoveStaleVirtiofsShareMounts.
 pub(crate) fn remove_stale_virtiofs_share_mounts(agent: &Agent) -> ttrpc::Result<Empty> {
-    storage::remove_stale_virtiofs_share_mounts(agent.host()).map_err(|e| storage_error(&e))?;
+    storage::remove_stale_virtiofs_share_mounts(agent.host())?;
     Ok(Empty::new())
 }

@@ -2,8 +2,9 @@
 
 use std::path::Path;
 
-use super::{Cleanup, SandboxError};
+use super::SandboxError;
 use crate::host::{Host, NodeKind};
+use crate::undo::Undo;
 
 /// The sandbox's resolv.conf, as Kata names it.
 pub const SANDBOX_RESOLV_CONF: &str = "/run/kata-containers/sandbox/resolv.conf";
@@ -16,7 +17,7 @@ pub const GUEST_RESOLV_CONF: &str = "/etc/resolv.conf";
 pub(crate) fn setup(
     host: &Host,
     lines: &[String],
-    cleanup: &mut Vec<Cleanup>,
+    cleanup: &mut Vec<Undo>,
 ) -> Result<(), SandboxError> {
     if lines.is_empty() {
         return Ok(());
@@ -32,7 +33,7 @@ pub(crate) fn setup(
     }
     let file = Path::new(SANDBOX_RESOLV_CONF);
     if let Some(dir) = file.parent() {
-        host.sysfs
+        host.agent_files
             .create_dir_all(dir)
             .map_err(SandboxError::step(format!("create {}", dir.display())))?;
     }
@@ -42,15 +43,15 @@ pub(crate) fn setup(
         .collect::<Vec<_>>()
         .join("\n");
     content.push('\n');
-    host.sysfs
+    host.agent_files
         .create_file(file, content.as_bytes(), 0o644)
         .map_err(SandboxError::step(format!("write {SANDBOX_RESOLV_CONF}")))?;
-    cleanup.push(Cleanup::RemoveFile(file.to_owned()));
+    cleanup.push(Undo::Remove(file.to_owned()));
     host.mounter
         .bind(file, guest, false)
         .map_err(SandboxError::step(format!(
             "bind {SANDBOX_RESOLV_CONF} on {GUEST_RESOLV_CONF}"
         )))?;
-    cleanup.push(Cleanup::Umount(guest.to_owned()));
+    cleanup.push(Undo::Unmount(guest.to_owned()));
     Ok(())
 }

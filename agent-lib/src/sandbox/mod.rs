@@ -15,7 +15,6 @@ mod namespaces;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use nix::mount::MntFlags;
 use oci_spec::runtime::Hooks;
 
 pub use dns::{GUEST_RESOLV_CONF, SANDBOX_RESOLV_CONF};
@@ -25,6 +24,7 @@ pub use namespaces::SANDBOX_NS_DIR;
 
 use crate::attach::{Attach, StorageRequest};
 use crate::host::{Host, NamespaceKind};
+use crate::undo::{Undo, unwind};
 
 /// Where containers' bundles and the sandbox's own files live.
 pub const CONTAINER_BASE: &str = "/run/kata-containers";
@@ -58,15 +58,6 @@ pub struct SharedNamespaces {
     pub pid: Option<PathBuf>,
 }
 
-/// Something to undo, in reverse order of doing.
-#[derive(Clone, Debug)]
-pub(crate) enum Cleanup {
-    /// Unmount this target (lazily).
-    Umount(PathBuf),
-    /// Remove this file.
-    RemoveFile(PathBuf),
-}
-
 #[derive(Debug, Default)]
 struct State {
     created: bool,
@@ -77,8 +68,8 @@ struct State {
     /// The pid namespace is being pinned.
     pinning_pid: bool,
     /// The container whose init's pid namespace is pinned, and how to release the pin.
-    pid_owner: Option<(String, Vec<Cleanup>)>,
-    cleanup: Vec<Cleanup>,
+    pid_owner: Option<(String, Vec<Undo>)>,
+    cleanup: Vec<Undo>,
 }
 
 /// The sandbox of this agent.
@@ -136,10 +127,10 @@ impl Sandbox {
     async fn setup(
         &self,
         request: &SandboxRequest,
-        cleanup: &mut Vec<Cleanup>,
+        cleanup: &mut Vec<Undo>,
     ) -> Result<(SharedNamespaces, Option<Hooks>), SandboxError> {
         let host = &self.host;
-        host.sysfs
+        host.agent_files
             .create_dir_all(Path::new(CONTAINER_BASE))
             .map_err(SandboxError::step(format!("create {CONTAINER_BASE}")))?;
         if !request.hostname.is_empty() {
@@ -258,18 +249,20 @@ impl Sandbox {
             state.namespaces.pid = None;
             state.pid_owner.take().map(|(_, c)| c).unwrap_or_default()
         };
-        let mut failed = Vec::new();
-        let mut result = Ok(());
-        for step in cleanup.into_iter().rev() {
-            if let Err(e) = run_cleanup(&self.host, vec![step.clone()]) {
-                failed.insert(0, step);
-                result = result.and(Err(e));
-            }
+        let failed = unwind(cleanup, |undo| {
+            undo.apply(&self.host)
+                .map_err(SandboxError::step(undo.to_string()))
+        });
+        let mut left = Vec::new();
+        let mut first = None;
+        for (undo, e) in failed {
+            left.insert(0, undo);
+            first.get_or_insert(e);
         }
-        if !failed.is_empty() {
-            self.lock().pid_owner = Some((owner.to_owned(), failed));
+        if !left.is_empty() {
+            self.lock().pid_owner = Some((owner.to_owned(), left));
         }
-        result
+        first.map_or(Ok(()), Err)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -277,24 +270,14 @@ impl Sandbox {
     }
 }
 
-/// Runs `cleanup` in reverse; every step is tried, the first failure is returned.
-fn run_cleanup(host: &Host, cleanup: Vec<Cleanup>) -> Result<(), SandboxError> {
-    let mut result = Ok(());
-    for step in cleanup.into_iter().rev() {
-        let outcome = match &step {
-            Cleanup::Umount(target) => host
-                .mounter
-                .umount(target, MntFlags::MNT_DETACH)
-                .map_err(SandboxError::step(format!("unmount {}", target.display()))),
-            Cleanup::RemoveFile(path) => host
-                .sysfs
-                .remove_file(path)
-                .map_err(SandboxError::step(format!("remove {}", path.display()))),
-        };
-        if let Err(e) = outcome {
-            tracing::warn!(error = %e, "sandbox cleanup step failed");
-            result = result.and(Err(e));
-        }
+/// Undoes `cleanup` in reverse; every step is tried, the first failure is returned.
+fn run_cleanup(host: &Host, cleanup: Vec<Undo>) -> Result<(), SandboxError> {
+    let failed = unwind(cleanup, |undo| {
+        undo.apply(host)
+            .map_err(SandboxError::step(undo.to_string()))
+    });
+    for (_, e) in &failed {
+        tracing::warn!(error = %e, "sandbox cleanup step failed");
     }
-    result
+    failed.into_iter().next().map_or(Ok(()), |(_, e)| Err(e))
 }

@@ -5,8 +5,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Cleanup, SandboxError};
+use super::SandboxError;
 use crate::host::{Host, NamespaceKind};
+use crate::undo::Undo;
 
 /// Where the shared namespaces are pinned.
 pub const SANDBOX_NS_DIR: &str = "/run/sandbox-ns";
@@ -16,17 +17,17 @@ pub(crate) fn pin(
     host: &Host,
     kind: NamespaceKind,
     hostname: &str,
-    cleanup: &mut Vec<Cleanup>,
+    cleanup: &mut Vec<Undo>,
 ) -> Result<PathBuf, SandboxError> {
     let dir = Path::new(SANDBOX_NS_DIR);
-    host.sysfs
+    host.agent_files
         .create_dir_all(dir)
         .map_err(SandboxError::step(format!("create {SANDBOX_NS_DIR}")))?;
     let target = dir.join(kind.name());
-    host.sysfs
+    host.agent_files
         .create_file(&target, b"", 0o444)
         .map_err(SandboxError::step(format!("create {}", target.display())))?;
-    cleanup.push(Cleanup::RemoveFile(target.clone()));
+    cleanup.push(Undo::Remove(target.clone()));
     let hostname = (kind == NamespaceKind::Uts && !hostname.is_empty()).then_some(hostname);
     host.system
         .pin_namespace(kind, hostname, &target)
@@ -34,7 +35,7 @@ pub(crate) fn pin(
             "pin the shared {} namespace",
             kind.name()
         )))?;
-    cleanup.push(Cleanup::Umount(target.clone()));
+    cleanup.push(Undo::Unmount(target.clone()));
     Ok(target)
 }
 
@@ -43,22 +44,22 @@ pub(crate) fn pin(
 pub(crate) fn pin_pid(
     host: &Host,
     init_pid: i32,
-    cleanup: &mut Vec<Cleanup>,
+    cleanup: &mut Vec<Undo>,
 ) -> Result<PathBuf, SandboxError> {
     let dir = Path::new(SANDBOX_NS_DIR);
-    host.sysfs
+    host.agent_files
         .create_dir_all(dir)
         .map_err(SandboxError::step(format!("create {SANDBOX_NS_DIR}")))?;
     let target = dir.join("pid");
-    host.sysfs
+    host.agent_files
         .create_file(&target, b"", 0o444)
         .map_err(SandboxError::step(format!("create {}", target.display())))?;
-    cleanup.push(Cleanup::RemoveFile(target.clone()));
+    cleanup.push(Undo::Remove(target.clone()));
     host.launcher
         .pin_pid_namespace(init_pid, &target)
         .map_err(SandboxError::step(format!(
             "pin the pid namespace of pid {init_pid}"
         )))?;
-    cleanup.push(Cleanup::Umount(target.clone()));
+    cleanup.push(Undo::Unmount(target.clone()));
     Ok(target)
 }

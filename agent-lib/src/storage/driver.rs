@@ -8,7 +8,7 @@ use async_trait::async_trait;
 
 use super::error::StorageError;
 use super::request::StorageRequest;
-use super::undo::Undo;
+use super::undo::Journal;
 use crate::device::DeviceContext;
 use crate::host::Host;
 
@@ -45,7 +45,7 @@ pub trait StorageDriver: Send + Sync + fmt::Debug {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError>;
 }
 

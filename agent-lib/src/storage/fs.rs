@@ -1,29 +1,29 @@
-//! File system steps shared by the drivers, each recorded in an [`Undo`] as it succeeds.
+//! File system steps shared by the drivers, each recorded in a [`Journal`] as it succeeds.
 
 use std::path::{Path, PathBuf};
 
 use super::error::StorageError;
 use super::options::MountOptions;
-use super::undo::{Undo, is_errno};
-use crate::host::{Host, MountSpec, NodeKind, Sysfs};
+use super::undo::Journal;
+use crate::host::{Host, MountSpec, NodeKind};
 use nix::errno::Errno;
 use nix::mount::MsFlags;
 
 /// Creates directory `path` and its missing parents; records each directory it created.
 pub(crate) fn create_dir_all(
-    sysfs: &dyn Sysfs,
+    host: &Host,
     path: &Path,
-    undo: &mut Undo,
+    undo: &mut Journal,
 ) -> Result<(), StorageError> {
     let missing: Vec<PathBuf> = path
         .ancestors()
-        .take_while(|p| !sysfs.exists(p))
+        .take_while(|p| !host.sysfs.exists(p))
         .map(Path::to_path_buf)
         .collect();
-    sysfs
+    host.agent_files
         .create_dir_all(path)
         .map_err(|e| StorageError::os("create directory", path, e))?;
-    match sysfs.stat(path) {
+    match host.sysfs.stat(path) {
         Ok(info) if info.kind == NodeKind::Dir => {}
         Ok(_) => {
             return Err(StorageError::os(
@@ -43,18 +43,18 @@ pub(crate) fn create_dir_all(
 /// Creates the mount point `target` for a mount of `source`: a directory, or an empty file
 /// when bind-mounting something that is not a directory.
 pub(crate) fn create_mount_point(
-    sysfs: &dyn Sysfs,
+    host: &Host,
     target: &Path,
     file: bool,
-    undo: &mut Undo,
+    undo: &mut Journal,
 ) -> Result<(), StorageError> {
     if !file {
-        return create_dir_all(sysfs, target, undo);
+        return create_dir_all(host, target, undo);
     }
     if let Some(parent) = target.parent() {
-        create_dir_all(sysfs, parent, undo)?;
+        create_dir_all(host, parent, undo)?;
     }
-    match sysfs.stat(target) {
+    match host.sysfs.stat(target) {
         Ok(info) if info.kind != NodeKind::Dir => return Ok(()),
         Ok(_) => {
             return Err(StorageError::os(
@@ -65,7 +65,7 @@ pub(crate) fn create_mount_point(
         }
         Err(_) => {}
     }
-    sysfs
+    host.agent_files
         .create_file(target, b"", 0o644)
         .map_err(|e| StorageError::os("create mount point", target, e))?;
     undo.created_file(target);
@@ -81,7 +81,7 @@ pub(crate) fn mount(
     target: &Path,
     fstype: &str,
     options: &MountOptions,
-    undo: &mut Undo,
+    undo: &mut Journal,
 ) -> Result<(), StorageError> {
     let _span = tracing::info_span!("mount_storage", target = %target.display(), fstype).entered();
     let bind = options.flags.contains(MsFlags::MS_BIND);
@@ -123,25 +123,4 @@ pub(crate) fn mount(
             .map_err(|e| StorageError::os("set mount propagation", target, e))?;
     }
     Ok(())
-}
-
-/// Removes `path` and everything under it, without following links; a missing path is fine.
-pub(crate) fn remove_tree(sysfs: &dyn Sysfs, path: &Path) -> Result<(), StorageError> {
-    let meta = match sysfs.symlink_metadata(path) {
-        Ok(meta) => meta,
-        Err(e) if is_errno(&e, &[Errno::ENOENT]) => return Ok(()),
-        Err(e) => return Err(StorageError::os("inspect", path, e)),
-    };
-    if meta.kind == NodeKind::Dir {
-        let names = sysfs
-            .read_dir(path)
-            .map_err(|e| StorageError::os("list", path, e))?;
-        for name in names {
-            remove_tree(sysfs, &path.join(name))?;
-        }
-    }
-    match sysfs.remove_file(path) {
-        Err(e) if !is_errno(&e, &[Errno::ENOENT]) => Err(StorageError::os("remove", path, e)),
-        _ => Ok(()),
-    }
 }

@@ -4,15 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use nix::errno::Errno;
 
 use super::error::StorageError;
-use super::fs::remove_tree;
-use super::undo::is_errno;
-use crate::host::{FileMeta, NodeKind, Sysfs};
+use crate::host::{FileMeta, Host, NodeKind};
+use crate::undo::{is_errno, remove_tree};
 
 /// Most entries (files, links and directories) one watched storage may hold.
 pub const MAX_ENTRIES: usize = 16;
@@ -30,16 +28,16 @@ pub(crate) enum ScanError {
 
 /// The state of one watched storage: what was copied and when it was last modified.
 pub(crate) struct Mirror {
-    sysfs: Arc<dyn Sysfs>,
+    host: Host,
     source: PathBuf,
     target: PathBuf,
     seen: BTreeMap<PathBuf, SystemTime>,
 }
 
 impl Mirror {
-    pub(crate) fn new(sysfs: Arc<dyn Sysfs>, source: PathBuf, target: PathBuf) -> Self {
+    pub(crate) fn new(host: Host, source: PathBuf, target: PathBuf) -> Self {
         Mirror {
-            sysfs,
+            host,
             source,
             target,
             seen: BTreeMap::new(),
@@ -53,13 +51,13 @@ impl Mirror {
         let gone: Vec<PathBuf> = self
             .seen
             .keys()
-            .filter(|p| self.sysfs.symlink_metadata(p).is_err())
+            .filter(|p| self.host.sysfs.symlink_metadata(p).is_err())
             .cloned()
             .collect();
         for path in gone {
             self.seen.remove(&path);
             let target = self.target_of(&path);
-            if let Err(e) = remove_tree(&*self.sysfs, &target) {
+            if let Err(e) = remove_tree(&self.host, &target) {
                 tracing::warn!(error = %e, "removing a deleted watched entry");
             }
         }
@@ -68,11 +66,13 @@ impl Mirror {
         let mut bytes = 0u64;
         while let Some(path) = stack.pop() {
             let meta = self
+                .host
                 .sysfs
                 .symlink_metadata(&path)
                 .map_err(|e| ScanError::Failed(StorageError::os("inspect", &path, e)))?;
             if meta.kind == NodeKind::Dir {
                 let names = self
+                    .host
                     .sysfs
                     .read_dir(&path)
                     .map_err(|e| ScanError::Failed(StorageError::os("list", &path, e)))?;
@@ -121,14 +121,14 @@ impl Mirror {
 
     /// Copies one entry, with its mode and owner.
     fn copy(&self, path: &Path, meta: &FileMeta) -> Result<(), StorageError> {
-        let sysfs = &*self.sysfs;
+        let (sysfs, files) = (&*self.host.sysfs, &*self.host.agent_files);
         let target = self.target_of(path);
         match meta.kind {
             NodeKind::Dir => {
-                sysfs
+                files
                     .create_dir_all(&target)
                     .map_err(|e| StorageError::os("create directory", &target, e))?;
-                sysfs
+                files
                     .set_mode(&target, meta.mode)
                     .map_err(|e| StorageError::os("chmod", &target, e))?;
             }
@@ -136,13 +136,13 @@ impl Mirror {
                 let link = sysfs
                     .read_link(path)
                     .map_err(|e| StorageError::os("read link", path, e))?;
-                match sysfs.remove_file(&target) {
+                match files.remove_file(&target) {
                     Err(e) if !is_errno(&e, &[Errno::ENOENT]) => {
                         return Err(StorageError::os("replace link", &target, e));
                     }
                     _ => {}
                 }
-                sysfs
+                files
                     .symlink(&link, &target)
                     .map_err(|e| StorageError::os("create link", &target, e))?;
             }
@@ -151,16 +151,16 @@ impl Mirror {
                     .read(path)
                     .map_err(|e| StorageError::os("read", path, e))?;
                 if let Some(parent) = target.parent() {
-                    sysfs
+                    files
                         .create_dir_all(parent)
                         .map_err(|e| StorageError::os("create directory", parent, e))?;
                 }
-                sysfs
+                files
                     .create_file(&target, &data, meta.mode)
                     .map_err(|e| StorageError::os("copy", &target, e))?;
             }
         }
-        sysfs
+        files
             .chown(&target, Some(meta.uid), Some(meta.gid))
             .map_err(|e| StorageError::os("chown", &target, e))
     }

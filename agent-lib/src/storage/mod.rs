@@ -25,7 +25,7 @@ pub use mirror::{MAX_BYTES as WATCH_MAX_BYTES, MAX_ENTRIES as WATCH_MAX_ENTRIES}
 pub use options::{MountOptions, PROPAGATION};
 pub use request::{FsGroup, FsGroupPolicy, StorageRequest};
 pub use table::{StorageContext, StorageInfo, Storages};
-pub use undo::{Gate, Undo};
+pub use undo::{Gate, Journal};
 pub use volume::{
     SHARED_CONTAINERS_DIR, VolumeStats, VolumeUsage, add_swap_path, add_swap_pci,
     remove_stale_virtiofs_share_mounts, resize_volume, update_ephemeral_mounts, volume_stats,

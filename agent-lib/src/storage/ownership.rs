@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::error::StorageError;
 use super::request::{FsGroup, FsGroupPolicy};
-use crate::host::{NodeKind, Sysfs};
+use crate::host::{Host, NodeKind};
 
 /// Group read/write.
 const RW_MASK: u32 = 0o660;
@@ -21,13 +21,14 @@ pub(crate) const MODE_SETGID: u32 = 0o2000;
 /// permission and setgid. With [`FsGroupPolicy::OnRootMismatch`] nothing is done when the root
 /// already has the group and those permissions.
 pub(crate) fn apply(
-    sysfs: &dyn Sysfs,
+    host: &Host,
     root: &Path,
     group: FsGroup,
     read_only: bool,
 ) -> Result<(), StorageError> {
     let mask = if read_only { RO_MASK } else { RW_MASK };
-    let meta = sysfs
+    let meta = host
+        .sysfs
         .symlink_metadata(root)
         .map_err(|e| StorageError::os("inspect volume root", root, e))?;
     if group.policy == FsGroupPolicy::OnRootMismatch && meta.gid == group.gid {
@@ -41,14 +42,16 @@ pub(crate) fn apply(
     tracing::info!(root = %root.display(), gid = group.gid, "changing volume ownership");
     let mut stack: Vec<PathBuf> = vec![root.to_owned()];
     while let Some(path) = stack.pop() {
-        let meta = sysfs
+        let meta = host
+            .sysfs
             .symlink_metadata(&path)
             .map_err(|e| StorageError::os("inspect", &path, e))?;
         let mut bits = mask;
         match meta.kind {
             NodeKind::Symlink => continue,
             NodeKind::Dir => {
-                let names = sysfs
+                let names = host
+                    .sysfs
                     .read_dir(&path)
                     .map_err(|e| StorageError::os("list", &path, e))?;
                 stack.extend(names.into_iter().map(|n| path.join(n)));
@@ -56,10 +59,10 @@ pub(crate) fn apply(
             }
             _ => {}
         }
-        sysfs
+        host.agent_files
             .chown(&path, None, Some(group.gid))
             .map_err(|e| StorageError::os("chown", &path, e))?;
-        sysfs
+        host.agent_files
             .set_mode(&path, meta.mode | bits)
             .map_err(|e| StorageError::os("chmod", &path, e))?;
     }
@@ -68,14 +71,15 @@ pub(crate) fn apply(
 
 /// Gives `path` group `gid` and the setgid bit (the `fsgid=` option of ephemeral and local
 /// storages).
-pub(crate) fn set_fsgid(sysfs: &dyn Sysfs, path: &Path, gid: u32) -> Result<(), StorageError> {
-    sysfs
+pub(crate) fn set_fsgid(host: &Host, path: &Path, gid: u32) -> Result<(), StorageError> {
+    host.agent_files
         .chown(path, None, Some(gid))
         .map_err(|e| StorageError::os("chown", path, e))?;
-    let meta = sysfs
+    let meta = host
+        .sysfs
         .symlink_metadata(path)
         .map_err(|e| StorageError::os("inspect", path, e))?;
-    sysfs
+    host.agent_files
         .set_mode(path, meta.mode | MODE_SETGID)
         .map_err(|e| StorageError::os("chmod", path, e))
 }

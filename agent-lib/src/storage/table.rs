@@ -12,7 +12,7 @@ use super::confine::MountRoots;
 use super::driver::{DriverContext, DriverRegistry};
 use super::error::StorageError;
 use super::request::StorageRequest;
-use super::undo::Undo;
+use super::undo::Journal;
 use crate::device::DeviceContext;
 use crate::host::Host;
 
@@ -25,7 +25,7 @@ struct Entry {
     /// One owner per use (an owner may use a mount point more than once).
     users: Vec<String>,
     shared: bool,
-    undo: Undo,
+    undo: Journal,
 }
 
 #[derive(Debug)]
@@ -241,7 +241,7 @@ impl Storages {
         let mut pending = PendingGuard {
             storages: self,
             key: key.clone(),
-            undo: Undo::new(),
+            undo: Journal::new(),
             done: false,
         };
         let driver = self.registry.get(&request.driver)?;
@@ -385,7 +385,7 @@ impl Storages {
 struct PendingGuard<'a> {
     storages: &'a Storages,
     key: PathBuf,
-    undo: Undo,
+    undo: Journal,
     /// The storage made it into the table.
     done: bool,
 }

@@ -1,17 +1,15 @@
-//! [`Undo`]: what a storage did to the OS, recorded step by step so a failure halfway and the
+//! [`Journal`]: what a storage did to the OS, recorded step by step so a failure halfway and the
 //! release of the last user undo exactly that, in reverse order.
 
 use std::fmt;
-use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use nix::errno::Errno;
-use nix::mount::MntFlags;
 use tokio::task::JoinHandle;
 
 use super::error::StorageError;
 use crate::host::Host;
+use crate::undo::{Undo, unwind};
 
 /// Lets a background task and the undo of its storage take turns: the task works only while
 /// holding the gate open, the undo closes it.
@@ -42,14 +40,8 @@ impl Gate {
 
 /// One thing done, and how to undo it.
 enum Step {
-    /// A mount on this target.
-    Umount(PathBuf),
-    /// A directory this storage created (removed when empty).
-    RemoveDir(PathBuf),
-    /// A file this storage created.
-    RemoveFile(PathBuf),
-    /// A tree of copies this storage made (removed with everything in it).
-    RemoveTree(PathBuf),
+    /// A mount, directory, file or tree this storage made.
+    Made(Undo),
     /// A background task of this storage, and the gate it holds while working.
     StopTask(JoinHandle<()>, Gate),
     /// A file overwritten (a sysfs attribute): put the old contents back, on rollback only.
@@ -59,10 +51,7 @@ enum Step {
 impl fmt::Debug for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Step::Umount(p) => write!(f, "umount {}", p.display()),
-            Step::RemoveDir(p) => write!(f, "rmdir {}", p.display()),
-            Step::RemoveFile(p) => write!(f, "rm {}", p.display()),
-            Step::RemoveTree(p) => write!(f, "rm -r {}", p.display()),
+            Step::Made(undo) => write!(f, "{undo}"),
             Step::StopTask(..) => write!(f, "stop task"),
             Step::Restore { path, .. } => write!(f, "restore {}", path.display()),
         }
@@ -71,11 +60,11 @@ impl fmt::Debug for Step {
 
 /// The steps a storage took, undone last-first.
 #[derive(Debug, Default)]
-pub struct Undo {
+pub struct Journal {
     steps: Vec<Step>,
 }
 
-impl Undo {
+impl Journal {
     /// Nothing done yet.
     pub fn new() -> Self {
         Self::default()
@@ -88,22 +77,23 @@ impl Undo {
 
     /// Records a mount on `target`.
     pub fn mounted(&mut self, target: impl Into<PathBuf>) {
-        self.steps.push(Step::Umount(target.into()));
+        self.steps.push(Step::Made(Undo::Unmount(target.into())));
     }
 
-    /// Records a directory created.
+    /// Records a directory created (removed while empty: others may add to it).
     pub fn created_dir(&mut self, path: impl Into<PathBuf>) {
-        self.steps.push(Step::RemoveDir(path.into()));
+        self.steps
+            .push(Step::Made(Undo::RemoveIfEmpty(path.into())));
     }
 
     /// Records a file created.
     pub fn created_file(&mut self, path: impl Into<PathBuf>) {
-        self.steps.push(Step::RemoveFile(path.into()));
+        self.steps.push(Step::Made(Undo::Remove(path.into())));
     }
 
     /// Records a tree of files made under `path` (the directory itself included).
     pub fn created_tree(&mut self, path: impl Into<PathBuf>) {
-        self.steps.push(Step::RemoveTree(path.into()));
+        self.steps.push(Step::Made(Undo::RemoveTree(path.into())));
     }
 
     /// Records a background task to stop. The task holds `gate` while it works and ends when
@@ -136,34 +126,27 @@ impl Undo {
     }
 
     fn run(self, host: &Host, rollback: bool) -> Result<(), StorageError> {
-        let mut first = None;
-        for step in self.steps.into_iter().rev() {
+        let failed = unwind(self.steps, |step| {
             tracing::debug!(?step, rollback, "undo");
-            if let Err(e) = undo_step(host, step, rollback) {
+            undo_step(host, step, rollback).inspect_err(|e| {
                 tracing::warn!(error = %e, "undo step failed");
-                first.get_or_insert(e);
-            }
-        }
-        first.map_or(Ok(()), Err)
+            })
+        });
+        failed.into_iter().next().map_or(Ok(()), |(_, e)| Err(e))
     }
 }
 
-fn undo_step(host: &Host, step: Step, rollback: bool) -> Result<(), StorageError> {
+fn undo_step(host: &Host, step: &Step, rollback: bool) -> Result<(), StorageError> {
     match step {
-        Step::Umount(target) => umount(host, target),
-        Step::RemoveDir(path) => match host.sysfs.remove_file(&path) {
-            Ok(()) => Ok(()),
-            // Gone already, or someone else's files live there now: not ours to remove.
-            Err(e) if is_errno(&e, &[Errno::ENOENT, Errno::ENOTEMPTY, Errno::EEXIST]) => Ok(()),
-            Err(e) => Err(StorageError::os("remove mount point", path, e)),
-        },
-        Step::RemoveFile(path) => match host.sysfs.remove_file(&path) {
-            Err(e) if !is_errno(&e, &[Errno::ENOENT]) => {
-                Err(StorageError::os("remove file", path, e))
-            }
-            _ => Ok(()),
-        },
-        Step::RemoveTree(path) => super::fs::remove_tree(host.sysfs.as_ref(), &path),
+        Step::Made(undo) => undo.apply(host).map_err(|e| {
+            let what = match undo {
+                Undo::Unmount(_) => "umount",
+                Undo::RemoveIfEmpty(_) => "remove mount point",
+                Undo::Remove(_) => "remove file",
+                Undo::RemoveTree(_) => "remove tree",
+            };
+            StorageError::os(what, undo.path(), e)
+        }),
         Step::StopTask(task, gate) => {
             gate.close();
             task.abort();
@@ -171,26 +154,8 @@ fn undo_step(host: &Host, step: Step, rollback: bool) -> Result<(), StorageError
         }
         Step::Restore { path, old } if rollback => host
             .sysfs
-            .write(&path, &old)
+            .write(path, old)
             .map_err(|e| StorageError::os("restore", path, e)),
         Step::Restore { .. } => Ok(()),
     }
-}
-
-/// Unmounts `target`; a busy mount is detached, one already gone is fine.
-fn umount(host: &Host, target: PathBuf) -> Result<(), StorageError> {
-    match host.mounter.umount(&target, MntFlags::empty()) {
-        Ok(()) => Ok(()),
-        Err(e) if is_errno(&e, &[Errno::EINVAL]) => Ok(()),
-        Err(e) if is_errno(&e, &[Errno::EBUSY]) => host
-            .mounter
-            .umount(&target, MntFlags::MNT_DETACH)
-            .map_err(|e| StorageError::os("umount", target, e)),
-        Err(e) => Err(StorageError::os("umount", target, e)),
-    }
-}
-
-pub(crate) fn is_errno(e: &io::Error, errnos: &[Errno]) -> bool {
-    e.raw_os_error()
-        .is_some_and(|raw| errnos.iter().any(|n| *n as i32 == raw))
 }

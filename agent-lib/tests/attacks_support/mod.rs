@@ -1,6 +1,7 @@
 //! Fixtures of the attack tests (`attacks.rs`): a sandbox on a real agent, specs that stage the
 //! attacks, and observations of the host (modes, limits, namespaces, cgroups).
 
+pub mod cgroup2;
 pub mod race;
 
 use std::fs;
@@ -12,19 +13,11 @@ use crate::support::host_state::{cgroup_dirs, cgroup_pids};
 use crate::support::real_agent::RealAgent;
 use crate::support::wire::spec;
 
-/// The runtime's pause container.
-pub const PAUSE: [&str; 2] = ["sleep", "999999"];
+pub use crate::support::real_agent::PAUSE;
 
 /// A sandbox with its infra container running; returns the agent.
 pub async fn sandbox(test: &str) -> RealAgent {
-    let agent = RealAgent::start(test).await;
-    let sandbox = agent.id("sb");
-    agent.create_sandbox(&sandbox, "attack-pod").await;
-    let infra = agent.rootfs("infra");
-    agent
-        .run_container(&sandbox, spec(&infra, &PAUSE, false, None))
-        .await;
-    agent
+    RealAgent::with_infra(test, "attack-pod").await
 }
 
 /// The agent answers Check and runs a new process in `cid`.
@@ -158,9 +151,7 @@ pub fn spec_with_cgroup_mount(root: &Path, options: &[&str]) -> oci::Spec {
 
 /// Runs `script` in `cid` as root; returns (stdout, exit code).
 pub async fn sh(agent: &RealAgent, cid: &str, eid: &str, script: &str) -> (String, i32) {
-    agent.exec(cid, eid, &["sh", "-c", script], false).await;
-    let out = agent.read_all(cid, eid, false).await;
-    (out, agent.wait(cid, eid).await)
+    agent.sh(cid, eid, script).await
 }
 
 /// Compiles the C program `source` with `gcc -static` to `out` (for a container rootfs).

@@ -1,7 +1,8 @@
 //! The attacker of the mount-destination race (class 2): a container sharing a volume with the
 //! one being created, played by a thread acting on the volume's host directory, which swaps a
 //! directory and a symlink to outside every container with `renameat2(RENAME_EXCHANGE)` as fast
-//! as it can.
+//! as it can; and the attacker of the masked-path race, which keeps planting a symlink where the
+//! victim makes its `/dev/null`.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -49,5 +50,43 @@ impl Exchanger {
     pub fn stop(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         self.thread.join().expect("the exchanger panicked")
+    }
+}
+
+/// A running planting of a symlink; [`Planter::stop`] ends it.
+pub struct Planter {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<u64>,
+}
+
+impl Planter {
+    /// Starts putting a symlink to `target` at `at` in a loop (made beside it, then renamed
+    /// over whatever `at` is), so that whatever the victim makes at `at` is soon the link.
+    pub fn start(at: &Path, target: &Path) -> Planter {
+        let c = |p: &Path| CString::new(p.as_os_str().as_bytes()).unwrap();
+        let temp = at.with_extension("planted");
+        let (at, temp, target) = (c(at), c(&temp), c(target));
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut plants = 0u64;
+            while !flag.load(Ordering::Relaxed) {
+                // SAFETY: symlink and rename read the path strings only.
+                let rc = unsafe {
+                    libc::symlink(target.as_ptr(), temp.as_ptr());
+                    libc::rename(temp.as_ptr(), at.as_ptr())
+                };
+                assert_eq!(rc, 0, "rename: {}", std::io::Error::last_os_error());
+                plants += 1;
+            }
+            plants
+        });
+        Planter { stop, thread }
+    }
+
+    /// Stops the planting; returns how many links were planted.
+    pub fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("the planter panicked")
     }
 }

@@ -14,10 +14,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent_fakes::{FakeNetlink, FakeSysfs, FakeUevents, uevent_datagram};
+use agent_fakes::{FakeNetlink, FakeSysfs, FakeUevents, lock, uevent_datagram};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -156,10 +156,6 @@ struct Shared {
     sysfs: Arc<FakeSysfs>,
     netlink: Arc<FakeNetlink>,
     uevents: Arc<FakeUevents>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The guest kernel model and its task. Dropping it stops the task.

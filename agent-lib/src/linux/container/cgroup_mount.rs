@@ -4,8 +4,9 @@
 //! hierarchy of the guest, each a bind mount of the container's own cgroup in that hierarchy,
 //! plus the guest's links (`cpu` → `cpu,cpuacct`); read-only unless the spec says `rw`. The
 //! container lists no other cgroup and cannot move itself out of its own (the parent's
-//! `cgroup.procs` is not in its view). On cgroup v2: the helper enters its cgroup and a new
-//! cgroup namespace first, so the `cgroup2` mount shows only the container's subtree.
+//! `cgroup.procs` is not in its view). On cgroup v2 (as runc): the helper, born in the
+//! container's cgroup, enters a new cgroup namespace first, so the `cgroup2` mount shows only the
+//! container's subtree, read-only unless the spec says `rw`.
 
 use std::fs;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -130,18 +131,47 @@ fn links(dest: &Path, shown: &str, bound: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// cgroup v2: into the container's cgroup, a new cgroup namespace rooted there, then the mount.
+/// cgroup v2: a new cgroup namespace rooted at the container's cgroup, then the mount, which
+/// shows only that subtree. The helper was born in the cgroup (`clone3(CLONE_INTO_CGROUP)`, see
+/// [`super::cgroup_join`]); it checks that rather than moving itself, so a helper anywhere else
+/// fails instead of rooting the namespace above the container.
 fn cgroup2(
     target: BorrowedFd<'_>,
     shown: &str,
     flags: MsFlags,
     relative: &Path,
 ) -> Result<OwnedFd> {
-    let procs = Path::new(CGROUP_ROOT).join(relative).join("cgroup.procs");
-    fs::write(&procs, std::process::id().to_string())
-        .step(|| format!("enter the container's cgroup ({})", procs.display()))?;
+    let own = fs::read_to_string("/proc/self/cgroup")
+        .step(|| "read the helper's cgroup (/proc/self/cgroup)".to_owned())?;
+    let wanted = Path::new("/").join(relative);
+    if v2_cgroup(&own) != Some(wanted.as_path()) {
+        return Err(SetupError::spec(format!(
+            "the helper is not in the container's cgroup {} (it is in {:?}): no cgroup mount",
+            wanted.display(),
+            own.trim()
+        )));
+    }
     unshare(CloneFlags::CLONE_NEWCGROUP).step(|| "unshare the cgroup namespace".to_owned())?;
     let mounted = new_fs("cgroup2", "cgroup2", &[], flags, shown)?;
     attach(mounted.as_fd(), target, shown)?;
     Ok(mounted)
+}
+
+/// The v2 cgroup (`0::<path>`) of a `/proc/<pid>/cgroup` text.
+fn v2_cgroup(text: &str) -> Option<&Path> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| Path::new(p.trim_end()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_v2_cgroup_is_read_from_the_unified_line() {
+        let text = "4:memory:/x\n0::/kata/c1\n";
+        assert_eq!(v2_cgroup(text), Some(Path::new("/kata/c1")));
+        assert_eq!(v2_cgroup("4:memory:/x\n"), None);
+    }
 }

@@ -78,6 +78,23 @@ pub(super) fn open_in_root(root: BorrowedFd<'_>, dest: &Path, want: Want) -> Res
     Ok(current)
 }
 
+/// An `O_PATH` descriptor of the existing `path` resolved inside `root` (a symlink, the last
+/// component's included, is followed as if `root` were `/`; a magic link is refused), or
+/// `None` when nothing is there. Nothing is created.
+pub(super) fn existing_in_root(root: BorrowedFd<'_>, path: &Path) -> Result<Option<OwnedFd>> {
+    let rel: PathBuf = normal(path).iter().collect();
+    let rel = if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    };
+    match resolve(root, &rel, true) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e).step(|| format!("resolve {} in the root", path.display())),
+    }
+}
+
 /// `path`'s components, `..` kept (the kernel stops it at the root), `.` and `/` dropped.
 fn normal(path: &Path) -> Vec<OsString> {
     path.components()

@@ -21,8 +21,10 @@
 //!    new user namespace. Between `clone` and `execveat` the child makes raw system calls only.
 //!    Nothing in the container can reach the helper (runc CVE-2016-9962): the child makes itself
 //!    non-dumpable first, the helper again first thing after its exec and after every namespace
-//!    entry and credential change; an exec's helper is born in the container's cgroup (the launch
-//!    thread joins it before the clone, [`cgroup_join`]) rather than moved there after `Ready`.
+//!    entry and credential change; a helper is born in the container's cgroup rather than moved
+//!    there after `Ready` ([`cgroup_join`]): on cgroup v2 every helper (init and exec) by
+//!    `clone3(CLONE_INTO_CGROUP)` on the cgroup's directory, on v1 an exec's helper because the
+//!    launch thread joins the cgroup before the clone.
 //! 3. With a new user namespace the child waits (one byte on its socket) until the parent has
 //!    written its uid and gid maps, then becomes root of the namespace before the exec, so the
 //!    helper keeps its capabilities there.
@@ -62,6 +64,7 @@ mod paths;
 mod protocol;
 mod rootfs;
 mod seccomp;
+mod source;
 mod spawn;
 
 use std::path::PathBuf;

@@ -2,8 +2,6 @@
 //! proc, sysfs, tmpfs, mqueue, devpts, cgroup ([`super::cgroup_mount`]), and anything else by type; mount options to
 //! flags, propagation and data; read-only bind mounts done as bind + remount.
 
-use std::fs;
-use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -13,8 +11,8 @@ use oci_spec::runtime::Mount;
 use super::beneath::open_root;
 use super::error::{Result, SetupError, Step};
 use super::in_root::{Want, fd_path, open_in_root};
-use super::new_mount::{attach, clone_tree, new_fs};
-use super::paths::remount_readonly;
+use super::new_mount::{attach, clone_tree, new_fs, set_flags};
+use super::source::open_source;
 
 /// A mount's options, split into what `mount(2)` takes.
 #[derive(Debug, PartialEq, Eq)]
@@ -109,7 +107,8 @@ fn mount_one(root: BorrowedFd<'_>, m: &Mount, cgroup: &Path) -> Result<()> {
         bind(root, m, &opts, &shown)?
     } else if typ == "cgroup" {
         let target = open_in_root(root, m.destination(), Want::Dir)?;
-        super::cgroup_mount::mount_cgroup(target.as_fd(), &shown, opts.flags, cgroup)?
+        let flags = cgroup_flags(m.options().as_deref().unwrap_or_default(), opts.flags);
+        super::cgroup_mount::mount_cgroup(target.as_fd(), &shown, flags, cgroup)?
     } else {
         let target = open_in_root(root, m.destination(), Want::Dir)?;
         let source = m
@@ -134,72 +133,36 @@ fn mount_one(root: BorrowedFd<'_>, m: &Mount, cgroup: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A bind mount; returns the descriptor of the new mount.
+/// The flags of a `cgroup` mount: read-only unless the options end with `rw` (the last of `ro`
+/// and `rw` wins, as for any mount; saying neither is read-only).
+fn cgroup_flags(options: &[String], flags: MsFlags) -> MsFlags {
+    let last = options.iter().rev().find(|o| *o == "ro" || *o == "rw");
+    if last.is_some_and(|o| o == "rw") {
+        flags
+    } else {
+        flags | MsFlags::MS_RDONLY
+    }
+}
+
+/// A bind mount; returns the descriptor of the new mount. The source is opened once
+/// ([`open_source`]: no symlink followed), cloned and given its flags detached, then attached
+/// onto the target's descriptor: neither path is looked up again.
 fn bind(root: BorrowedFd<'_>, m: &Mount, opts: &Options, shown: &str) -> Result<OwnedFd> {
     let source = m
         .source()
         .as_ref()
         .ok_or_else(|| SetupError::spec(format!("bind mount on {shown} has no source")))?;
-    let meta = fs::metadata(source).step(|| format!("bind source {}", source.display()))?;
-    let want = if meta.is_dir() { Want::Dir } else { Want::File };
+    let source = open_source(source, shown)?;
+    let want = if source.is_dir { Want::Dir } else { Want::File };
     let target = open_in_root(root, m.destination(), want)?;
-    let tree = clone_tree(source, opts.flags.contains(MsFlags::MS_REC))?;
+    let recursive = opts.flags.contains(MsFlags::MS_REC);
+    let tree = clone_tree(source.fd.as_fd(), shown, recursive)?;
+    // A bind mount takes no flag of its own: they are set on the copy (every mount of an
+    // `rbind`), before anything can see it.
+    let flags = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC);
+    set_flags(tree.as_fd(), flags, recursive, shown)?;
     attach(tree.as_fd(), target.as_fd(), shown)?;
-    let dest = fd_path(&tree);
-    // A bind mount ignores every other flag: they take a remount.
-    let extra = opts.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_RDONLY);
-    if opts.flags.contains(MsFlags::MS_RDONLY) {
-        remount_readonly(&dest, true, extra)?;
-        if opts.flags.contains(MsFlags::MS_REC) {
-            readonly_below(&dest, shown)?;
-        }
-    } else if !extra.is_empty() {
-        mount(
-            None::<&str>,
-            &dest,
-            None::<&str>,
-            MsFlags::MS_REMOUNT | MsFlags::MS_BIND | extra,
-            None::<&str>,
-        )
-        .step(|| format!("remount {shown} with its flags"))?;
-    }
     Ok(tree)
-}
-
-/// Makes every mount below `dest` read-only too (`mount_setattr(AT_RECURSIVE)`, Linux ≥ 5.12).
-fn readonly_below(dest: &Path, shown: &str) -> Result<()> {
-    #[repr(C)]
-    struct MountAttr {
-        attr_set: u64,
-        attr_clr: u64,
-        propagation: u64,
-        userns_fd: u64,
-    }
-    const MOUNT_ATTR_RDONLY: u64 = 0x1;
-    let path = std::ffi::CString::new(dest.as_os_str().as_encoded_bytes())
-        .map_err(|_| SetupError::spec(format!("NUL in mount point {shown}")))?;
-    let attr = MountAttr {
-        attr_set: MOUNT_ATTR_RDONLY,
-        attr_clr: 0,
-        propagation: 0,
-        userns_fd: 0,
-    };
-    // SAFETY: mount_setattr reads `attr` (of the size given) and the path string.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            libc::AT_RECURSIVE as libc::c_uint,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error())
-            .step(|| format!("make the mounts under {shown} read-only"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -226,6 +189,17 @@ mod tests {
         );
         assert_eq!(o.propagation, MsFlags::MS_PRIVATE | MsFlags::MS_REC);
         assert_eq!(o.data, ["mode=755", "size=65536k"]);
+        let strings = |o: &[&str]| o.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ro = MsFlags::MS_RDONLY;
+        assert_eq!(
+            cgroup_flags(&strings(&["nosuid"]), MsFlags::MS_NOSUID),
+            ro | MsFlags::MS_NOSUID
+        );
+        assert_eq!(
+            cgroup_flags(&strings(&["ro", "rw"]), MsFlags::empty()),
+            MsFlags::empty()
+        );
+        assert_eq!(cgroup_flags(&strings(&["rw", "ro"]), ro), ro);
         let o = parse(&["rbind", "ro", "rw"]);
         assert_eq!(o.flags, MsFlags::MS_BIND | MsFlags::MS_REC);
         assert!(o.bind());

@@ -6,7 +6,6 @@
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
-use std::path::Path;
 
 use nix::mount::MsFlags;
 
@@ -33,17 +32,72 @@ fn fd_or_error(ret: libc::c_long) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(ret as libc::c_int) })
 }
 
-/// A detached copy of the mount (or, with `recursive`, mount tree) at `source`.
-pub(super) fn clone_tree(source: &Path, recursive: bool) -> Result<OwnedFd> {
-    let shown = source.display().to_string();
-    let path = cstr(&source.to_string_lossy(), &shown)?;
-    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+/// A detached copy of the mount (or, with `recursive`, mount tree) at the file `source`, a
+/// descriptor resolved once by the caller: no path is looked up again.
+pub(super) fn clone_tree(source: BorrowedFd<'_>, shown: &str, recursive: bool) -> Result<OwnedFd> {
+    let mut flags = OPEN_TREE_CLONE | (libc::O_CLOEXEC | libc::AT_EMPTY_PATH) as libc::c_uint;
     if recursive {
         flags |= libc::AT_RECURSIVE as libc::c_uint;
     }
-    // SAFETY: open_tree reads the path string only.
-    let ret = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, path.as_ptr(), flags) };
-    fd_or_error(ret).step(|| format!("open the bind source {shown}"))
+    // SAFETY: open_tree reads the empty path string only.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_open_tree, source.as_raw_fd(), c"".as_ptr(), flags) };
+    fd_or_error(ret).step(|| format!("open the bind source of {shown}"))
+}
+
+/// Sets the mount `flags` (read-only, nosuid, nodev, noexec, atime) on the detached mount
+/// `tree`, and with `recursive` on every mount below it (`mount_setattr`, Linux ≥ 5.12);
+/// other attributes are kept.
+pub(super) fn set_flags(
+    tree: BorrowedFd<'_>,
+    flags: MsFlags,
+    recursive: bool,
+    shown: &str,
+) -> Result<()> {
+    #[repr(C)]
+    struct MountAttr {
+        attr_set: u64,
+        attr_clr: u64,
+        propagation: u64,
+        userns_fd: u64,
+    }
+    /// `MOUNT_ATTR__ATIME`: the atime field, cleared before one of its values is set.
+    const ATIME_MASK: u64 = 0x70;
+    let attr_set = u64::from(attributes(flags));
+    let atime = MsFlags::MS_NOATIME | MsFlags::MS_STRICTATIME | MsFlags::MS_RELATIME;
+    let attr_clr = if flags.intersects(atime) {
+        ATIME_MASK
+    } else {
+        0
+    };
+    if attr_set == 0 && attr_clr == 0 {
+        return Ok(());
+    }
+    let attr = MountAttr {
+        attr_set,
+        attr_clr,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let mut at = libc::AT_EMPTY_PATH as libc::c_uint;
+    if recursive {
+        at |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: mount_setattr reads `attr` (of the size given) and the empty path string.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            at,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error()).step(|| format!("set the flags of {shown}"));
+    }
+    Ok(())
 }
 
 /// A new, detached filesystem of type `typ` from `source`, with the filesystem options `data`

@@ -1,5 +1,5 @@
 //! Paths inside the container root: directories made with runc's modes, read-only remounts that
-//! keep the other mount flags, masked and read-only paths.
+//! keep the other mount flags, masked and read-only paths (resolved once, mounted by fd).
 
 use std::ffi::CString;
 use std::io;
@@ -7,9 +7,15 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
 
-use nix::mount::{MsFlags, mount};
+use std::os::fd::{AsFd, OwnedFd};
 
+use nix::mount::{MsFlags, mount};
+use nix::sys::stat::{SFlag, fstat};
+
+use super::beneath::open_root;
 use super::error::{Result, SetupError, Step};
+use super::in_root::existing_in_root;
+use super::new_mount::{attach, clone_tree, new_fs, set_flags};
 
 /// The mode of the directories the helper creates in the rootfs (as runc): the helper runs with
 /// umask 0, so a bare `create_dir_all` would make them 0777, writable by any container user.
@@ -65,57 +71,44 @@ fn current_flags(path: &Path) -> Result<MsFlags> {
 }
 
 /// Masks each path (inside the new root, after the pivot): a directory gets an empty read-only
-/// tmpfs, anything else `/dev/null` bound over it. Missing paths are skipped.
-pub(super) fn mask(paths: &[String]) -> Result<()> {
+/// tmpfs, anything else one of `nulls` (the guest's `/dev/null`, see
+/// [`super::source::null_mounts`]). Each path is resolved once in the root
+/// ([`existing_in_root`]: a symlink stays inside it, a magic link is refused) and mounted onto
+/// through its descriptor. Missing paths are skipped.
+pub(super) fn mask(paths: &[String], nulls: Vec<OwnedFd>) -> Result<()> {
+    let root = open_root(Path::new("/"))?;
+    let mut nulls = nulls.into_iter();
     for p in paths {
-        let path = Path::new(p);
-        let meta = match std::fs::metadata(path) {
-            Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).step(|| format!("masked path {p}")),
+        let Some(target) = existing_in_root(root.as_fd(), Path::new(p))? else {
+            continue;
         };
-        if meta.is_dir() {
-            mount(
-                Some("tmpfs"),
-                path,
-                Some("tmpfs"),
-                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-                Some("size=0"),
-            )
-            .step(|| format!("mask {p} with an empty tmpfs"))?;
+        let st = fstat(&target).step(|| format!("stat masked path {p}"))?;
+        let tree = if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFDIR {
+            let flags =
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            new_fs("tmpfs", "tmpfs", &[], flags, p)?
         } else {
-            mount(
-                Some("/dev/null"),
-                path,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .step(|| format!("mask {p} with /dev/null"))?;
-        }
+            nulls
+                .next()
+                .ok_or_else(|| SetupError::spec(format!("no /dev/null left to mask {p}")))?
+        };
+        attach(tree.as_fd(), target.as_fd(), p)?;
     }
     Ok(())
 }
 
-/// Makes each path (inside the new root, after the pivot) read-only: a bind mount of itself,
-/// remounted read-only. Missing paths are skipped.
+/// Makes each path (inside the new root, after the pivot) read-only, with every mount below
+/// it: a recursive copy of the mount at it, made read-only while detached, attached over it.
+/// Resolved once as [`mask`] does. Missing paths are skipped.
 pub(super) fn make_readonly(paths: &[String]) -> Result<()> {
+    let root = open_root(Path::new("/"))?;
     for p in paths {
-        let path = Path::new(p);
-        match std::fs::symlink_metadata(path) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).step(|| format!("read-only path {p}")),
-        }
-        mount(
-            Some(path),
-            path,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .step(|| format!("bind {p} for read-only"))?;
-        remount_readonly(path, true, MsFlags::empty())?;
+        let Some(target) = existing_in_root(root.as_fd(), Path::new(p))? else {
+            continue;
+        };
+        let tree = clone_tree(target.as_fd(), p, true)?;
+        set_flags(tree.as_fd(), MsFlags::MS_RDONLY, true, p)?;
+        attach(tree.as_fd(), target.as_fd(), p)?;
     }
     Ok(())
 }

@@ -73,6 +73,9 @@ pub(super) fn set_up(spec: &Spec, no_pivot_root: bool, state: &HookState) -> Res
     {
         hooks::run("createContainer", &list, state)?;
     }
+    // The guest's /dev/null, for the masked files: it is out of reach after the pivot.
+    let masked = linux.masked_paths().clone().unwrap_or_default();
+    let nulls = super::source::null_mounts(masked.len())?;
     if no_pivot_root {
         move_root(&rootfs)?;
     } else {
@@ -86,7 +89,7 @@ pub(super) fn set_up(spec: &Spec, no_pivot_root: bool, state: &HookState) -> Res
         mount(None::<&str>, "/", None::<&str>, flags, None::<&str>)
             .step(|| format!("set the root propagation {prop}"))?;
     }
-    mask(linux.masked_paths().as_deref().unwrap_or_default())?;
+    mask(&masked, nulls)?;
     make_readonly(linux.readonly_paths().as_deref().unwrap_or_default())?;
     if spec
         .root()

@@ -53,8 +53,6 @@ struct ChildPlan {
     stdio: [RawFd; 3],
     sock: RawFd,
     pidfd: Option<RawFd>,
-    /// An exec's: the container's `cgroup.procs` files, joined first thing.
-    cgroup_procs: Vec<RawFd>,
     image: RawFd,
     tty: bool,
     become_root: bool,
@@ -91,11 +89,9 @@ impl ContainerSpawner {
             (HelperKind::Exec { init_pid }, _) => Some(above(pidfd_of(reaper, *init_pid)?)?),
             _ => None,
         };
-        let cgroup = match &config.kind {
-            HelperKind::Exec { .. } => cgroup_join::join_files(&config.spec)
-                .map_err(|e| context(e, "join the container's cgroup"))?,
-            HelperKind::Init => Join::default(),
-        };
+        let exec = matches!(config.kind, HelperKind::Exec { .. });
+        let cgroup = cgroup_join::join_files(&config.spec, exec)
+            .map_err(|e| context(e, "join the container's cgroup"))?;
         let mut flags = libc::SIGCHLD as libc::c_ulong;
         if new_user {
             flags |= libc::CLONE_NEWUSER as libc::c_ulong;
@@ -107,7 +103,6 @@ impl ContainerSpawner {
             stdio: stdio.each_ref().map(|fd| fd.as_raw_fd()),
             sock: child_sock.as_raw_fd(),
             pidfd: pidfd.as_ref().map(|fd| fd.as_raw_fd()),
-            cgroup_procs: cgroup.child.iter().map(|fd| fd.as_raw_fd()).collect(),
             image: image.as_raw_fd(),
             tty,
             become_root: new_user,
@@ -120,7 +115,7 @@ impl ContainerSpawner {
         };
 
         let (pid, exit) = reaper.spawn_registered(|| {
-            let pid = clone_on_thread(flags, &pid_ns, &cgroup.thread, &child)?;
+            let pid = clone_on_thread(flags, &pid_ns, &cgroup, &child)?;
             Ok((pid, pid))
         })?;
         drop((stdio, child_sock, pidfd, pid_ns, cgroup));
@@ -403,12 +398,13 @@ fn sealed_copy(path: &Path) -> io::Result<OwnedFd> {
     above(image.into())
 }
 
-/// Clones the child on a dedicated thread that first joins the cgroups of `cgroup` (so the
-/// child is born in them) and enters `pid_ns`; returns its pid. The thread ends with the call.
+/// Clones the child on a dedicated thread that first joins the v1 cgroups of `cgroup` and
+/// enters `pid_ns`; on v2 the clone itself puts the child into the cgroup. Either way the child
+/// is born in the container's cgroup. Returns its pid; the thread ends with the call.
 fn clone_on_thread(
     flags: libc::c_ulong,
     pid_ns: &PidNs,
-    cgroup: &[OwnedFd],
+    cgroup: &Join,
     child: &ChildPlan,
 ) -> io::Result<i32> {
     // The plan holds raw pointers (to 'static strings): pass its address across.
@@ -422,9 +418,12 @@ fn clone_on_thread(
                 nix::sched::setns(fd, CloneFlags::CLONE_NEWPID)
                     .map_err(|e| context(e.into(), "join the pid namespace"))?;
             }
-            // SAFETY: a fork-like clone (no CLONE_VM, no new stack); the child runs only
-            // `child_main`, which makes raw system calls and never returns.
-            let pid = unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) };
+            let pid = match cgroup.born_in() {
+                Some(dir) => clone_into(flags, dir),
+                // SAFETY: a fork-like clone (no CLONE_VM, no new stack); the child runs only
+                // `child_main`, which makes raw system calls and never returns.
+                None => unsafe { libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0) },
+            };
             if pid == 0 {
                 // SAFETY: in the child; see `child_main`.
                 unsafe { child_main(&*child.0) }
@@ -448,6 +447,47 @@ fn clone_on_thread(
     })
 }
 
+/// `CLONE_INTO_CGROUP` (Linux ≥ 5.7): clone3's `cgroup` field names the child's cgroup.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` as of Linux 5.7 (`CLONE_ARGS_SIZE_VER2`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// A fork-like `clone3` whose child the kernel attaches to the cgroup directory `dir` while
+/// forking it. `flags` are `clone`'s (the exit signal in the low byte). Returns as `clone`
+/// does: 0 in the child, the pid or -1 in the parent.
+fn clone_into(flags: libc::c_ulong, dir: &OwnedFd) -> libc::c_long {
+    let args = CloneArgs {
+        flags: (flags & !0xff) | CLONE_INTO_CGROUP,
+        exit_signal: flags & 0xff,
+        cgroup: dir.as_raw_fd() as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: clone3 reads `args` (of the size given); no CLONE_VM and no stack, so the child
+    // continues on a copy of this stack like a fork, and runs only `child_main`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    }
+}
+
 struct ChildPtr(*const ChildPlan);
 // SAFETY: the pointer is only dereferenced while the plan is borrowed by `clone_on_thread`.
 unsafe impl Send for ChildPtr {}
@@ -463,14 +503,9 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
     unsafe {
         // Nothing in the container may ptrace or read the helper (runc CVE-2016-9962): not
         // dumpable from here to the program's exec (the helper says so again after its exec and
-        // each credential change), and an exec is in the container's cgroup before anything else.
+        // each credential change); it was born in the container's cgroup ([`cgroup_join`]).
         if libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 {
             libc::_exit(121);
-        }
-        for &fd in &plan.cgroup_procs {
-            if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
-                libc::_exit(121);
-            }
         }
         let mut byte = 0u8;
         loop {

@@ -10,7 +10,7 @@ use crate::storage::driver::{DriverContext, StorageDriver};
 use crate::storage::error::StorageError;
 use crate::storage::options::MountOptions;
 use crate::storage::request::StorageRequest;
-use crate::storage::undo::Undo;
+use crate::storage::undo::Journal;
 
 /// `bind`: bind-mounts the existing guest path `source` (a directory or a file) on the mount
 /// point; `ro` makes it read-only, `rbind` recursive, propagation options apply.
@@ -27,7 +27,7 @@ impl StorageDriver for Bind {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         no_driver_options(request)?;
         let mut options = MountOptions::parse(&request.options)?;

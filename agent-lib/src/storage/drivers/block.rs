@@ -9,7 +9,7 @@ use crate::storage::driver::{DriverContext, StorageDriver};
 use crate::storage::error::StorageError;
 use crate::storage::options::MountOptions;
 use crate::storage::request::StorageRequest;
-use crate::storage::undo::Undo;
+use crate::storage::undo::Journal;
 
 /// Kata's driver option asking for a fresh ext4 filesystem on the volume.
 const CREATE_FS: &str = "create_filesystem";
@@ -89,7 +89,7 @@ impl StorageDriver for BlockDriver {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         check_driver_options(request)?;
         let options = MountOptions::parse(&request.options)?;

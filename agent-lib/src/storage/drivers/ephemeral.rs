@@ -11,7 +11,7 @@ use crate::storage::error::StorageError;
 use crate::storage::options::MountOptions;
 use crate::storage::ownership::set_fsgid;
 use crate::storage::request::StorageRequest;
-use crate::storage::undo::Undo;
+use crate::storage::undo::Journal;
 
 /// Where the kernel's huge page pools are.
 const HUGEPAGES: &str = "/sys/kernel/mm/hugepages";
@@ -34,7 +34,7 @@ impl StorageDriver for Ephemeral {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         no_driver_options(request)?;
         let fstype = fstype_or(request, "tmpfs");
@@ -63,7 +63,7 @@ impl StorageDriver for Ephemeral {
         };
         mount_storage(ctx, request, source, fstype, &options, undo)?;
         if let Some(gid) = fsgid {
-            set_fsgid(&*ctx.host.sysfs, &request.mount_point, gid)?;
+            set_fsgid(ctx.host, &request.mount_point, gid)?;
         }
         Ok(())
     }
@@ -73,7 +73,7 @@ impl StorageDriver for Ephemeral {
 fn reserve_huge_pages(
     ctx: &DriverContext<'_>,
     options: &MountOptions,
-    undo: &mut Undo,
+    undo: &mut Journal,
 ) -> Result<(), StorageError> {
     let number =
         |key: &str| -> Result<u64, StorageError> {

@@ -8,7 +8,7 @@ use crate::storage::error::StorageError;
 use crate::storage::fs;
 use crate::storage::ownership::MODE_SETGID;
 use crate::storage::request::StorageRequest;
-use crate::storage::undo::Undo;
+use crate::storage::undo::Journal;
 
 /// `local`: creates the mount point directory. Options: `mode=<octal>`, `fsgid=<gid>` (group
 /// plus, with `mode`, the setgid bit, as Kata does). Any other option is an error. A directory this driver
@@ -26,7 +26,7 @@ impl StorageDriver for Local {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         no_driver_options(request)?;
         let mut mode = None;
@@ -54,14 +54,14 @@ impl StorageDriver for Local {
                 }
             }
         }
-        let sysfs = &*ctx.host.sysfs;
-        let existed = sysfs.exists(&request.mount_point);
-        fs::create_dir_all(sysfs, &request.mount_point, undo)?;
+        let files = &*ctx.host.agent_files;
+        let existed = ctx.host.sysfs.exists(&request.mount_point);
+        fs::create_dir_all(ctx.host, &request.mount_point, undo)?;
         if !existed {
             undo.created_tree(&request.mount_point);
         }
         if let Some(gid) = fsgid {
-            sysfs
+            files
                 .chown(&request.mount_point, None, Some(gid))
                 .map_err(|e| StorageError::os("chown", &request.mount_point, e))?;
         }
@@ -71,7 +71,7 @@ impl StorageDriver for Local {
             } else {
                 mode
             };
-            sysfs
+            files
                 .set_mode(&request.mount_point, mode)
                 .map_err(|e| StorageError::os("chmod", &request.mount_point, e))?;
         }

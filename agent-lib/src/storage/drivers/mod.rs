@@ -25,7 +25,7 @@ use super::error::StorageError;
 use super::fs;
 use super::options::MountOptions;
 use super::request::StorageRequest;
-use super::undo::Undo;
+use super::undo::Journal;
 use crate::host::NodeKind;
 use nix::mount::MsFlags;
 
@@ -38,7 +38,7 @@ pub(crate) fn mount_storage(
     source: &str,
     fstype: &str,
     options: &MountOptions,
-    undo: &mut Undo,
+    undo: &mut Journal,
 ) -> Result<(), StorageError> {
     let target = &request.mount_point;
     let file = options.flags.contains(MsFlags::MS_BIND)
@@ -47,10 +47,10 @@ pub(crate) fn mount_storage(
             .sysfs
             .stat(Path::new(source))
             .is_ok_and(|i| i.kind != NodeKind::Dir);
-    fs::create_mount_point(&*ctx.host.sysfs, target, file, undo)?;
+    fs::create_mount_point(ctx.host, target, file, undo)?;
     fs::mount(ctx.host, source, target, fstype, options, undo)?;
     if let Some(group) = request.fs_group {
-        super::ownership::apply(&*ctx.host.sysfs, target, group, options.read_only())?;
+        super::ownership::apply(ctx.host, target, group, options.read_only())?;
     }
     Ok(())
 }

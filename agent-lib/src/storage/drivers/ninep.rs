@@ -7,7 +7,7 @@ use crate::storage::driver::{DriverContext, StorageDriver};
 use crate::storage::error::StorageError;
 use crate::storage::options::MountOptions;
 use crate::storage::request::StorageRequest;
-use crate::storage::undo::Undo;
+use crate::storage::undo::Journal;
 
 /// `9p`: mounts the tag `source` with type `9p`, adding `trans=virtio` and
 /// `version=9p2000.L` unless given. Another transport than virtio is an error: a guest only has
@@ -25,7 +25,7 @@ impl StorageDriver for NineP {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         no_driver_options(request)?;
         let mut list = request.options.clone();

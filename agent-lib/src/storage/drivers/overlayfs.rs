@@ -10,7 +10,7 @@ use crate::storage::error::StorageError;
 use crate::storage::fs;
 use crate::storage::options::MountOptions;
 use crate::storage::request::{StorageRequest, check_absolute};
-use crate::storage::undo::Undo;
+use crate::storage::undo::Journal;
 
 /// The option asking for a writable upper layer under the container's directory.
 pub const OVERLAY_RW: &str = "io.katacontainers.fs-opt.overlay-rw";
@@ -35,7 +35,7 @@ impl StorageDriver for Overlayfs {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         let mut create = Vec::new();
         for option in &request.driver_options {
@@ -69,7 +69,7 @@ impl StorageDriver for Overlayfs {
             let (upper, work) = (dir.join("upper"), dir.join("work"));
             for layer in [&work, &upper] {
                 let existed = sysfs.exists(layer);
-                fs::create_dir_all(sysfs, layer, undo)?;
+                fs::create_dir_all(ctx.host, layer, undo)?;
                 if !existed {
                     // The container's writes live there: they go with the storage.
                     undo.created_tree(layer);
@@ -81,7 +81,7 @@ impl StorageDriver for Overlayfs {
         }
         let options = MountOptions::parse(&list)?;
         for dir in &create {
-            fs::create_dir_all(sysfs, dir, undo)?;
+            fs::create_dir_all(ctx.host, dir, undo)?;
         }
         mount_storage(ctx, request, need_source(request)?, fstype, &options, undo)
     }

@@ -7,7 +7,7 @@ use crate::storage::driver::{DriverContext, StorageDriver};
 use crate::storage::error::StorageError;
 use crate::storage::options::MountOptions;
 use crate::storage::request::StorageRequest;
-use crate::storage::undo::Undo;
+use crate::storage::undo::Journal;
 
 /// The tag of the shared directory a guest may mount before the agent starts.
 pub const SHARED_FS_TAG: &str = "kataShared";
@@ -28,7 +28,7 @@ impl StorageDriver for VirtioFs {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         no_driver_options(request)?;
         let options = MountOptions::parse(&request.options)?;

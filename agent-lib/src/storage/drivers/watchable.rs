@@ -14,7 +14,7 @@ use crate::storage::error::StorageError;
 use crate::storage::fs;
 use crate::storage::mirror::{Mirror, ScanError};
 use crate::storage::request::{StorageRequest, check_absolute};
-use crate::storage::undo::{Gate, Undo};
+use crate::storage::undo::{Gate, Journal};
 
 /// The tmpfs watchable storages live in (Go runtime).
 pub const WATCH_ROOT: &str = "/run/kata-containers/shared/containers/watchable";
@@ -50,7 +50,7 @@ impl StorageDriver for WatchableBind {
         &self,
         ctx: &DriverContext<'_>,
         request: &StorageRequest,
-        undo: &mut Undo,
+        undo: &mut Journal,
     ) -> Result<(), StorageError> {
         no_driver_options(request)?;
         if !request.options.is_empty() {
@@ -67,13 +67,13 @@ impl StorageDriver for WatchableBind {
             .symlink_metadata(&source)
             .map_err(|e| StorageError::os("inspect watched source", &source, e))?;
         if meta.kind == NodeKind::Dir {
-            fs::create_dir_all(&*sysfs, &target, undo)?;
+            fs::create_dir_all(ctx.host, &target, undo)?;
         }
         undo.created_tree(&target);
         // A source that outgrows the limits is bind-mounted over the copy, by this call or
         // later by the poller: the release unmounts it (nothing mounted is fine).
         undo.mounted(&target);
-        let mut mirror = Mirror::new(sysfs.clone(), source.clone(), target.clone());
+        let mut mirror = Mirror::new(ctx.host.clone(), source.clone(), target.clone());
         match mirror.scan() {
             Ok(copied) => {
                 tracing::info!(source = %source.display(), target = %target.display(), copied,
@@ -83,7 +83,7 @@ impl StorageDriver for WatchableBind {
             Err(ScanError::TooBig(why)) => {
                 tracing::info!(%why, "watchable storage too big; bind-mounting it instead");
                 if meta.kind != NodeKind::Dir {
-                    fs::create_mount_point(&*sysfs, &target, true, undo)?;
+                    fs::create_mount_point(ctx.host, &target, true, undo)?;
                 }
                 return bind(ctx.host.mounter.as_ref(), &source, &target);
             }

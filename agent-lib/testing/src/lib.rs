@@ -1,0 +1,35 @@
+//! The agent's test-support layer, shared by every test binary of the workspace (as youki's
+//! `test_utils` and Firecracker's `TestContext`): one fixture per level, one wire-spec builder,
+//! one root check and the small helpers tests kept writing again.
+//!
+//! Which fixture to use:
+//! - **fakes, in-process**: [`pod::Pod`] is an agent on [`agent_fakes::FakeHost`] served over
+//!   ttrpc on the fake transport, with a connected client. Below the RPC layer the same fakes
+//!   back [`devices::Rig`] (the uevent loop and device handlers) and [`storage::Bench`] (the
+//!   storage drivers).
+//! - **the real binary over a socket**: [`real_agent::RealAgent`] starts `kata-agent` as root
+//!   in its own namespaces and drives it over a unix socket, as a Kata runtime would; its
+//!   containers run a busybox [`rootfs`], and [`host_state`] reads what the host shows of them.
+//! - **a whole guest**, in the harness: `agent_harness::scenario::GuestVm` on the fake VMM (the
+//!   scenarios), and a real QEMU guest through `harness run --vmm qemu` (`agent_harness::qemu`).
+//!
+//! Specs are built by [`wire::SpecBuilder`]; calls take [`ctx`] (no deadline) or
+//! [`timed_ctx`]; failed calls are read with [`code`] and [`message`]; tests that need root
+//! begin with [`skip_unless_root!`].
+
+pub mod devices;
+pub mod host_state;
+pub mod io;
+pub mod ns;
+pub mod pod;
+pub mod real_agent;
+pub mod root;
+pub mod rootfs;
+pub mod rpc;
+pub mod storage;
+pub mod wire;
+
+pub use agent_fakes::lock;
+pub use io::read_all;
+pub use root::{is_root, require_root};
+pub use rpc::{code, ctx, message, timed_ctx};

@@ -288,7 +288,7 @@ mod tests {
         }
     }
 
-    // Devpaths from a real q35 guest (reference/real-uevents-q35.txt).
+    // Devpaths of a real q35 guest (virtio-blk behind root port 02, virtio-net behind 03).
     const BLK: &str = "/devices/pci0000:00/0000:00:02.0/0000:01:00.0";
     const NET: &str = "/devices/pci0000:00/0000:00:03.0/0000:02:00.0";
     const SDA: &str =

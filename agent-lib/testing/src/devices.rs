@@ -1,5 +1,5 @@
 //! A small kernel model for the device tests: sysfs nodes, /dev nodes and uevents shaped like
-//! the real ones (`/work/shared/reference/real-uevents-q35.txt`), under an agent on the fakes.
+//! a real Linux 6.1 q35 guest's, under an agent on the fakes.
 
 use std::sync::Arc;
 

@@ -65,7 +65,7 @@ enum Command {
     },
     /// Turns real uevents into a scenario skeleton of `raw_uevent` steps, printed on stdout.
     Record {
-        /// Read a uevent log (the format of real-uevents-q35.txt) instead of the kernel.
+        /// Read a uevent log (`UEVENT | ACTION@DEVPATH | KEY=VALUE | ...` lines) instead of the kernel.
         #[arg(long, value_name = "FILE")]
         from: Option<PathBuf>,
         /// From the kernel: stop after this many uevents.

@@ -1,4 +1,4 @@
-//! Uevent logs: the line format of reference/real-uevents-q35.txt
+//! Uevent logs, one uevent a line
 //! (`UEVENT | add@/devices/... | ACTION=add | DEVPATH=... | SUBSYSTEM=... | SEQNUM=603`), and
 //! turning a stream of real uevents into a scenario skeleton of `raw_uevent` steps.
 

@@ -1,5 +1,6 @@
 //! virtio devices on PCI (blk, net, scsi) and the disks they carry: their sysfs nodes and the
-//! uevent sequences a Linux 6.1 guest emits for them (reference/real-uevents-q35.txt).
+//! uevent sequences a Linux 6.1 q35 guest emits for them; `harness run --vmm qemu` compares
+//! what the agent makes of them with a real guest (the parity report).
 
 use kata_agent::host::NodeKind;
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::QemuError;
 use super::initramfs::{self, InitramfsSpec};
 use super::kernel::Kernel;
-use super::launch::{LaunchSpec, QemuVm};
+use super::launch::{ColdDisk, LaunchSpec, QemuVm, ext4_image};
 use super::qmp::Qmp;
 use crate::client::{AgentClient, context};
 
@@ -41,6 +41,10 @@ pub struct BootSpec {
     pub max_cpus: u32,
     /// PCIe root ports: `(id, slot on the root bus)`.
     pub root_ports: Vec<(String, u8)>,
+    /// PCI-PCI bridges: `(id, slot on the root bus)`.
+    pub bridges: Vec<(String, u8)>,
+    /// Disks present at boot, `(id, bus, slot, size)`: each an empty ext4 image.
+    pub cold_disks: Vec<(String, String, u8, u64)>,
 }
 
 /// A booted guest whose agent answered Check.
@@ -73,6 +77,18 @@ impl RealGuest {
             &kernel,
             &initrd,
         )?;
+        let mut cold_disks = Vec::new();
+        for (id, bus, slot, size) in &spec.cold_disks {
+            let image = workdir.join(format!("{id}.img"));
+            ext4_image(&image, *size)?;
+            let (id, bus, slot) = (id.clone(), bus.clone(), *slot);
+            cold_disks.push(ColdDisk {
+                id,
+                bus,
+                slot,
+                image,
+            });
+        }
         let mut vm = QemuVm::start(&LaunchSpec {
             kernel: kernel.vmlinuz.clone(),
             initramfs: initrd,
@@ -84,6 +100,8 @@ impl RealGuest {
             workdir,
             sockets: sockets_dir(),
             root_ports: spec.root_ports.clone(),
+            bridges: spec.bridges.clone(),
+            cold_disks,
         })?;
         let client = wait_ready(&mut vm).await?;
         let boot_to_check = vm.started.elapsed();

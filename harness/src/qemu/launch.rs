@@ -39,6 +39,31 @@ pub struct LaunchSpec {
     pub sockets: PathBuf,
     /// PCIe root ports for hotplug: `(id, slot on the root bus)`.
     pub root_ports: Vec<(String, u8)>,
+    /// PCI-PCI bridges: `(id, slot on the root bus)`.
+    pub bridges: Vec<(String, u8)>,
+    /// Disks present at boot.
+    pub cold_disks: Vec<ColdDisk>,
+}
+
+/// A virtio-blk disk on the QEMU command line (cold-plugged).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColdDisk {
+    /// Its device id.
+    pub id: String,
+    /// The bridge or root port it sits on.
+    pub bus: String,
+    /// Its slot there.
+    pub slot: u8,
+    /// The raw image file.
+    pub image: PathBuf,
+}
+
+/// Makes `image`, a raw disk of `size` bytes holding an empty ext4.
+pub fn ext4_image(image: &Path, size: u64) -> Result<(), QemuError> {
+    let file = File::create(image).map_err(|e| QemuError::io(image, e))?;
+    file.set_len(size).map_err(|e| QemuError::io(image, e))?;
+    drop(file);
+    super::kernel::run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(image)).map(drop)
 }
 
 /// A running guest; both processes are killed when it is dropped.
@@ -208,6 +233,30 @@ fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
             "pcie-root-port,id={id},chassis={n},slot={n},bus=pcie.0,addr=0x{slot:x}"
         ));
     }
+    let first_chassis = spec.root_ports.len() + 1;
+    for (n, (id, slot)) in (first_chassis..).zip(&spec.bridges) {
+        args.push("-device".into());
+        args.push(format!(
+            "pci-bridge,id={id},chassis_nr={n},bus=pcie.0,addr=0x{slot:x}"
+        ));
+    }
+    for disk in &spec.cold_disks {
+        let ColdDisk {
+            id,
+            bus,
+            slot,
+            image,
+        } = disk;
+        args.extend([
+            "-blockdev".into(),
+            format!(
+                "driver=raw,node-name=drive-{id},file.driver=file,file.filename={}",
+                image.display()
+            ),
+            "-device".into(),
+            format!("virtio-blk-pci,id={id},drive=drive-{id},bus={bus},addr=0x{slot:x}"),
+        ]);
+    }
     args
 }
 
@@ -257,11 +306,26 @@ mod tests {
             workdir: "/w".into(),
             sockets: "/s".into(),
             root_ports: vec![("rp1".into(), 5), ("rp2".into(), 6)],
+            bridges: vec![("br0".into(), 7)],
+            cold_disks: vec![ColdDisk {
+                id: "blk1".into(),
+                bus: "br0".into(),
+                slot: 1,
+                image: "/w/blk1.img".into(),
+            }],
         };
         let args = qemu_args(&spec).join(" ");
         assert!(args.contains("memory-backend-memfd,id=mem,size=1024M,share=on"));
         assert!(args.contains("pcie-root-port,id=rp1,chassis=1,slot=1,bus=pcie.0,addr=0x5"));
         assert!(args.contains("pcie-root-port,id=rp2,chassis=2,slot=2,bus=pcie.0,addr=0x6"));
+        assert!(
+            args.contains("pci-bridge,id=br0,chassis_nr=3,bus=pcie.0,addr=0x7"),
+            "{args}"
+        );
+        assert!(args.contains(
+            "-blockdev driver=raw,node-name=drive-blk1,file.driver=file,file.filename=/w/blk1.img"
+        ));
+        assert!(args.contains("virtio-blk-pci,id=blk1,drive=drive-blk1,bus=br0,addr=0x1"));
         assert!(args.contains("-append console=ttyS0 panic=-1 agent.log=debug"));
         assert!(args.contains("-smp 1,maxcpus=4"), "{args}");
         assert!(args.contains("-m 1024M,slots=8,maxmem=4096M"), "{args}");

@@ -18,7 +18,7 @@ use super::vm::BootInfo;
 use crate::client::AgentClient;
 use crate::qemu::shell;
 use crate::qemu::{BootSpec, QemuError, RealGuest};
-use crate::vmm::config::{CgroupMode, Hotplug, PortKind, VmConfig};
+use crate::vmm::config::{CgroupMode, DeviceKind, Hotplug, PortKind, VmConfig};
 
 /// Why some checks are skipped on a real guest.
 const FAKE_CHECKS: &str =
@@ -90,21 +90,39 @@ pub fn rootfs_paths(scenario: &Scenario) -> Vec<String> {
     paths
 }
 
-/// The scenario's PCI ports as QEMU root ports at the same slots, so PCI paths match the fake
-/// VMM's.
-fn root_ports(vm: &VmConfig) -> Result<Vec<(String, u8)>, ScenarioError> {
-    let mut ports = Vec::new();
+/// PCI ports as `(id, slot on the root bus)`.
+type Ports = Vec<(String, u8)>;
+
+/// The scenario's PCI ports as QEMU root ports and PCI-PCI bridges at the same slots, so PCI
+/// paths match the fake VMM's: `(root ports, bridges)`.
+fn pci_ports(vm: &VmConfig) -> (Ports, Ports) {
+    let (mut roots, mut bridges) = (Vec::new(), Vec::new());
     for port in &vm.pci {
-        if port.kind != PortKind::RootPort {
-            return Err(ScenarioError::Invalid(format!(
-                "vm.pci {}: only root ports are mapped to QEMU so far",
-                port.id
-            )));
+        match port.kind {
+            PortKind::RootPort => roots.push((port.id.clone(), port.slot)),
+            PortKind::PciBridge => bridges.push((port.id.clone(), port.slot)),
         }
-        ports.push((port.id.clone(), port.slot));
     }
-    ports.sort_by_key(|(_, slot)| *slot);
-    Ok(ports)
+    roots.sort_by_key(|(_, slot)| *slot);
+    bridges.sort_by_key(|(_, slot)| *slot);
+    (roots, bridges)
+}
+
+/// The scenario's cold-plugged devices as QEMU disks, `(id, bus, slot, size)`: virtio-blk
+/// with an id, a bus and a slot (QEMU places nothing by itself, so paths stay the fake's).
+fn cold_disks(vm: &VmConfig) -> Result<Vec<(String, String, u8, u64)>, ScenarioError> {
+    vm.devices
+        .iter()
+        .map(|d| match (d.kind, &d.id, &d.bus, d.slot) {
+            (DeviceKind::VirtioBlk, Some(id), Some(bus), Some(slot)) => {
+                let size = d.size.map_or(64 << 20, |s| s.0);
+                Ok((id.clone(), bus.clone(), slot, size))
+            }
+            _ => Err(ScenarioError::Invalid(format!(
+                "vm.devices: only virtio-blk with an id, a bus and a slot maps to QEMU: {d:?}"
+            ))),
+        })
+        .collect()
 }
 
 /// The scenario's command line, plus the cgroup v2 switches when the fake VM is v2 (the fakes
@@ -141,7 +159,9 @@ fn boot_spec(
         max_memory_mib: mib(scenario.vm.max_memory.0),
         cpus: scenario.vm.cpus.max(1),
         max_cpus: scenario.vm.max_cpus,
-        root_ports: root_ports(&scenario.vm)?,
+        root_ports: pci_ports(&scenario.vm).0,
+        bridges: pci_ports(&scenario.vm).1,
+        cold_disks: cold_disks(&scenario.vm)?,
     })
 }
 

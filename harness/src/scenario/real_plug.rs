@@ -101,14 +101,7 @@ impl Plugger {
         let (bus, slot) = self.port(h)?;
         let size = h.size.map_or(64 << 20, |s| s.0);
         let image = guest.vm.workdir().join(format!("{id}.img"));
-        let file = std::fs::File::create(&image).map_err(|e| QemuError::io(&image, e))?;
-        file.set_len(size).map_err(|e| QemuError::io(&image, e))?;
-        drop(file);
-        crate::qemu::kernel::run(
-            std::process::Command::new("mkfs.ext4")
-                .args(["-q", "-F"])
-                .arg(&image),
-        )?;
+        crate::qemu::launch::ext4_image(&image, size)?;
         let node = format!("drive-{id}");
         let qmp = guest.qmp()?;
         qmp.execute(

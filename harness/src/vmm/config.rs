@@ -158,6 +158,9 @@ pub struct VmConfig {
     pub cgroups: CgroupMode,
     /// Programs the fake launcher knows, by name.
     pub programs: BTreeMap<String, ProgramSpec>,
+    /// PCI devices present at boot (cold-plugged): the guest has them before the agent
+    /// starts, so the agent sees their sysfs nodes but none of their uevents.
+    pub devices: Vec<Hotplug>,
 }
 
 impl Default for VmConfig {
@@ -179,6 +182,7 @@ impl Default for VmConfig {
             uevent_delay: Duration::ZERO,
             cgroups: CgroupMode::V2,
             programs: BTreeMap::new(),
+            devices: Vec::new(),
         }
     }
 }

@@ -25,7 +25,7 @@ use std::time::Duration;
 use agent_fakes::FakeHost;
 use kata_agent::host::NodeKind;
 
-use config::{Hotplug, VmConfig};
+use config::{DeviceKind, Hotplug, VmConfig};
 use devices::{Ids, Plugged};
 use guest::{Delivery, DeliveryRule, GuestKernel};
 use kernel::{KernelEvent, Seq, apply};
@@ -62,6 +62,9 @@ pub enum VmmError {
     /// A field the device kind needs is missing or wrong.
     #[error("bad device: {0}")]
     BadDevice(String),
+    /// Only PCI disks and NICs can be present at boot.
+    #[error("{0:?} cannot be cold-plugged (only virtio-blk and virtio-net)")]
+    ColdPlug(DeviceKind),
     /// The guest kernel refused a write.
     #[error("refused: {0}")]
     Refused(&'static str),
@@ -150,6 +153,21 @@ impl FakeVmm {
         ram.boot(&mut seq);
         cpus.boot(&mut seq);
         procfs::boot(&mut seq, ram.total(), config.cpus);
+        let mut state = State {
+            topology,
+            devices: BTreeMap::new(),
+            ram,
+            cpus,
+            ids: Ids::default(),
+        };
+        for device in &config.devices {
+            if !matches!(device.kind, DeviceKind::VirtioBlk | DeviceKind::VirtioNet) {
+                return Err(VmmError::ColdPlug(device.kind));
+            }
+            let (_, _, plugged) = state.plug(device)?;
+            seq.extend(plugged);
+        }
+        // Everything before the agent: the nodes stay, the uevents went to nobody.
         for step in seq.into_steps() {
             if let kernel::KernelStep::Sysfs(op) = step {
                 apply(&fake.sysfs, &fake.netlink, &op)?;
@@ -162,13 +180,7 @@ impl FakeVmm {
             1,
         )?;
         let inner = Arc::new(Inner {
-            state: Mutex::new(State {
-                topology,
-                devices: BTreeMap::new(),
-                ram,
-                cpus,
-                ids: Ids::default(),
-            }),
+            state: Mutex::new(state),
             kernel,
             default_delay: config.uevent_delay,
         });

@@ -49,6 +49,7 @@ mod capabilities;
 mod cgroup_join;
 mod cgroup_mount;
 mod devices;
+mod direct;
 mod error;
 mod exec;
 mod helper;
@@ -69,6 +70,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::{Process, Spec};
 use serde::{Deserialize, Serialize};
 
+pub(crate) use direct::DirectExec;
 pub use error::SetupError;
 pub use helper::{HELPER_ARG, run_if_helper};
 pub(crate) use spawn::{ChildStdio, ContainerSpawner};

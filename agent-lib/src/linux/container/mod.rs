@@ -1,5 +1,10 @@
 //! Container processes: the work of runc (or Kata's rustjail) inside the agent.
 //!
+//! A process entering a running container ([`LaunchTarget::ContainerExec`]) does not go
+//! through the setup helper described here: it is forked and set up directly ([`direct`]). The
+//! helper creates containers.
+//!
+//! [`LaunchTarget::ContainerExec`]: crate::host::LaunchTarget::ContainerExec
 //! # Mechanism
 //!
 //! Setting a container up takes hundreds of system calls, file parsing and allocation, which a

@@ -716,6 +716,10 @@ async fn an_exec_failure_names_its_step_and_a_held_exec_waits() {
         cmdline, ours,
         "a held exec has not executed its program yet"
     );
+    // No handler of ours would run if the container signalled it before its exec.
+    let status = fs::read_to_string(format!("/proc/{}/status", e.pid)).unwrap();
+    let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:"));
+    assert_eq!(caught.map(str::trim), Some("0000000000000000"), "{status}");
     l.release(e.pid).unwrap();
     drop(e.stdin.take());
     assert_eq!(read_all(e.stdout.take().unwrap()), "released\n");

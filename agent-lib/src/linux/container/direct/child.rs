@@ -65,6 +65,19 @@ pub(super) struct Plan {
     /// NULL-terminated, pointing into strings the plan's owner keeps alive.
     pub(super) argv: Vec<*const c_char>,
     pub(super) envp: Vec<*const c_char>,
+    /// The launching thread's signal mask, restored just before the exec (the children start
+    /// with every signal blocked: see [`fork_into`]).
+    pub(super) sigmask: libc::sigset_t,
+}
+
+/// The calling thread's signal mask.
+pub(super) fn current_sigmask() -> libc::sigset_t {
+    // SAFETY: a zeroed sigset_t is valid; pthread_sigmask with no new set only reads the mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
+        set
+    }
 }
 
 /// clone3's `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
@@ -84,12 +97,33 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// Forks the first child, born in the cgroup of `cgroup_dir` (a cgroup v2 directory) when given.
+/// Forks the first child, born in the cgroup of `cgroup_dir` (a cgroup v2 directory) when given,
+/// with every signal blocked: until it has reset the agent's handlers, a signal must not run
+/// one of them in the child (the agent's signal handlers write to the agent's own descriptors).
 /// Returns 0 in the child, its pid in the parent.
 ///
 /// # Safety
 /// Fork-like: in a multithreaded process the child may only make raw system calls.
 pub(super) unsafe fn fork_into(cgroup_dir: Option<RawFd>) -> std::io::Result<i32> {
+    // SAFETY: sigfillset on a local; pthread_sigmask on the calling thread.
+    let saved = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        let mut saved: libc::sigset_t = std::mem::zeroed();
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
+        saved
+    };
+    // SAFETY: as this function's.
+    let forked = unsafe { clone3(cgroup_dir) };
+    if !matches!(forked, Ok(0)) {
+        // SAFETY: restores the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut()) };
+    }
+    forked
+}
+
+/// clone3 as fork, optionally `CLONE_INTO_CGROUP`.
+unsafe fn clone3(cgroup_dir: Option<RawFd>) -> std::io::Result<i32> {
     let mut args = CloneArgs {
         exit_signal: libc::SIGCHLD as u64,
         ..CloneArgs::default()
@@ -153,6 +187,7 @@ fn ok(ret: libc::c_long) -> bool {
 pub(super) unsafe fn first(plan: &Plan) -> ! {
     // SAFETY: system calls on the plan's descriptors; see the module doc.
     unsafe {
+        default_handlers();
         if !ok(libc::syscall(
             libc::SYS_prctl,
             libc::PR_SET_DUMPABLE,
@@ -223,6 +258,7 @@ unsafe fn last(plan: &Plan) -> ! {
             install_seccomp(plan);
         }
         libc::umask(plan.umask);
+        libc::sigprocmask(libc::SIG_SETMASK, &plan.sigmask, std::ptr::null_mut());
         libc::syscall(
             libc::SYS_close_range,
             3 as libc::c_uint,
@@ -231,6 +267,41 @@ unsafe fn last(plan: &Plan) -> ! {
         );
         libc::execve(program, plan.argv.as_ptr(), plan.envp.as_ptr());
         fail(plan, Step::Exec, 0)
+    }
+}
+
+/// Every signal the agent handles goes back to its default action (an ignored one stays
+/// ignored, as across an execve), so that a signal the container sends to the process before its
+/// exec never runs an agent handler.
+unsafe fn default_handlers() {
+    // The kernel's `struct sigaction` starts with the handler on every architecture; all zeros
+    // is SIG_DFL with no flags and an empty mask. Raw calls: glibc hides its own two signals.
+    const SIG_IGN: u64 = 1;
+    let default = [0u64; 4];
+    for sig in 1..=64 {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        let mut old = [0u64; 4];
+        // SAFETY: rt_sigaction reads and writes locals large enough for the kernel's struct.
+        unsafe {
+            let queried = libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                std::ptr::null::<u64>(),
+                old.as_mut_ptr(),
+                8,
+            );
+            if queried == 0 && old[0] != 0 && old[0] != SIG_IGN {
+                libc::syscall(
+                    libc::SYS_rt_sigaction,
+                    sig,
+                    default.as_ptr(),
+                    std::ptr::null_mut::<u64>(),
+                    8,
+                );
+            }
+        }
     }
 }
 

@@ -162,6 +162,7 @@ pub(super) fn build(input: &Inputs<'_>, fds: &Fds<'_>) -> io::Result<(Plan, Owne
         candidates,
         argv,
         envp,
+        sigmask: super::child::current_sigmask(),
     };
     let names = Names {
         init_pid: input.init_pid,

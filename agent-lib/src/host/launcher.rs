@@ -150,4 +150,11 @@ pub trait Launcher: Send + Sync {
     /// Whether process `pid` catches, ignores or blocks `signal` (`SigCgt`, `SigIgn`, `SigBlk`
     /// of /proc/PID/status); Kata turns a SIGTERM that an init does not handle into SIGKILL.
     fn handles_signal(&self, pid: i32, signal: i32) -> io::Result<bool>;
+
+    /// Whether an exec ([`LaunchTarget::ContainerExec`]) is started inside its container's
+    /// cgroup by the launcher itself, so that the agent neither holds it nor adds it to the
+    /// cgroup afterwards. `false` unless an implementation guarantees it.
+    fn places_execs_in_cgroup(&self) -> bool {
+        false
+    }
 }

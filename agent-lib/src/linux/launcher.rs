@@ -120,6 +120,12 @@ impl Launcher for LinuxLauncher {
         self.core.handles_signal(pid, signal)
     }
 
+    /// The direct exec is born in the container's cgroup (cgroup v2) or joins it before it
+    /// enters the container (v1): a second move would only cost a cgroup migration.
+    fn places_execs_in_cgroup(&self) -> bool {
+        true
+    }
+
     fn pin_pid_namespace(&self, pid: i32, target: &Path) -> io::Result<()> {
         // Opened while the reaper's registry is locked: the child is unreaped, so `pid` is it.
         let ns = self.core.reaper.with_registered(pid, |live| {

@@ -61,3 +61,43 @@ fn the_first_child_is_born_in_the_cgroup_v2_directory() {
         "the child is gone"
     );
 }
+
+fn setup_with_seccomp(id: &str) -> Arc<ContainerSetup> {
+    let spec: Spec = serde_json::from_value(serde_json::json!({
+        "ociVersion": "1.0.2",
+        "root": {"path": "/"},
+        "linux": {"seccomp": {"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}}
+    }))
+    .unwrap();
+    Arc::new(ContainerSetup {
+        id: id.into(),
+        spec,
+        no_pivot_root: false,
+    })
+}
+
+#[test]
+fn the_seccomp_program_is_compiled_once_per_container_and_dropped_with_it() {
+    let direct = DirectExec::default();
+    // This process stands for the init: every namespace is the same.
+    let me = std::process::id() as i32;
+    let a = setup_with_seccomp("a");
+    let first = direct.prepared(&a, me).unwrap();
+    assert!(first.seccomp.is_some());
+    assert_eq!((first.ns_flags, first.join_pid_ns), (0, false));
+    let again = direct.prepared(&a, me).unwrap();
+    assert!(
+        Arc::ptr_eq(&first, &again),
+        "compiled again for the same container"
+    );
+    // Another container with the same spec gets its own.
+    let b = setup_with_seccomp("b");
+    let other = direct.prepared(&b, me).unwrap();
+    assert!(!Arc::ptr_eq(&first, &other));
+    drop(a);
+    drop((first, again));
+    let _ = direct.prepared(&b, me).unwrap();
+    let cache = direct.prepared.lock().unwrap();
+    assert_eq!(cache.len(), 1, "the removed container's entry is gone");
+}

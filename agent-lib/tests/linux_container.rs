@@ -560,3 +560,130 @@ async fn a_thousand_short_execs_leave_no_zombie() {
     assert_eq!(l.reaper().pending(), 0);
     assert_eq!(our_zombies(), Vec::<i32>::new());
 }
+
+/// An exec (forked directly, no setup helper) with the process's own credentials, capabilities,
+/// rlimits, `noNewPrivileges`, working directory and the container's seccomp profile; only fds
+/// 0..=2 reach it.
+#[tokio::test]
+#[ignore = "needs root: creates container namespaces and mounts"]
+async fn an_exec_gets_its_credentials_limits_seccomp_and_only_three_fds() {
+    let (_g, root, l) = set_up!();
+    let mut spec = base_spec(root.path(), &["sleep", "1000"]);
+    spec["linux"]["seccomp"] = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": libc::EPERM}]
+    });
+    let s = setup(spec);
+    let init = l.launch(&init_request(&s, StdioMode::Null, false)).unwrap();
+    let chown = json!(["CAP_CHOWN"]);
+    let process: Process = serde_json::from_value(json!({
+        "cwd": "/tmp", "args": ["sh"], "user": {"uid": 1000, "gid": 1000},
+        "capabilities": {"bounding": chown, "effective": chown, "permitted": chown,
+                         "inheritable": chown, "ambient": chown},
+        "rlimits": [{"type": "RLIMIT_NOFILE", "soft": 100, "hard": 200}],
+        "noNewPrivileges": true
+    }))
+    .unwrap();
+    let script = "id -u; id -g; id -G; ulimit -n; pwd; \
+                  grep -E '^(CapEff|CapBnd|CapAmb|NoNewPrivs)' /proc/self/status; \
+                  ls /proc/self/fd; mkdir /tmp/denied; echo rc=$?";
+    let mut request = exec_request(&s, init.pid, &["sh", "-c", script], StdioMode::Pipes);
+    request.process.uid = 1000;
+    request.process.gid = 1000;
+    request.process.additional_gids = vec![1000, 5];
+    request.process.cwd = "/tmp".into();
+    if let LaunchTarget::ContainerExec { process: p, .. } = &mut request.target {
+        **p = process;
+    }
+    let mut e = l.launch(&request).unwrap();
+    drop(e.stdin.take());
+    let out = read_all_string(e.stdout.take().unwrap());
+    let err = read_all_string(e.stderr.take().unwrap());
+    assert_eq!(exit_of(e).await, ExitStatus::Exited(0), "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[..5],
+        ["1000", "1000", "1000 5", "100", "/tmp"],
+        "{out}"
+    );
+    let caps: Vec<&str> = lines[5..9]
+        .iter()
+        .map(|l| l.split_whitespace().last().unwrap())
+        .collect();
+    assert_eq!(
+        caps,
+        ["0000000000000001"; 3]
+            .iter()
+            .copied()
+            .chain(["1"])
+            .collect::<Vec<_>>(),
+        "{out}"
+    );
+    // ls's own directory descriptor is 3: nothing else of the agent's is open.
+    assert_eq!(lines[9..13], ["0", "1", "2", "3"], "{out}");
+    assert_eq!(lines[13], "rc=1", "{out}");
+    assert!(err.contains("Operation not permitted"), "{err}");
+    assert!(!root.path().join("tmp/denied").exists());
+    l.signal(init.pid, libc::SIGKILL).unwrap();
+    exit_of(init).await;
+    assert_eq!(l.reaper().pending(), 0);
+}
+
+/// A failing exec names the failed step with its errno, and leaves no process, zombie or
+/// descriptor; a held exec runs only after its release.
+#[tokio::test]
+#[ignore = "needs root: creates container namespaces and mounts"]
+async fn an_exec_failure_names_its_step_and_a_held_exec_waits() {
+    let (_g, root, l) = set_up!();
+    let s = setup(base_spec(root.path(), &["sleep", "1000"]));
+    let init = l.launch(&init_request(&s, StdioMode::Null, false)).unwrap();
+    let fds_before = fds();
+    let mut request = exec_request(&s, init.pid, &["true"], StdioMode::Pipes);
+    request.process.cwd = "/nowhere".into();
+    let err = l.launch(&request).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("chdir /nowhere"), "{err}");
+    let err = l
+        .launch(&exec_request(
+            &s,
+            init.pid,
+            &["no-such-program"],
+            StdioMode::Null,
+        ))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("exec no-such-program: not found in PATH /bin"),
+        "{err}"
+    );
+    assert_eq!(fds(), fds_before, "no descriptor left");
+    assert_eq!(l.reaper().pending(), 1, "only the init");
+    assert_eq!(our_zombies(), Vec::<i32>::new());
+
+    let mut request = exec_request(
+        &s,
+        init.pid,
+        &["sh", "-c", "echo released"],
+        StdioMode::Pipes,
+    );
+    request.hold = true;
+    let mut e = l.launch(&request).unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let cmdline = fs::read(format!("/proc/{}/cmdline", e.pid)).unwrap();
+    let ours = fs::read("/proc/self/cmdline").unwrap();
+    assert_eq!(
+        cmdline, ours,
+        "a held exec has not executed its program yet"
+    );
+    // No handler of ours would run if the container signalled it before its exec.
+    let status = fs::read_to_string(format!("/proc/{}/status", e.pid)).unwrap();
+    let caught = status.lines().find_map(|l| l.strip_prefix("SigCgt:"));
+    assert_eq!(caught.map(str::trim), Some("0000000000000000"), "{status}");
+    l.release(e.pid).unwrap();
+    drop(e.stdin.take());
+    assert_eq!(read_all_string(e.stdout.take().unwrap()), "released\n");
+    assert_eq!(exit_of(e).await, ExitStatus::Exited(0));
+    l.signal(init.pid, libc::SIGKILL).unwrap();
+    exit_of(init).await;
+}

@@ -1,13 +1,16 @@
 //! Exec latency: ExecProcess + WaitProcess of a process that exits at once, and
 //! CreateContainer + StartContainer, (a) on the fakes inside the fake VMM (the agent's own
 //! overhead; floor: a Check on the same connection) and (b) on real Linux as root with busybox
-//! containers (skipped, saying so on stderr, without root or busybox).
+//! containers (skipped, saying so on stderr, without root or busybox); floor: this process
+//! forks, joins the container's namespaces, forks into its pid namespace, executes `true` and
+//! waits ([`ExecFloor`]).
 //!
 //! Real containers are set up by this executable re-run as `init`, as the agent binary does.
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use agent_benches::floor::ExecFloor;
 use agent_benches::real::{self, RealPod};
 use agent_benches::{FakePod, calls};
 use criterion::Criterion;
@@ -77,8 +80,15 @@ fn on_linux(c: &mut Criterion) {
     let mut pod = rt.block_on(RealPod::start()).expect("real pod");
     let cid = pod.id("c");
     rt.block_on(pod.run(&cid)).expect("busybox container");
+    let floor = pod
+        .init_pid(&cid)
+        .and_then(ExecFloor::new)
+        .expect("the exec floor");
     let mut group = c.benchmark_group("exec_real");
     group.sample_size(20);
+    group.bench_function("floor_fork_join_exec_true", |b| {
+        b.iter(|| floor.run().expect("floor exec"))
+    });
     group.bench_function("exec_wait_true_busybox", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {

@@ -3,6 +3,17 @@
 //! plug (the guest model emitting its PCI, virtio and block uevents) to the CreateContainer
 //! reply (disk found, storage mounted, container created). Floor: a Check on the same
 //! connection.
+//!
+//! Where the time goes (measured 2026-12-06): nothing on the path waits for a timer. Under
+//! `strace -f` every `epoll_wait` of the run has a timeout of 0 or -1 and there is no sleep; the
+//! syscalls are the container's stdio pipes (`pipe2`, `fcntl`, `epoll_ctl`, `close`), as in
+//! create alone. The bench's client, the agent, its uevent loop and the fake VMM's guest model
+//! all run as tasks of one current-thread runtime, so the reply comes after the CPU work of
+//! every step in turn: the guest model's sysfs nodes and PCI, virtio and block uevents, their
+//! parse and match, the device watcher waking CreateContainer, the storage mount on the fakes,
+//! the create itself, and each task hand-off between them. In the same gate runs it was
+//! 494–742 µs against 135–248 µs for CreateContainer+StartContainer alone (2–3x, not the 6x
+//! seen when create alone was 84 µs).
 
 use std::time::{Duration, Instant};
 

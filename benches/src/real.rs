@@ -187,6 +187,28 @@ impl RealPod {
         }
     }
 
+    /// The pid of container `cid`'s init: the child of this process in the cgroup `/<cid>`.
+    pub fn init_pid(&self, cid: &str) -> anyhow::Result<i32> {
+        let me = std::process::id().to_string();
+        let suffix = format!(":/{cid}");
+        let found: Vec<i32> = fs::read_dir("/proc")?
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|pid| {
+                let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let ppid = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_owned));
+                ppid.as_deref() == Some(me.as_str())
+                    && fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                        .is_ok_and(|c| c.lines().any(|l| l.ends_with(&suffix)))
+            })
+            .collect();
+        match found[..] {
+            [pid] => Ok(pid),
+            _ => bail!("container {cid}: init pids {found:?}, expected one"),
+        }
+    }
+
     /// Destroys the sandbox and stops the agent (its namespaces go with its thread).
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let destroyed = calls::destroy_sandbox(&self.client)

@@ -32,7 +32,8 @@ pub struct ExecRequest {
 
 impl Containers {
     /// Starts a process in a running container: launched held, put into the container's cgroup,
-    /// then released, so it never runs outside the cgroup. On failure it is killed and reaped.
+    /// then released, so it never runs outside the cgroup (or, with a launcher that starts it
+    /// there, launched at once). On failure it is killed and reaped.
     pub async fn exec(&self, request: ExecRequest) -> Result<(), ContainerError> {
         let ExecRequest {
             container_id: cid,
@@ -98,6 +99,8 @@ impl Containers {
         if paused || container.init.exit_status().is_some() || container.lock().removing {
             return Err(container.wrong_state("exec a process"));
         }
+        // A launcher that starts the process in the cgroup needs no hold and no second move.
+        let placed = self.host.launcher.places_execs_in_cgroup();
         let request = LaunchRequest {
             process: process_spec,
             stdio,
@@ -107,7 +110,7 @@ impl Containers {
                 init_pid: container.init.pid(),
                 process: Box::new(process),
             },
-            hold: true,
+            hold: !placed,
         };
         let launched = self
             .host
@@ -126,6 +129,9 @@ impl Containers {
                 return Err(e.into());
             }
         };
+        if placed {
+            return Ok(started);
+        }
         let placed = match self.host.cgroups.add_process(&container.cgroup, pid) {
             Ok(()) => self
                 .host

@@ -154,4 +154,11 @@ pub trait Launcher: Send + Sync {
     /// Sets the window size of the terminal whose master is `master` (a
     /// [`Launched::pty_master`]); the foreground process group gets `SIGWINCH`.
     fn resize_terminal(&self, master: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()>;
+
+    /// Whether an exec ([`LaunchTarget::ContainerExec`]) is started inside its container's
+    /// cgroup by the launcher itself, so that the agent neither holds it nor adds it to the
+    /// cgroup afterwards. `false` unless an implementation guarantees it.
+    fn places_execs_in_cgroup(&self) -> bool {
+        false
+    }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::unistd::pipe2;
 
-use super::container::{ChildStdio, ContainerSpawner};
+use super::container::{ChildStdio, ContainerSpawner, DirectExec};
 use super::pty::open_pty;
 use super::reaper::{ReapMode, Reaper};
 use async_trait::async_trait;
@@ -47,6 +47,8 @@ pub struct LinuxLauncher {
 struct Core {
     reaper: Reaper,
     containers: ContainerSpawner,
+    /// Execs in running containers, without the helper.
+    direct: DirectExec,
 }
 
 impl LinuxLauncher {
@@ -70,6 +72,7 @@ impl LinuxLauncher {
         let core = Core {
             reaper: Reaper::new(mode)?,
             containers: ContainerSpawner::new(helper),
+            direct: DirectExec::default(),
         };
         Ok(LinuxLauncher {
             core: Arc::new(core),
@@ -119,6 +122,12 @@ impl Launcher for LinuxLauncher {
 
     fn resize_terminal(&self, master: BorrowedFd<'_>, rows: u16, cols: u16) -> io::Result<()> {
         super::pty::set_window_size(master, rows, cols)
+    }
+
+    /// The direct exec is born in the container's cgroup (cgroup v2) or joins it before it
+    /// enters the container (v1): a second move would only cost a cgroup migration.
+    fn places_execs_in_cgroup(&self) -> bool {
+        true
     }
 
     fn pin_pid_namespace(&self, pid: i32, target: &Path) -> io::Result<()> {
@@ -269,6 +278,9 @@ impl Core {
     }
 
     fn release(&self, pid: i32) -> io::Result<()> {
+        if let Some(released) = self.direct.release(&self.reaper, pid) {
+            return released;
+        }
         self.containers.release(&self.reaper, pid)
     }
 
@@ -287,10 +299,14 @@ impl Core {
     fn launch_container(&self, request: &LaunchRequest) -> io::Result<Launched> {
         let (parent, child) = container_stdio(request)?;
         let tty = request.stdio == StdioMode::Pty;
-        let (pid, exit) = self
-            .containers
-            .launch(&self.reaper, request, child, tty)
-            .inspect_err(|e| tracing::debug!(error = %e, "container launch failed"))?;
+        let launched = match request.target {
+            LaunchTarget::ContainerExec { .. } => {
+                self.direct.launch(&self.reaper, request, child, tty)
+            }
+            _ => self.containers.launch(&self.reaper, request, child, tty),
+        };
+        let (pid, exit) =
+            launched.inspect_err(|e| tracing::debug!(error = %e, "container launch failed"))?;
         tracing::debug!(pid, hold = request.hold, "container process launched");
         Ok(Launched {
             pid,

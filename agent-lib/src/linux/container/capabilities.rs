@@ -11,7 +11,7 @@ use super::Program;
 use super::error::{Result, SetupError, Step};
 
 /// The OCI names as `caps` capabilities; unknown names are an error.
-fn convert(set: &Capabilities) -> Result<CapsHashSet> {
+pub(super) fn convert(set: &Capabilities) -> Result<CapsHashSet> {
     set.iter()
         .map(|c| {
             // oci-spec prints `CHOWN`; caps parses `CAP_CHOWN`.

@@ -1,5 +1,10 @@
 //! Container processes: the work of runc (or Kata's rustjail) inside the agent.
 //!
+//! A process entering a running container ([`LaunchTarget::ContainerExec`]) does not go
+//! through the setup helper described here: it is forked and set up directly ([`direct`]). The
+//! helper creates containers.
+//!
+//! [`LaunchTarget::ContainerExec`]: crate::host::LaunchTarget::ContainerExec
 //! # Mechanism
 //!
 //! Setting a container up takes hundreds of system calls, file parsing and allocation, which a
@@ -51,6 +56,7 @@ mod capabilities;
 mod cgroup_join;
 mod cgroup_mount;
 mod devices;
+mod direct;
 mod error;
 mod exec;
 mod helper;
@@ -72,6 +78,7 @@ use std::path::PathBuf;
 use oci_spec::runtime::{Process, Spec};
 use serde::{Deserialize, Serialize};
 
+pub(crate) use direct::DirectExec;
 pub use error::SetupError;
 pub use helper::{HELPER_ARG, run_if_helper};
 pub(crate) use spawn::{ChildStdio, ContainerSpawner};

@@ -283,6 +283,24 @@ impl Compiled {
         Ok(())
     }
 
+    /// The filters as `sock_fprog`s pointing into `self`, and the `seccomp(2)` flags: for a
+    /// child that installs them with raw system calls and may not allocate.
+    pub(super) fn fprogs(&self) -> Result<(Vec<libc::sock_fprog>, libc::c_ulong)> {
+        let progs = self
+            .programs
+            .iter()
+            .map(|program| {
+                Ok(libc::sock_fprog {
+                    len: u16::try_from(program.len())
+                        .map_err(|_| SetupError::spec("seccomp: filter too long"))?,
+                    // Same layout: struct sock_filter from linux/filter.h.
+                    filter: program.as_ptr().cast::<libc::sock_filter>().cast_mut(),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((progs, self.flags))
+    }
+
     /// How many filters the profile became.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {

@@ -326,7 +326,7 @@ pub(super) fn same_ns(pid: i32, kind: &str) -> io::Result<bool> {
 
 /// A pidfd of `pid`, which must be a live (unreaped) child registered with `reaper`: the
 /// registry lock keeps it from being reaped, so the pid cannot have been reused.
-fn pidfd_of(reaper: &Reaper, pid: i32) -> io::Result<OwnedFd> {
+pub(super) fn pidfd_of(reaper: &Reaper, pid: i32) -> io::Result<OwnedFd> {
     reaper.with_registered(pid, |live| {
         if !live {
             return Err(io::Error::new(
@@ -351,7 +351,7 @@ fn open_ns(path: &Path) -> io::Result<OwnedFd> {
 }
 
 /// A duplicate of `fd` at or above [`HIGH_FD`], close-on-exec; `fd` is closed.
-fn above(fd: OwnedFd) -> io::Result<OwnedFd> {
+pub(super) fn above(fd: OwnedFd) -> io::Result<OwnedFd> {
     // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new one we then own.
     let new = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, HIGH_FD) };
     if new < 0 {
@@ -362,7 +362,7 @@ fn above(fd: OwnedFd) -> io::Result<OwnedFd> {
 }
 
 /// Whether the other end of a held process's socket is closed (the process died).
-fn peer_gone(sock: &UnixStream) -> bool {
+pub(super) fn peer_gone(sock: &UnixStream) -> bool {
     let mut pfd = libc::pollfd {
         fd: sock.as_raw_fd(),
         events: libc::POLLIN,

@@ -31,7 +31,7 @@ use super::pty::open_pty;
 use super::reaper::{ReapMode, Reaper};
 use async_trait::async_trait;
 
-use crate::host::{LaunchRequest, LaunchTarget, Launched, Launcher, StdioMode};
+use crate::host::{LaunchRequest, LaunchTarget, Launched, Launcher, ProcessSpec, StdioMode};
 
 /// Starts processes with fork and exec; a [`Reaper`] task reports their exits.
 ///
@@ -163,63 +163,13 @@ impl Core {
             .args
             .first()
             .ok_or_else(|| invalid("launch: empty argv"))?;
-        let mut cmd = Command::new(program);
-        cmd.args(&spec.args[1..]).env_clear();
-        for (index, entry) in spec.env.iter().enumerate() {
-            match entry.split_once('=') {
-                Some((key, value)) if !key.is_empty() => {
-                    cmd.env(key, value);
-                }
-                // The entry itself is not logged: it may hold a secret.
-                _ => tracing::warn!(index, "ignoring an environment entry without KEY="),
-            }
-        }
-
-        let mut parent = ParentEnds::default();
+        let mut cmd = host_command(program, spec);
         let tty = match request.stdio {
             StdioMode::Pty => Some(Ctty::Own),
             StdioMode::Console => Some(Ctty::Steal),
             StdioMode::Null | StdioMode::Pipes => None,
         };
-        match request.stdio {
-            StdioMode::Null => {
-                cmd.stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null());
-            }
-            StdioMode::Console => {
-                let console = OwnedFd::from(
-                    std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
-                        .open("/dev/console")?,
-                );
-                cmd.stdin(console.try_clone()?)
-                    .stdout(console.try_clone()?)
-                    .stderr(console);
-            }
-            StdioMode::Pipes => {
-                let (stdin_r, stdin_w) = cloexec_pipe()?;
-                let (stdout_r, stdout_w) = cloexec_pipe()?;
-                let (stderr_r, stderr_w) = cloexec_pipe()?;
-                if request.pipe_size > 0 {
-                    set_pipe_size(&stdout_r, request.pipe_size)?;
-                    set_pipe_size(&stderr_r, request.pipe_size)?;
-                }
-                cmd.stdin(stdin_r).stdout(stdout_w).stderr(stderr_w);
-                parent.stdin = Some(stdin_w);
-                parent.stdout = Some(stdout_r);
-                parent.stderr = Some(stderr_r);
-            }
-            StdioMode::Pty => {
-                let (master, slave) = open_pty()?;
-                cmd.stdin(slave.try_clone()?)
-                    .stdout(slave.try_clone()?)
-                    .stderr(slave);
-                parent.pty_master = Some(master);
-            }
-        }
+        let parent = host_stdio(&mut cmd, request)?;
 
         let setup = ChildSetup::new(request, tty)?;
         // SAFETY: the closure only makes async-signal-safe system calls on data prepared above,
@@ -362,6 +312,68 @@ struct ParentEnds {
     stdout: Option<OwnedFd>,
     stderr: Option<OwnedFd>,
     pty_master: Option<OwnedFd>,
+}
+
+/// A host program with exactly the request's argv and environment (entries without `KEY=`
+/// are dropped).
+fn host_command(program: &str, spec: &ProcessSpec) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(&spec.args[1..]).env_clear();
+    for (index, entry) in spec.env.iter().enumerate() {
+        match entry.split_once('=') {
+            Some((key, value)) if !key.is_empty() => {
+                cmd.env(key, value);
+            }
+            // The entry itself is not logged: it may hold a secret.
+            _ => tracing::warn!(index, "ignoring an environment entry without KEY="),
+        }
+    }
+    cmd
+}
+
+/// Gives `cmd` the stdio of `request`; returns the agent's ends.
+fn host_stdio(cmd: &mut Command, request: &LaunchRequest) -> io::Result<ParentEnds> {
+    let mut parent = ParentEnds::default();
+    match request.stdio {
+        StdioMode::Null => {
+            cmd.stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+        }
+        StdioMode::Console => {
+            let console = OwnedFd::from(
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+                    .open("/dev/console")?,
+            );
+            cmd.stdin(console.try_clone()?)
+                .stdout(console.try_clone()?)
+                .stderr(console);
+        }
+        StdioMode::Pipes => {
+            let (stdin_r, stdin_w) = cloexec_pipe()?;
+            let (stdout_r, stdout_w) = cloexec_pipe()?;
+            let (stderr_r, stderr_w) = cloexec_pipe()?;
+            if request.pipe_size > 0 {
+                set_pipe_size(&stdout_r, request.pipe_size)?;
+                set_pipe_size(&stderr_r, request.pipe_size)?;
+            }
+            cmd.stdin(stdin_r).stdout(stdout_w).stderr(stderr_w);
+            parent.stdin = Some(stdin_w);
+            parent.stdout = Some(stdout_r);
+            parent.stderr = Some(stderr_r);
+        }
+        StdioMode::Pty => {
+            let (master, slave) = open_pty()?;
+            cmd.stdin(slave.try_clone()?)
+                .stdout(slave.try_clone()?)
+                .stderr(slave);
+            parent.pty_master = Some(master);
+        }
+    }
+    Ok(parent)
 }
 
 fn invalid(msg: impl Into<String>) -> io::Error {

@@ -2,12 +2,12 @@
 //! BPF program the children use, made before the clone; and the messages that name a failed
 //! step afterwards.
 
-use std::ffi::CString;
+use std::ffi::{CString, c_int};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxCapabilities, PosixRlimitType, Process};
+use oci_spec::runtime::{LinuxCapabilities, PosixRlimit, PosixRlimitType, Process};
 
 use super::child::{CapMasks, Plan};
 use super::step::{Record, Step};
@@ -78,18 +78,7 @@ pub(super) fn build(input: &Inputs<'_>, fds: &Fds<'_>) -> io::Result<(Plan, Owne
     {
         return Err(invalid("process.user: id 4294967295 ((uid_t)-1) refused"));
     }
-    let cstr = |s: &str| CString::new(s).map_err(|_| invalid("NUL byte in argv or env"));
-    let argv_owned = spec
-        .args
-        .iter()
-        .map(|a| cstr(a))
-        .collect::<io::Result<Vec<_>>>()?;
-    let envp_owned = spec
-        .env
-        .iter()
-        .filter(|e| e.split_once('=').is_some_and(|(k, _)| !k.is_empty()))
-        .map(|e| cstr(e))
-        .collect::<io::Result<Vec<_>>>()?;
+    let (argv_owned, envp_owned) = c_strings(spec)?;
     let name = spec
         .args
         .first()
@@ -128,16 +117,7 @@ pub(super) fn build(input: &Inputs<'_>, fds: &Fds<'_>) -> io::Result<(Plan, Owne
         join_pid_ns: input.join_pid_ns,
         ns_flags: input.ns_flags,
         root: fds.root.as_raw_fd(),
-        rlimits: rlimits
-            .iter()
-            .map(|r| {
-                let limit = libc::rlimit {
-                    rlim_cur: r.soft(),
-                    rlim_max: r.hard(),
-                };
-                (rlimit_resource(r.typ()), limit)
-            })
-            .collect(),
+        rlimits: rlimits.iter().map(rlimit).collect(),
         oom_score_adj: process
             .oom_score_adj()
             .map(|adj| CString::new(adj.to_string()).map_err(|_| invalid("oom_score_adj")))
@@ -181,6 +161,29 @@ pub(super) fn build(input: &Inputs<'_>, fds: &Fds<'_>) -> io::Result<(Plan, Owne
         _envp: envp_owned,
     };
     Ok((plan, owned, names))
+}
+
+/// argv and the environment (entries without a name dropped) as C strings.
+fn c_strings(spec: &ProcessSpec) -> io::Result<(Vec<CString>, Vec<CString>)> {
+    let cstr =
+        |s: &String| CString::new(s.as_str()).map_err(|_| invalid("NUL byte in argv or env"));
+    let argv = spec.args.iter().map(cstr).collect::<io::Result<Vec<_>>>()?;
+    let envp = spec
+        .env
+        .iter()
+        .filter(|e| e.split_once('=').is_some_and(|(k, _)| !k.is_empty()))
+        .map(cstr)
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok((argv, envp))
+}
+
+/// One OCI rlimit as `prlimit64` takes it.
+fn rlimit(r: &PosixRlimit) -> (c_int, libc::rlimit) {
+    let limit = libc::rlimit {
+        rlim_cur: r.soft(),
+        rlim_max: r.hard(),
+    };
+    (rlimit_resource(r.typ()), limit)
 }
 
 /// The paths to try: `name` itself when it has a slash, else each directory of `search`.

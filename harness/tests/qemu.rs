@@ -36,11 +36,12 @@ fn release_agent() -> PathBuf {
     target_dir().join("release/kata-agent")
 }
 
-/// The CI slice, two boots. `blk-container-volume`: Check, CreateSandbox, a busybox container
+/// The CI slice, three boots. `blk-container-volume`: Check, CreateSandbox, a busybox container
 /// whose volume is a virtio-blk disk hot-plugged (QMP) while CreateContainer waits, execs with
 /// exit codes 0 and 1, mounts read back from the guest. `cgroup-v2-real`: the guest on cgroup
 /// v2 only, UpdateContainer limits read back from its cgroup files, freeze and thaw, an OOM kill
-/// reported by GetOOMEvent. Each also runs on the fake VMM with no trace difference.
+/// reported by GetOOMEvent. `blk-coldplug-bridge`: a disk on the QEMU command line behind a
+/// PCI-PCI bridge, mounted as a volume. Each also runs on the fake VMM with no trace difference.
 #[test]
 #[ignore = "needs root, qemu and vhost-device-vsock: a real guest"]
 fn the_ci_slice_passes_on_a_real_guest() {
@@ -52,6 +53,7 @@ fn the_ci_slice_passes_on_a_real_guest() {
         .arg(target_dir().join("qemu-cache"))
         .arg(scenarios.join("blk-container-volume.yaml"))
         .arg(scenarios.join("cgroup-v2-real.yaml"))
+        .arg(scenarios.join("blk-coldplug-bridge.yaml"))
         .output()
         .expect("harness runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -61,8 +63,12 @@ fn the_ci_slice_passes_on_a_real_guest() {
         out.status.success(),
         "harness run --vmm qemu failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("2 passed, 0 failed"), "{stdout}");
-    for name in ["blk-container-volume", "cgroup-v2-real"] {
+    assert!(stdout.contains("3 passed, 0 failed"), "{stdout}");
+    for name in [
+        "blk-container-volume",
+        "cgroup-v2-real",
+        "blk-coldplug-bridge",
+    ] {
         let line = stdout
             .lines()
             .find(|l| l.starts_with(&format!("ok   {name} ")))
@@ -89,7 +95,7 @@ fn the_ci_slice_passes_on_a_real_guest() {
         stdout
             .matches("parity with the fake VMM: 0 differences")
             .count(),
-        2,
+        3,
         "{stdout}"
     );
     assert!(stdout.contains("parity: 0 difference(s)"), "{stdout}");

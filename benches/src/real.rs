@@ -291,7 +291,9 @@ fn agent() -> anyhow::Result<Arc<Agent>> {
     host.transport = Arc::new(LinuxTransport::new());
     host.launcher =
         Arc::new(LinuxLauncher::with_helper(ReapMode::Registered, helper).context("launcher")?);
-    host.sysfs = Arc::new(LinuxSysfs::new("/"));
+    let files = Arc::new(LinuxSysfs::new("/"));
+    host.sysfs = files.clone();
+    host.agent_files = files;
     host.system = Arc::new(LinuxSystem::new());
     Ok(Arc::new(Agent::new(Config::default(), host)))
 }

@@ -38,7 +38,7 @@ pub(super) fn apply_limits(process: &Process) -> Result<()> {
     Ok(())
 }
 
-fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
+pub(super) fn rlimit_resource(typ: PosixRlimitType) -> libc::__rlimit_resource_t {
     match typ {
         PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
         PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,

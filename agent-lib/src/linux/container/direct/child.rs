@@ -8,11 +8,10 @@ use std::ffi::{CString, c_char, c_int};
 use std::os::fd::RawFd;
 
 use super::step::{Record, Step};
+use crate::linux::container::spawn::{CLONE_INTO_CGROUP, CloneArgs};
 
 /// `_LINUX_CAPABILITY_VERSION_3`.
 const CAP_VERSION_3: u32 = 0x2008_0522;
-/// `CLONE_INTO_CGROUP` (Linux 5.7), as a clone3 flag.
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// The capability sets of a process that asks for them, as bit masks.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -78,23 +77,6 @@ pub(super) fn current_sigmask() -> libc::sigset_t {
         libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut set);
         set
     }
-}
-
-/// clone3's `struct clone_args` up to `cgroup` (`CLONE_ARGS_SIZE_VER2`).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
 }
 
 /// Forks the first child, born in the cgroup of `cgroup_dir` (a cgroup v2 directory) when given,

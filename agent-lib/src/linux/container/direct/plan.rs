@@ -12,8 +12,8 @@ use oci_spec::runtime::{LinuxCapabilities, PosixRlimit, PosixRlimitType, Process
 use super::child::{CapMasks, Plan};
 use super::step::{Record, Step};
 use crate::host::ProcessSpec;
-use crate::linux::container::capabilities;
 use crate::linux::container::seccomp::Compiled;
+use crate::linux::container::{capabilities, exec};
 
 /// `PATH` when the process's environment has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -183,7 +183,7 @@ fn rlimit(r: &PosixRlimit) -> (c_int, libc::rlimit) {
         rlim_cur: r.soft(),
         rlim_max: r.hard(),
     };
-    (rlimit_resource(r.typ()), limit)
+    (exec::rlimit_resource(r.typ()) as c_int, limit)
 }
 
 /// The paths to try: `name` itself when it has a slash, else each directory of `search`.
@@ -252,28 +252,6 @@ fn masks(c: &LinuxCapabilities, last: u8) -> io::Result<CapMasks> {
         ambient: mask(c.ambient())?,
         last,
     })
-}
-
-fn rlimit_resource(typ: PosixRlimitType) -> libc::c_int {
-    let r = match typ {
-        PosixRlimitType::RlimitCpu => libc::RLIMIT_CPU,
-        PosixRlimitType::RlimitFsize => libc::RLIMIT_FSIZE,
-        PosixRlimitType::RlimitData => libc::RLIMIT_DATA,
-        PosixRlimitType::RlimitStack => libc::RLIMIT_STACK,
-        PosixRlimitType::RlimitCore => libc::RLIMIT_CORE,
-        PosixRlimitType::RlimitRss => libc::RLIMIT_RSS,
-        PosixRlimitType::RlimitNproc => libc::RLIMIT_NPROC,
-        PosixRlimitType::RlimitNofile => libc::RLIMIT_NOFILE,
-        PosixRlimitType::RlimitMemlock => libc::RLIMIT_MEMLOCK,
-        PosixRlimitType::RlimitAs => libc::RLIMIT_AS,
-        PosixRlimitType::RlimitLocks => libc::RLIMIT_LOCKS,
-        PosixRlimitType::RlimitSigpending => libc::RLIMIT_SIGPENDING,
-        PosixRlimitType::RlimitMsgqueue => libc::RLIMIT_MSGQUEUE,
-        PosixRlimitType::RlimitNice => libc::RLIMIT_NICE,
-        PosixRlimitType::RlimitRtprio => libc::RLIMIT_RTPRIO,
-        PosixRlimitType::RlimitRttime => libc::RLIMIT_RTTIME,
-    };
-    r as libc::c_int
 }
 
 impl Names {

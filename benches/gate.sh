@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 GATE_SINCE=$(date +%s)
 export GATE_SINCE
 quick=(--warm-up-time 0.5 --measurement-time 2 --noplot)
-cargo build --release --locked -p kata-agent --bin kata-agent
+.ci/release-agent
 cargo build --profile bench --locked -p agent-benches --bins
 cargo bench --locked -p agent-benches --benches -- "${quick[@]}" "$@"
 cargo run --profile bench --locked -p agent-benches --bin gate

@@ -4,9 +4,10 @@
 //!
 //! Which fixture to use:
 //! - **fakes, in-process**: [`pod::Pod`] is an agent on [`agent_fakes::FakeHost`] served over
-//!   ttrpc on the fake transport, with a connected client. Below the RPC layer the same fakes
-//!   back [`devices::Rig`] (the uevent loop and device handlers) and [`storage::Bench`] (the
-//!   storage drivers).
+//!   ttrpc on the fake transport, with a connected client. The device and storage tests take
+//!   views of a pod built by it: `Pod::devices(cmdline)` gives a [`devices::Rig`] (the agent
+//!   started, its uevent loop and device handlers at hand) and `Pod::storages()` a
+//!   [`storage::Bench`] (the agent's storage drivers); both dereference to the pod.
 //! - **the real binary over a socket**: [`real_agent::RealAgent`] starts `kata-agent` as root
 //!   in its own namespaces and drives it over a unix socket, as a Kata runtime would; its
 //!   containers run a busybox [`rootfs`], and [`host_state`] reads what the host shows of them.

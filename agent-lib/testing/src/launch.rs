@@ -90,22 +90,23 @@ pub(crate) fn isolate(command: &mut Command, cgroup2: bool) {
     }
 }
 
-/// A lock held until the returned file is dropped; blocks meanwhile.
+/// The machine-wide lock of root agents.
 pub(crate) fn exclusive() -> File {
+    file_lock(LOCK_FILE)
+}
+
+/// An exclusive `flock` on `path` (created if need be), held until the returned file is
+/// dropped; blocks meanwhile. Serializes tests across threads and processes.
+pub fn file_lock(path: &str) -> File {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(LOCK_FILE)
-        .expect("open the lock file");
+        .open(path)
+        .unwrap_or_else(|e| panic!("open the lock file {path}: {e}"));
     // SAFETY: flock on a descriptor owned by `file`, which outlives the lock.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(
-        rc,
-        0,
-        "flock {LOCK_FILE}: {}",
-        std::io::Error::last_os_error()
-    );
+    assert_eq!(rc, 0, "flock {path}: {}", std::io::Error::last_os_error());
     file
 }
 

@@ -19,10 +19,11 @@ mod cgroup_v2;
 #[path = "attacks_cases/sources.rs"]
 mod sources;
 use agent_testing as support;
+use attacks_support::ptrace::{AttackerReport, PtraceAttacker};
 use attacks_support::race;
 use attacks_support::{
-    CgroupSweep, PAUSE, assert_serving, build_static, exec_default_caps, init_pid, mode, nofile,
-    pidns, regular, sandbox, set_nofile, sh, spec_with_cgroup_mount, spec_with_devices, user,
+    CgroupSweep, PAUSE, assert_serving, exec_default_caps, init_pid, mode, nofile, pidns, regular,
+    sandbox, set_nofile, sh, spec_with_cgroup_mount, spec_with_devices, user,
 };
 use support::host_state::cgroup_dirs;
 use support::real_agent::RealAgent;
@@ -588,17 +589,13 @@ async fn the_exec_helper_cannot_be_reached_from_inside_the_container() {
     const EXECS: usize = 200;
     let agent = sandbox("ptrace").await;
     let root = agent.rootfs("rootfs");
-    build_static(
-        include_str!("attacks_support/ptrace_attacker.c"),
-        &root.join("bin/attacker"),
-    );
     let cid = agent.id("c1");
     agent
         .run_container(&cid, spec(&root, &PAUSE, false, None))
         .await;
 
     // Container root (Docker's default capabilities) watches for helpers during every exec.
-    exec_default_caps(&agent, &cid, "attacker", &["attacker"]).await;
+    let attacker = PtraceAttacker::start(&agent, &root, &cid).await;
     for i in 0..EXECS {
         let eid = format!("e{i}");
         exec_default_caps(&agent, &cid, &eid, &["cat", "/proc/self/cgroup"]).await;
@@ -612,24 +609,34 @@ async fn the_exec_helper_cannot_be_reached_from_inside_the_container() {
         }
         assert_eq!(agent.wait(&cid, &eid).await, 0);
     }
-    fs::write(root.join("stop-attack"), "").unwrap();
-    let report = agent.read_all(&cid, "attacker", false).await;
-    assert_eq!(agent.wait(&cid, "attacker").await, 0, "{report}");
-    eprintln!("attacker: {}", report.trim());
-    let count = |key: &str| -> u64 {
-        let field = report.split_whitespace().find_map(|f| f.strip_prefix(key));
-        field.and_then(|v| v.parse().ok()).expect(&report)
-    };
-    assert!(
-        count("seen=") > 0,
-        "the attacker never saw a helper: {report}"
-    );
-    assert_eq!(count("won="), 0, "the helper was reached: {report}");
-    assert_eq!(
-        count("outside="),
-        0,
-        "a helper was seen outside the cgroup: {report}"
-    );
+    attacker.stop(&agent).await.assert_lost();
     assert_serving(&agent, &cid, "alive").await;
     agent.destroy_and_exit().await;
+}
+
+/// The verdict on the attacker's report fails on each way of losing, and on a report that is
+/// not one.
+#[test]
+fn the_attacker_report_verdict_can_fail() {
+    let report = |text| AttackerReport::parse(text).expect(text);
+    assert!(report("seen=12 won=0 outside=0").failures().is_empty());
+    for (text, failure) in [
+        ("seen=0 won=0 outside=0", "never saw"),
+        ("seen=5 won=1 outside=0", "reached"),
+        ("seen=5 won=0 outside=2", "outside"),
+    ] {
+        let failures = report(text).failures();
+        assert_eq!(failures.len(), 1, "{text}: {failures:?}");
+        assert!(failures[0].contains(failure), "{text}: {failures:?}");
+    }
+    for text in [
+        "",
+        "seen=1 won=0",
+        "seen=1 won=x outside=0",
+        "seenx=1 won=0 outside=0",
+    ] {
+        assert_eq!(AttackerReport::parse(text), None, "{text}");
+    }
+    let lost = std::panic::catch_unwind(|| report("seen=5 won=1 outside=0").assert_lost());
+    assert!(lost.is_err(), "assert_lost let a win through");
 }

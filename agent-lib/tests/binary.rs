@@ -2,112 +2,24 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use agent_protos::health::CheckRequest;
 use agent_protos::health::health_check_response::ServingStatus;
 use agent_protos::health_ttrpc::HealthClient;
-use agent_testing::real_agent::agent_command;
+use agent_testing::real_agent::RealAgent;
 use ttrpc::r#async::Client;
 
 const TIMEOUT_NS: i64 = 5_000_000_000;
 
-/// A running agent on a private unix socket; killed and cleaned up on drop.
-struct RunningAgent {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl RunningAgent {
-    fn start() -> Self {
-        Self::start_with_config("")
-    }
-
-    /// An agent with `toml` as its configuration file (`--config`).
-    fn start_with_config(toml: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let child = agent_command(dir.path(), Some(toml))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let agent = RunningAgent { child, dir };
-        agent.wait_for_socket();
-        agent
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.path().join("agent.sock")
-    }
-
-    /// The unix socket serving the agent's vsock port `port` (`<socket>_<port>`).
-    fn port_socket(&self, port: u32) -> PathBuf {
-        self.dir.path().join(format!("agent.sock_{port}"))
-    }
-
-    /// Connects to port `port`, waiting for it to listen.
-    fn connect_port(&self, port: u32) -> StdUnixStream {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            match StdUnixStream::connect(self.port_socket(port)) {
-                Ok(stream) => {
-                    stream
-                        .set_read_timeout(Some(Duration::from_secs(30)))
-                        .unwrap();
-                    return stream;
-                }
-                Err(e) => assert!(Instant::now() < deadline, "port {port}: {e}"),
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn addr(&self) -> String {
-        format!("unix://{}", self.socket().display())
-    }
-
-    fn wait_for_socket(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while StdUnixStream::connect(self.socket()).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "the agent never listened on {:?}",
-                self.socket()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Sends SIGTERM and returns the exit status and everything the agent printed.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "the agent ignored SIGTERM");
-            std::thread::sleep(Duration::from_millis(10));
-        };
-        let mut out = String::new();
-        self.child
-            .stdout
-            .take()
-            .unwrap()
-            .read_to_string(&mut out)
-            .unwrap();
-        (status, out)
-    }
-}
-
-impl Drop for RunningAgent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// An unprivileged real agent with `toml` as its configuration file, and the runtime its client
+/// lives on (declared first, so dropped after the agent).
+fn start(toml: &str) -> (tokio::runtime::Runtime, RealAgent) {
+    let rt = runtime();
+    let agent = rt.block_on(RealAgent::unprivileged("binary", toml));
+    (rt, agent)
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -147,8 +59,8 @@ fn status_code(err: &ttrpc::Error) -> ttrpc::Code {
 
 #[test]
 fn answers_check_and_version() {
-    let agent = RunningAgent::start();
-    runtime().block_on(async {
+    let (rt, agent) = start("");
+    rt.block_on(async {
         assert_eq!(
             check(&agent.addr()).await.unwrap(),
             ServingStatus::SERVING as i32
@@ -168,8 +80,8 @@ fn answers_check_and_version() {
 
 #[test]
 fn unknown_methods_and_unimplemented_rpcs_get_clear_errors() {
-    let agent = RunningAgent::start();
-    runtime().block_on(async {
+    let (rt, agent) = start("");
+    rt.block_on(async {
         let client = Client::connect(&agent.addr()).await.unwrap();
         let err = raw_call(&client, "grpc.AgentService", "NoSuchMethod").await;
         assert_eq!(status_code(&err), ttrpc::Code::UNIMPLEMENTED, "{err:?}");
@@ -198,8 +110,7 @@ fn unknown_methods_and_unimplemented_rpcs_get_clear_errors() {
 
 #[test]
 fn a_garbage_frame_closes_only_its_connection() {
-    let agent = RunningAgent::start();
-    let rt = runtime();
+    let (rt, agent) = start("");
     // A healthy connection, opened before the garbage arrives.
     let healthy = rt.block_on(Client::connect(&agent.addr())).unwrap();
     let healthy = HealthClient::new(healthy);
@@ -248,10 +159,10 @@ fn a_garbage_frame_closes_only_its_connection() {
 
 #[test]
 fn sigterm_stops_cleanly_and_removes_the_socket() {
-    let agent = RunningAgent::start();
+    let (rt, agent) = start("");
     let socket = agent.socket();
-    assert_eq!(runtime().block_on(check(&agent.addr())).unwrap(), 1);
-    let (status, out) = agent.terminate();
+    assert_eq!(rt.block_on(check(&agent.addr())).unwrap(), 1);
+    let (status, out) = rt.block_on(agent.terminate());
     assert!(status.success(), "exit status {status:?}; output:\n{out}");
     assert!(!socket_exists(&socket), "the socket file was left behind");
     // Every line is a Kata-shaped JSON log record.
@@ -318,7 +229,7 @@ const OPERATOR: &str = "debug_console_vport = 1026\nlog_vport = 1025\n";
 
 #[test]
 fn the_debug_console_gives_each_connection_a_shell_on_a_pty() {
-    let agent = RunningAgent::start_with_config(OPERATOR);
+    let (rt, agent) = start(OPERATOR);
     let mut console = agent.connect_port(1026);
     console
         .write_all(b"echo hello-$((6*7)); tty; stty size\n")
@@ -336,7 +247,7 @@ fn the_debug_console_gives_each_connection_a_shell_on_a_pty() {
     let mut rest = Vec::new();
     console.read_to_end(&mut rest).unwrap();
     // The RPC server was never in the way.
-    runtime().block_on(async {
+    rt.block_on(async {
         assert_eq!(
             check(&agent.addr()).await.unwrap(),
             ServingStatus::SERVING as i32
@@ -346,7 +257,7 @@ fn the_debug_console_gives_each_connection_a_shell_on_a_pty() {
 
 #[test]
 fn closing_a_console_connection_ends_and_reaps_its_shell() {
-    let agent = RunningAgent::start_with_config(OPERATOR);
+    let (_rt, agent) = start(OPERATOR);
     let mut console = agent.connect_port(1026);
     // The terminal echoes the command as typed (`"P""ID=$$;"`); only the output reads PID=.
     console.write_all(b"echo \"P\"\"ID=$$;\"\n").unwrap();
@@ -372,9 +283,9 @@ fn closing_a_console_connection_ends_and_reaps_its_shell() {
 
 #[test]
 fn the_log_port_streams_the_log_from_its_first_line() {
-    let agent = RunningAgent::start_with_config(OPERATOR);
+    let (rt, agent) = start(OPERATOR);
     // Logged before anyone connects: kept for the host.
-    runtime().block_on(async {
+    rt.block_on(async {
         check(&agent.addr()).await.unwrap();
     });
     let mut log = agent.connect_port(1025);
@@ -392,7 +303,7 @@ fn the_log_port_streams_the_log_from_its_first_line() {
     // Live lines follow: a console session's start is logged.
     let _console = agent.connect_port(1026);
     read_until(&mut log, "debug console session started");
-    let (_, stdout) = agent.terminate();
+    let (_, stdout) = rt.block_on(agent.terminate());
     assert!(
         !stdout.contains("announce"),
         "with a log port nothing goes to stdout: {stdout}"
@@ -401,15 +312,15 @@ fn the_log_port_streams_the_log_from_its_first_line() {
 
 #[test]
 fn a_reserved_console_port_is_refused_with_a_warning_and_the_agent_serves() {
-    let agent = RunningAgent::start_with_config("debug_console_vport = 1025\n");
-    runtime().block_on(async {
+    let (rt, agent) = start("debug_console_vport = 1025\n");
+    rt.block_on(async {
         assert_eq!(
             check(&agent.addr()).await.unwrap(),
             ServingStatus::SERVING as i32
         );
     });
     assert!(!agent.port_socket(1025).exists());
-    let (_, out) = agent.terminate();
+    let (_, out) = rt.block_on(agent.terminate());
     assert!(
         out.contains("agent.debug_console_vport=1025 is reserved"),
         "{out}"
@@ -430,12 +341,12 @@ fn read_span(conn: &mut StdUnixStream) -> (String, serde_json::Value) {
 
 #[test]
 fn rpc_spans_continue_the_hosts_trace_and_reach_the_collector() {
-    let agent = RunningAgent::start_with_config("tracing = true\n");
+    let (rt, agent) = start("tracing = true\n");
     // The host's collector, where an agent on `<socket>` sends spans: `<socket>_10240`.
     let collector = std::os::unix::net::UnixListener::bind(agent.port_socket(10240)).unwrap();
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let parent = "00f067aa0ba902b7";
-    runtime().block_on(async {
+    rt.block_on(async {
         let client = HealthClient::new(Client::connect(&agent.addr()).await.unwrap());
         let mut ctx = ttrpc::context::with_timeout(TIMEOUT_NS);
         ctx.add("traceparent".into(), format!("00-{trace}-{parent}-01"));
@@ -465,8 +376,8 @@ fn rpc_spans_continue_the_hosts_trace_and_reach_the_collector() {
 
 #[test]
 fn without_a_collector_spans_are_dropped_with_one_warning() {
-    let agent = RunningAgent::start_with_config("tracing = true\n");
-    runtime().block_on(async {
+    let (rt, agent) = start("tracing = true\n");
+    rt.block_on(async {
         for _ in 0..5 {
             assert_eq!(
                 check(&agent.addr()).await.unwrap(),
@@ -474,7 +385,7 @@ fn without_a_collector_spans_are_dropped_with_one_warning() {
             );
         }
     });
-    let (_, out) = agent.terminate();
+    let (_, out) = rt.block_on(agent.terminate());
     assert_eq!(
         out.matches("no trace collector").count(),
         1,
@@ -484,14 +395,14 @@ fn without_a_collector_spans_are_dropped_with_one_warning() {
 
 #[test]
 fn debug_mode_logs_each_rpc_with_its_duration_and_outcome() {
-    let agent = RunningAgent::start();
-    runtime().block_on(async {
+    let (rt, agent) = start("");
+    rt.block_on(async {
         check(&agent.addr()).await.unwrap();
         let client = Client::connect(&agent.addr()).await.unwrap();
         let err = raw_call(&client, "grpc.AgentService", "StatsContainer").await;
         assert_eq!(status_code(&err), ttrpc::Code::NOT_FOUND);
     });
-    let (_, out) = agent.terminate();
+    let (_, out) = rt.block_on(agent.terminate());
     let rpcs: Vec<serde_json::Value> = out
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
@@ -513,7 +424,7 @@ fn debug_mode_logs_each_rpc_with_its_duration_and_outcome() {
 
 #[test]
 fn garbage_or_a_hang_up_on_the_operator_ports_leaves_the_agent_serving() {
-    let agent = RunningAgent::start_with_config(OPERATOR);
+    let (rt, agent) = start(OPERATOR);
     // The log port is write-only: what the host sends is ignored.
     let mut log = agent.connect_port(1025);
     log.write_all(&[0xff; 4096]).unwrap();
@@ -524,7 +435,7 @@ fn garbage_or_a_hang_up_on_the_operator_ports_leaves_the_agent_serving() {
         .write_all(b"\x00\x1b[999;999H\xff\xfe echo half a li")
         .unwrap();
     drop(console);
-    runtime().block_on(async {
+    rt.block_on(async {
         assert_eq!(
             check(&agent.addr()).await.unwrap(),
             ServingStatus::SERVING as i32

@@ -171,6 +171,53 @@ impl FakeLauncher {
             .cloned()
             .ok_or_else(|| errno(Errno::ENOENT))
     }
+
+    /// Gives a new process the next pid: live (reached by `signals`), held until `release`
+    /// fires if the request asks, and recorded.
+    fn register(
+        &self,
+        request: &LaunchRequest,
+        signals: mpsc::UnboundedSender<i32>,
+        release: oneshot::Sender<()>,
+    ) -> i32 {
+        let mut state = lock(&self.shared.state);
+        let pid = state.next_pid;
+        state.next_pid += 1;
+        state.live.insert(pid, signals);
+        if request.hold {
+            state.held.insert(pid, release);
+        }
+        state.records.insert(
+            pid,
+            LaunchRecord {
+                pid,
+                request: request.clone(),
+                signals: Vec::new(),
+                exit: None,
+                held: request.hold,
+            },
+        );
+        pid
+    }
+}
+
+impl Shared {
+    /// Process `pid` ended with `status`: no longer live or held, its record closed, and the
+    /// exit hooks told.
+    fn exited(&self, pid: i32, status: ExitStatus) {
+        {
+            let mut state = lock(&self.state);
+            state.live.remove(&pid);
+            state.held.remove(&pid);
+            if let Some(record) = state.records.get_mut(&pid) {
+                record.exit = Some(status);
+            }
+        }
+        let hooks = lock(&self.hooks).clone();
+        for hook in hooks {
+            hook(pid, status);
+        }
+    }
 }
 
 /// The agent's ends of a new process's stdio.
@@ -273,26 +320,7 @@ impl FakeLauncher {
         let (signal_tx, mut signal_rx) = mpsc::unbounded_channel();
         let (exit_tx, exit_rx) = oneshot::channel();
         let (release_tx, release_rx) = oneshot::channel();
-        let pid = {
-            let mut state = lock(&self.shared.state);
-            let pid = state.next_pid;
-            state.next_pid += 1;
-            state.live.insert(pid, signal_tx);
-            if request.hold {
-                state.held.insert(pid, release_tx);
-            }
-            state.records.insert(
-                pid,
-                LaunchRecord {
-                    pid,
-                    request: request.clone(),
-                    signals: Vec::new(),
-                    exit: None,
-                    held: request.hold,
-                },
-            );
-            pid
-        };
+        let pid = self.register(request, signal_tx, release_tx);
         let shared = Arc::clone(&self.shared);
         let held = request.hold;
         runtime.spawn(async move {
@@ -306,18 +334,7 @@ impl FakeLauncher {
                 },
                 false => play(script, io, signal_rx).await,
             };
-            {
-                let mut state = lock(&shared.state);
-                state.live.remove(&pid);
-                state.held.remove(&pid);
-                if let Some(record) = state.records.get_mut(&pid) {
-                    record.exit = Some(status);
-                }
-            }
-            let hooks = lock(&shared.hooks).clone();
-            for hook in hooks {
-                hook(pid, status);
-            }
+            shared.exited(pid, status);
             // The agent may have stopped waiting; nothing to do then.
             let _ = exit_tx.send(status);
         });

@@ -34,7 +34,7 @@ fn every_scenario_passes_and_matches_its_snapshot() {
                 }
                 traces.push((name, outcome.trace.to_yaml()));
             }
-            Err(e) => failures.push(e),
+            Err(e) => failures.push(e.to_string()),
         }
     }
     let elapsed = started.elapsed();

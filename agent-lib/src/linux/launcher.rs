@@ -10,8 +10,9 @@
 //! Marking instead of closing keeps std's own close-on-exec pipe, through which the child reports
 //! an exec failure, alive until the exec.
 //!
-//! Container processes ([`LaunchTarget::ContainerInit`], [`LaunchTarget::ContainerExec`]) go
-//! through the setup helper instead: see [`super::container`].
+//! Container processes go through [`super::container`] instead: an init
+//! ([`LaunchTarget::ContainerInit`]) through the setup helper, an exec
+//! ([`LaunchTarget::ContainerExec`]) through the direct exec.
 
 use std::ffi::CString;
 use std::io;

@@ -1,39 +1,51 @@
-//! A small kernel model for the device tests: sysfs nodes, /dev nodes and uevents shaped like
-//! a real Linux 6.1 q35 guest's, under an agent on the fakes.
+//! The device-subsystem view of a [`Pod`]: a small kernel model for the device tests (sysfs
+//! nodes, /dev nodes and uevents shaped like a real Linux 6.1 q35 guest's) under the pod's
+//! agent, its uevent loop running.
 
-use std::sync::Arc;
+use std::ops::Deref;
 
-use agent_fakes::FakeHost;
-use kata_agent::Agent;
 use kata_agent::config::Config;
 use kata_agent::device::DeviceContext;
 use kata_agent::host::NodeKind;
 
-/// An agent with its uevent loop running on fakes.
+use crate::pod::Pod;
+
+/// A [`Pod`] whose agent's uevent loop runs, with its device context at hand.
 #[derive(Debug)]
 pub struct Rig {
-    pub fake: FakeHost,
-    pub agent: Arc<Agent>,
+    pod: Pod,
+    /// The agent's device context (watcher, sysfs, hotplug timeout).
     pub ctx: DeviceContext,
 }
 
-/// An agent configured from `cmdline`, started; the root bus and three root ports
-/// (`0000:00:02.0` → bus 01, `03.0` → 02, `04.0` → 03) are in sysfs, as on q35.
-pub fn rig(cmdline: &str) -> Rig {
-    let fake = FakeHost::new();
-    let (config, warnings) = Config::from_cmdline(cmdline);
-    assert!(warnings.is_empty(), "{warnings:?}");
-    let agent = Arc::new(Agent::new(config, fake.host()));
-    agent.start();
-    for (slot, bus) in [(2, 1), (3, 2), (4, 3)] {
-        fake.sysfs
-            .mkdir_p(format!(
-                "/sys/devices/pci0000:00/0000:00:{slot:02x}.0/pci_bus/0000:{bus:02x}"
-            ))
-            .unwrap();
+impl Deref for Rig {
+    type Target = Pod;
+
+    fn deref(&self) -> &Pod {
+        &self.pod
     }
-    let ctx = agent.device_context();
-    Rig { fake, agent, ctx }
+}
+
+impl Pod {
+    /// A pod whose agent is configured from `cmdline` and started, seen as a device rig: the
+    /// root bus and three root ports (`0000:00:02.0` → bus 01, `03.0` → 02, `04.0` → 03) are
+    /// in sysfs, as on q35.
+    pub async fn devices(cmdline: &str) -> Rig {
+        let (config, warnings) = Config::from_cmdline(cmdline);
+        assert!(warnings.is_empty(), "{warnings:?}");
+        let pod = Pod::with_config(config).await;
+        pod.agent.start();
+        for (slot, bus) in [(2, 1), (3, 2), (4, 3)] {
+            pod.fake
+                .sysfs
+                .mkdir_p(format!(
+                    "/sys/devices/pci0000:00/0000:00:{slot:02x}.0/pci_bus/0000:{bus:02x}"
+                ))
+                .unwrap();
+        }
+        let ctx = pod.agent.device_context();
+        Rig { pod, ctx }
+    }
 }
 
 impl Rig {

@@ -4,12 +4,14 @@
 //!
 //! Which fixture to use:
 //! - **fakes, in-process**: [`pod::Pod`] is an agent on [`agent_fakes::FakeHost`] served over
-//!   ttrpc on the fake transport, with a connected client. Below the RPC layer the same fakes
-//!   back [`devices::Rig`] (the uevent loop and device handlers) and [`storage::Bench`] (the
-//!   storage drivers).
-//! - **the real binary over a socket**: [`real_agent::RealAgent`] starts `kata-agent` as root
-//!   in its own namespaces and drives it over a unix socket, as a Kata runtime would; its
-//!   containers run a busybox [`rootfs`], and [`host_state`] reads what the host shows of them.
+//!   ttrpc on the fake transport, with a connected client. The device and storage tests take
+//!   views of a pod built by it: `Pod::devices(cmdline)` gives a [`devices::Rig`] (the agent
+//!   started, its uevent loop and device handlers at hand) and `Pod::storages()` a
+//!   [`storage::Bench`] (the agent's storage drivers); both dereference to the pod.
+//! - **the real binary over a socket**: [`real_agent::RealAgent`] starts `kata-agent` and drives
+//!   it over a unix socket, as a Kata runtime would: as root in its own namespaces with real
+//!   containers (their rootfs is a busybox [`rootfs`], and [`host_state`] reads what the host
+//!   shows of them), or unprivileged, for the binary's own CLI, log and ports.
 //! - **a whole guest**, in the harness: `agent_harness::scenario::GuestVm` on the fake VMM (the
 //!   scenarios), and a real QEMU guest through `harness run --vmm qemu` (`agent_harness::qemu`).
 //!
@@ -20,6 +22,7 @@
 pub mod devices;
 pub mod host_state;
 pub mod io;
+mod launch;
 pub mod ns;
 pub mod pod;
 pub mod real_agent;
@@ -31,5 +34,6 @@ pub mod wire;
 
 pub use agent_fakes::lock;
 pub use io::read_all;
+pub use launch::file_lock;
 pub use root::{is_root, require_root};
 pub use rpc::{code, ctx, message, timed_ctx};

@@ -1,19 +1,25 @@
-//! The real `kata-agent` binary outside a VM, driven only over ttrpc, as a Kata runtime would.
+//! The real `kata-agent` binary outside a VM, driven only over its sockets, as a Kata runtime
+//! would: the real-binary level's one fixture, in two modes.
 //!
-//! The agent runs as root in its own mount, UTS and network namespaces (as it would be in a VM:
-//! its mounts, hostname and interfaces are its own), on `unix://<tempdir>/agent.sock`, with
-//! its log in `<tempdir>/agent.log` (printed when a test fails). It still shares the host's
-//! cgroup hierarchies and `/run`, so [`RealAgent`]s take a file lock: one at a time on this
-//! machine. Dropping one (also when a test panics) kills the agent and removes what it may have
-//! left: the processes and directories of the cgroups of its containers, their bundles under
-//! `/run/kata-containers`, any mount under its folders in the host's namespace, and the
-//! `/run` folders it created.
+//! - **Contained** ([`RealAgent::start`] and its variants; root, real containers): the agent runs
+//!   as root in its own mount, UTS and network namespaces (as it would be in a VM: its mounts,
+//!   hostname and interfaces are its own). It still shares the host's cgroup hierarchies and
+//!   `/run`, so these agents take a file lock: one at a time on this machine. Dropping one (also
+//!   when a test panics) kills the agent and removes what it may have left: the processes and
+//!   directories of the cgroups of its containers, their bundles under `/run/kata-containers`,
+//!   any mount under its folders in the host's namespace, and the `/run` folders it created.
+//! - **Unprivileged** ([`RealAgent::unprivileged`]; no root, no containers): the binary's own
+//!   CLI, log, ttrpc server and operator ports ([`RealAgent::connect_port`]), as the test's
+//!   user in the test's namespaces, any number at once.
+//!
+//! Either way the agent serves on `unix://<tempdir>/agent.sock` with its log in
+//! `<tempdir>/agent.log` (printed when a test fails), and [`RealAgent::client`] is connected.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::process::CommandExt;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -21,13 +27,23 @@ use agent_harness::AgentClient;
 use agent_protos::{agent as pb, oci};
 
 use crate::host_state::{cgroup_dirs, detach_mounts_under, kill_cgroup, stat_state};
+use crate::launch::{agent_command, exclusive, isolate, wait_listening};
 use crate::{lock, root, rootfs, timed_ctx, wire};
+
+pub use crate::launch::agent_binary;
 
 /// The program of a sandbox's infra container (the runtime's pause container).
 pub const PAUSE: [&str; 2] = ["sleep", "999999"];
 
-/// Serializes real agents across threads and processes (they share `/run` and cgroupfs).
-const LOCK_FILE: &str = "/tmp/kata-agent-real-e2e.lock";
+/// How the agent is started.
+#[derive(Clone, Copy, Debug)]
+enum Mode {
+    /// As root in namespaces of its own, one at a time; on a `cgroup2` hierarchy if asked.
+    Contained { cgroup2: bool },
+    /// As the test's user in the test's namespaces.
+    Unprivileged,
+}
+
 /// The host folders a real agent writes to (bundles, pinned namespaces).
 const RUN_DIRS: [&str; 2] = ["/run/kata-containers", "/run/sandbox-ns"];
 /// A running agent, its client and everything to clean up.
@@ -43,111 +59,14 @@ pub struct RealAgent {
     /// The folders of [`RUN_DIRS`] that did not exist before the agent started.
     new_run_dirs: Vec<PathBuf>,
     dir: tempfile::TempDir,
-    _lock: File,
-}
-
-/// The `kata-agent` binary cargo built next to the running test binary (`target/<profile>/`),
-/// or `$KATA_AGENT_BIN`.
-pub fn agent_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("KATA_AGENT_BIN") {
-        return PathBuf::from(path);
-    }
-    let test = std::env::current_exe().expect("the test binary's path");
-    // target/<profile>/deps/<test> -> target/<profile>/kata-agent
-    let path = test
-        .parent()
-        .and_then(Path::parent)
-        .map(|profile| profile.join("kata-agent"))
-        .expect("the test binary lies in target/<profile>/deps");
-    assert!(
-        path.exists(),
-        "{} not built: run the tests of the kata-agent package, or set KATA_AGENT_BIN",
-        path.display()
-    );
-    path
-}
-
-/// A `kata-agent` command serving on `unix://<dir>/agent.sock` with debug logs and nothing else
-/// from this environment; with `--config <dir>/agent.toml` of contents `toml` when given.
-pub fn agent_command(dir: &Path, toml: Option<&str>) -> Command {
-    let sock = dir.join("agent.sock");
-    let mut command = Command::new(agent_binary());
-    command
-        .env_clear()
-        .env(
-            "KATA_AGENT_SERVER_ADDR",
-            format!("unix://{}", sock.display()),
-        )
-        .env("KATA_AGENT_LOG_LEVEL", "debug");
-    if let Some(toml) = toml {
-        let file = dir.join("agent.toml");
-        fs::write(&file, toml).unwrap();
-        command.arg("--config").arg(file);
-    }
-    command
-}
-
-/// Makes `command` start in its own mount (rprivate), UTS and network namespaces, killed
-/// when the test dies; with `cgroup2`, a `cgroup2` hierarchy mounted over `/sys/fs/cgroup`.
-fn isolate(command: &mut Command, cgroup2: bool) {
-    // SAFETY: only async-signal-safe system calls between fork and exec.
-    unsafe {
-        command.pre_exec(move || {
-            let flags = libc::CLONE_NEWNS | libc::CLONE_NEWUTS | libc::CLONE_NEWNET;
-            if libc::unshare(flags) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            let root = c"/";
-            let rc = libc::mount(
-                std::ptr::null(),
-                root.as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            );
-            if rc != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            if cgroup2
-                && libc::mount(
-                    c"cgroup2".as_ptr(),
-                    c"/sys/fs/cgroup".as_ptr(),
-                    c"cgroup2".as_ptr(),
-                    0,
-                    std::ptr::null(),
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-}
-
-/// A lock held until the returned file is dropped; blocks meanwhile.
-fn exclusive() -> File {
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(LOCK_FILE)
-        .expect("open the lock file");
-    // SAFETY: flock on a descriptor owned by `file`, which outlives the lock.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-    assert_eq!(
-        rc,
-        0,
-        "flock {LOCK_FILE}: {}",
-        std::io::Error::last_os_error()
-    );
-    file
+    /// The machine-wide lock of contained agents.
+    _lock: Option<File>,
 }
 
 impl RealAgent {
     /// Starts an agent for test `name` (ids are `e2e-<name>-<pid>-...`) and connects to it.
     pub async fn start(name: &str) -> RealAgent {
-        Self::start_with(name, None, false).await
+        Self::start_with(name, None, Mode::Contained { cgroup2: false }).await
     }
 
     /// [`RealAgent::start`], then CreateSandbox of `hostname` with id [`RealAgent::sandbox_id`].
@@ -176,7 +95,7 @@ impl RealAgent {
 
     /// Like [`RealAgent::start`], with a TOML configuration file of contents `toml`.
     pub async fn start_with_config(name: &str, toml: &str) -> RealAgent {
-        Self::start_with(name, Some(toml), false).await
+        Self::start_with(name, Some(toml), Mode::Contained { cgroup2: false }).await
     }
 
     /// Like [`RealAgent::start`], on cgroup v2 on a cgroup v1 host: in the agent's mount
@@ -184,21 +103,30 @@ impl RealAgent {
     /// leaves free) is mounted over `/sys/fs/cgroup`, and the agent is configured for v2, so
     /// every cgroup v2 path of the real binary runs.
     pub async fn start_cgroup2(name: &str) -> RealAgent {
-        Self::start_with(name, Some("unified_cgroup_hierarchy = true\n"), true).await
+        let toml = Some("unified_cgroup_hierarchy = true\n");
+        Self::start_with(name, toml, Mode::Contained { cgroup2: true }).await
     }
 
-    async fn start_with(name: &str, toml: Option<&str>, cgroup2: bool) -> RealAgent {
-        root::require_root("a real agent with real containers");
-        let lock = exclusive();
+    /// An unprivileged agent for test `name` with the configuration file `toml`: no root, no
+    /// namespaces or lock of its own, no containers; for the binary's CLI, log and ports.
+    pub async fn unprivileged(name: &str, toml: &str) -> RealAgent {
+        Self::start_with(name, Some(toml), Mode::Unprivileged).await
+    }
+
+    async fn start_with(name: &str, toml: Option<&str>, mode: Mode) -> RealAgent {
+        let (lock, new_run_dirs) = match mode {
+            Mode::Contained { .. } => {
+                root::require_root("a real agent with real containers");
+                let lock = exclusive();
+                let new = RUN_DIRS.iter().map(PathBuf::from).filter(|d| !d.exists());
+                (Some(lock), new.collect())
+            }
+            Mode::Unprivileged => (None, Vec::new()),
+        };
         let dir = tempfile::Builder::new()
             .prefix(&format!("kata-e2e-{name}-"))
             .tempdir()
             .unwrap();
-        let new_run_dirs = RUN_DIRS
-            .iter()
-            .map(PathBuf::from)
-            .filter(|d| !d.exists())
-            .collect();
         let sock = dir.path().join("agent.sock");
         let log = File::create(dir.path().join("agent.log")).unwrap();
         let mut command = agent_command(dir.path(), toml);
@@ -206,7 +134,9 @@ impl RealAgent {
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log);
-        isolate(&mut command, cgroup2);
+        if let Mode::Contained { cgroup2 } = mode {
+            isolate(&mut command, cgroup2);
+        }
         let mut child = command.spawn().expect("start kata-agent");
         let pid = i32::try_from(child.id()).unwrap();
         let log_path = dir.path().join("agent.log");
@@ -270,6 +200,43 @@ impl RealAgent {
     /// What the agent printed so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.path().join("agent.log")).unwrap_or_default()
+    }
+
+    /// The agent's ttrpc address.
+    pub fn addr(&self) -> String {
+        format!("unix://{}", self.socket().display())
+    }
+
+    /// The unix socket serving the agent's vsock port `port` (`<socket>_<port>`).
+    pub fn port_socket(&self, port: u32) -> PathBuf {
+        self.dir.path().join(format!("agent.sock_{port}"))
+    }
+
+    /// Connects to port `port`, waiting up to 20 s for it to listen; reads time out after 30 s.
+    /// Blocks the thread (for tests on a thread of their own, outside the runtime).
+    pub fn connect_port(&self, port: u32) -> UnixStream {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            match UnixStream::connect(self.port_socket(port)) {
+                Ok(stream) => {
+                    let timeout = Some(Duration::from_secs(30));
+                    stream.set_read_timeout(timeout).unwrap();
+                    return stream;
+                }
+                Err(e) => assert!(Instant::now() < deadline, "port {port}: {e}"),
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Sends SIGTERM, waits up to 10 s for the agent to exit; its exit status and its log.
+    pub async fn terminate(mut self) -> (ExitStatus, String) {
+        let pid = nix::unistd::Pid::from_raw(self.pid);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
+            .map_err(io::Error::from)
+            .expect("SIGTERM the agent");
+        let status = self.wait_exit(Duration::from_secs(10), "SIGTERM").await;
+        (status, self.log())
     }
 
     // ---- RPCs ----
@@ -420,7 +387,9 @@ impl RealAgent {
         if let Err(e) = reply {
             panic!("DestroySandbox: {e:?}\n{}", self.log());
         }
-        let status = self.wait_exit(Duration::from_secs(20)).await;
+        let status = self
+            .wait_exit(Duration::from_secs(20), "DestroySandbox")
+            .await;
         let log = self.log();
         assert!(status.success(), "the agent exited with {status}\n{log}");
         assert!(
@@ -446,7 +415,7 @@ impl RealAgent {
         log
     }
 
-    async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+    async fn wait_exit(&mut self, limit: Duration, after: &str) -> ExitStatus {
         let deadline = Instant::now() + limit;
         let child = self.child.as_mut().expect("the agent runs");
         loop {
@@ -456,7 +425,7 @@ impl RealAgent {
             }
             assert!(
                 Instant::now() < deadline,
-                "the agent did not exit after DestroySandbox"
+                "the agent did not exit after {after}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -489,21 +458,6 @@ impl RealAgent {
         }
         out
     }
-}
-
-/// Waits until the agent listens on `sock`; an error if it exits or takes over 20 s.
-async fn wait_listening(child: &mut Child, sock: &Path) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(sock).is_err() {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Err(format!("the agent exited before listening: {status}"));
-        }
-        if Instant::now() > deadline {
-            return Err("the agent never listened".into());
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    Ok(())
 }
 
 impl Drop for RealAgent {

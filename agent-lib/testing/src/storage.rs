@@ -1,40 +1,57 @@
-//! Storages on the fakes, for the storage tests.
+//! The storage-subsystem view of a [`Pod`], for the storage tests; and storages on the real
+//! kernel.
 
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use agent_fakes::FakeHost;
+use kata_agent::config::Config;
 use kata_agent::device::{DeviceContext, DeviceWatcher};
 use kata_agent::host::Host;
 use kata_agent::linux::{LinuxMounter, LinuxSysfs};
 use kata_agent::storage::{DriverRegistry, MountRoots, StorageContext, Storages};
 
-/// Storages over fresh fakes, with `/run` and the hugepage pools present.
+use crate::pod::Pod;
+
+/// A [`Pod`] seen through its agent's storages (not started: no uevent loop), with `/run` and
+/// the hugepage pools present.
 #[derive(Debug)]
 pub struct Bench {
-    pub fake: FakeHost,
-    pub storages: Storages,
+    pod: Pod,
+    /// The agent's storages.
+    pub storages: Arc<Storages>,
 }
 
-/// A [`Bench`] whose fakes are baselined after set-up.
-pub fn bench() -> Bench {
-    let fake = FakeHost::new();
-    fake.sysfs.mkdir_p("/run").unwrap();
-    fake.sysfs
-        .write_file(
-            "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
-            "0\n",
-        )
-        .unwrap();
-    let ctx = DeviceContext {
-        watcher: Arc::new(DeviceWatcher::new()),
-        sysfs: fake.sysfs.clone(),
-        hotplug_timeout: Duration::from_secs(3),
-    };
-    let storages = Storages::new(fake.host(), ctx, DriverRegistry::standard());
-    fake.baseline();
-    Bench { fake, storages }
+impl Deref for Bench {
+    type Target = Pod;
+
+    fn deref(&self) -> &Pod {
+        &self.pod
+    }
+}
+
+impl Pod {
+    /// A pod seen as a storage bench (hotplug timeout 3 s), its fakes baselined after set-up.
+    pub async fn storages() -> Bench {
+        let config = Config {
+            hotplug_timeout: Duration::from_secs(3),
+            ..Config::default()
+        };
+        let pod = Pod::with_config(config).await;
+        let fake = &pod.fake;
+        fake.sysfs.mkdir_p("/run").unwrap();
+        fake.sysfs
+            .write_file(
+                "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages",
+                "0\n",
+            )
+            .unwrap();
+        fake.baseline();
+        let storages = pod.agent.storages().clone();
+        Bench { pod, storages }
+    }
 }
 
 impl Bench {

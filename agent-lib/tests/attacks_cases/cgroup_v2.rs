@@ -4,8 +4,9 @@
 use std::fs;
 
 use crate::attacks_support::cgroup2::{self, cgroup_of, pids, v2_root};
+use crate::attacks_support::ptrace::PtraceAttacker;
 use crate::attacks_support::{
-    CgroupSweep, PAUSE, assert_serving, build_static, exec_default_caps, sh, spec_with_cgroup_mount,
+    CgroupSweep, PAUSE, assert_serving, exec_default_caps, sh, spec_with_cgroup_mount,
 };
 use crate::support::wire::spec;
 
@@ -19,15 +20,11 @@ async fn v2_the_exec_helper_is_born_in_the_containers_cgroup() {
     let _restore = cgroup2::RootControllers::save();
     let agent = cgroup2::sandbox("v2ptrace").await;
     let root = agent.rootfs("rootfs");
-    build_static(
-        include_str!("../attacks_support/ptrace_attacker.c"),
-        &root.join("bin/attacker"),
-    );
     let cid = agent.id("c1");
     agent
         .run_container(&cid, spec(&root, &PAUSE, false, None))
         .await;
-    exec_default_caps(&agent, &cid, "attacker", &["attacker"]).await;
+    let attacker = PtraceAttacker::start(&agent, &root, &cid).await;
     let own = format!("0::/{cid}");
     for i in 0..EXECS {
         let eid = format!("e{i}");
@@ -37,20 +34,7 @@ async fn v2_the_exec_helper_is_born_in_the_containers_cgroup() {
         assert_eq!(v2, Some(own.as_str()), "exec {i} started outside");
         assert_eq!(agent.wait(&cid, &eid).await, 0);
     }
-    fs::write(root.join("stop-attack"), "").unwrap();
-    let report = agent.read_all(&cid, "attacker", false).await;
-    assert_eq!(agent.wait(&cid, "attacker").await, 0, "{report}");
-    eprintln!("attacker (v2): {}", report.trim());
-    let count = |key: &str| -> u64 {
-        let field = report.split_whitespace().find_map(|f| f.strip_prefix(key));
-        field.and_then(|v| v.parse().ok()).expect(&report)
-    };
-    assert!(
-        count("seen=") > 0,
-        "the attacker never saw a helper: {report}"
-    );
-    assert_eq!(count("won="), 0, "the helper was reached: {report}");
-    assert_eq!(count("outside="), 0, "a helper was outside: {report}");
+    attacker.stop(&agent).await.assert_lost();
     assert_serving(&agent, &cid, "alive").await;
     agent.destroy_and_exit().await;
 }

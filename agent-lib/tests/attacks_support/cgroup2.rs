@@ -73,21 +73,7 @@ const LOCK_FILE: &str = "/tmp/kata-agent-cgroup2-tests.lock";
 
 impl RootControllers {
     pub fn save() -> RootControllers {
-        use std::os::fd::AsRawFd;
-        let lock = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(LOCK_FILE)
-            .expect("open the cgroup2 test lock");
-        // SAFETY: flock on a descriptor owned by `lock`, which outlives the lock.
-        let rc = unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) };
-        assert_eq!(
-            rc,
-            0,
-            "flock {LOCK_FILE}: {}",
-            std::io::Error::last_os_error()
-        );
+        let lock = crate::support::file_lock(LOCK_FILE);
         RootControllers {
             before: enabled(),
             _lock: lock,

@@ -2,6 +2,7 @@
 //! attacks, and observations of the host (modes, limits, namespaces, cgroups).
 
 pub mod cgroup2;
+pub mod ptrace;
 pub mod race;
 
 use std::fs;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use agent_testing::devices::rig;
+use agent_testing::pod::Pod;
 use kata_agent::device::{
     self, DeviceError, PciPath, UeventMatcher, VirtioBlkMmioMatcher, WaitError,
 };
@@ -18,7 +18,7 @@ fn path(text: &str) -> PciPath {
 
 #[tokio::test(start_paused = true)]
 async fn blk_announced_before_the_request_is_found_at_once() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     // Only the uevent: nothing in sysfs below the port.
     r.block_event(
         "add",
@@ -40,7 +40,7 @@ async fn blk_announced_before_the_request_is_found_at_once() {
 
 #[tokio::test(start_paused = true)]
 async fn blk_plugged_during_the_wait_ends_it() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     let ctx = r.ctx.clone();
     let wait = tokio::spawn(async move { device::virtio_blk_pci(&ctx, &path("02/00")).await });
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -57,7 +57,7 @@ async fn blk_plugged_during_the_wait_ends_it() {
 
 #[tokio::test(start_paused = true)]
 async fn blk_that_never_comes_times_out_clearly_and_deregisters() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     let start = Instant::now();
     let err = device::virtio_blk_pci(&r.ctx, &path("02/00"))
         .await
@@ -77,7 +77,7 @@ async fn blk_that_never_comes_times_out_clearly_and_deregisters() {
 
 #[tokio::test(start_paused = true)]
 async fn hotplug_timeout_comes_from_the_command_line() {
-    let r = rig("agent.hotplug_timeout=10s");
+    let r = Pod::devices("agent.hotplug_timeout=10s").await;
     assert_eq!(r.ctx.hotplug_timeout, Duration::from_secs(10));
     let ctx = r.ctx.clone();
     let wait = tokio::spawn(async move { device::virtio_blk_pci(&ctx, &path("03/00")).await });
@@ -104,7 +104,7 @@ async fn hotplug_timeout_comes_from_the_command_line() {
 
 #[tokio::test(start_paused = true)]
 async fn the_wanted_disk_is_picked_out_of_a_burst() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     let ctx = r.ctx.clone();
     let wait = tokio::spawn(async move { device::virtio_blk_pci(&ctx, &path("04/00")).await });
     tokio::task::yield_now().await;
@@ -127,7 +127,7 @@ async fn the_wanted_disk_is_picked_out_of_a_burst() {
 
 #[tokio::test(start_paused = true)]
 async fn a_removed_disk_is_waited_for_again_and_readded() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     let devpath = r.plug_virtio_blk(BLK_PCI, 0, "vda", 0);
     r.settle().await;
     r.block_event("remove", &devpath, "vda", 254, 0);
@@ -149,7 +149,7 @@ async fn a_removed_disk_is_waited_for_again_and_readded() {
 
 #[tokio::test(start_paused = true)]
 async fn pci_paths_resolve_through_two_bridges_and_expanders() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     let sysfs = &r.fake.sysfs;
     // 02 (root port, bus 01) / 03 (switch port with pci_bus 05) / 01.
     let switch = "/sys/devices/pci0000:00/0000:00:02.0/0000:01:03.0";
@@ -184,7 +184,7 @@ async fn pci_paths_resolve_through_two_bridges_and_expanders() {
 
 #[tokio::test(start_paused = true)]
 async fn cold_plugged_devices_are_found_in_sysfs_without_a_uevent() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     // virtio-blk PCI
     r.block_sysfs(&format!("{BLK_PCI}/virtio0/block/vda"), "vda", 254, 0);
     // virtio-blk MMIO
@@ -261,7 +261,7 @@ async fn cold_plugged_devices_are_found_in_sysfs_without_a_uevent() {
 
 #[tokio::test(start_paused = true)]
 async fn scsi_asks_every_host_to_scan_then_waits() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     let sysfs = &r.fake.sysfs;
     for host in ["host0", "host1"] {
         sysfs
@@ -310,7 +310,7 @@ async fn scsi_asks_every_host_to_scan_then_waits() {
 
 #[tokio::test(start_paused = true)]
 async fn malformed_uevents_are_dropped_and_the_loop_goes_on() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     r.fake.uevents.send(b"".to_vec());
     r.fake.uevents.send(b"libudev\0ACTION=add\0".to_vec());
     r.fake
@@ -331,7 +331,7 @@ async fn malformed_uevents_are_dropped_and_the_loop_goes_on() {
 
 #[tokio::test(start_paused = true)]
 async fn bad_requests_are_refused_before_any_wait() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     for bad in ["vda", "/dev/", "/dev/a/b", "/dev/.."] {
         let err = device::virtio_blk_mmio(&r.ctx, bad).await.unwrap_err();
         assert!(err.is_invalid_request(), "{bad}: {err}");

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use agent_testing::devices::{Rig, rig};
+use agent_testing::devices::Rig;
+use agent_testing::pod::Pod;
 use kata_agent::device::{self, CpusetTarget, DeviceError, DeviceRequest};
 use kata_agent::host::{Cgroups, NodeKind};
 use oci_spec::runtime::Spec;
@@ -105,7 +106,7 @@ fn vfio_guest(r: &Rig, groups: [u32; 2]) {
 
 #[tokio::test(start_paused = true)]
 async fn add_devices_rewrites_the_spec_for_the_guest() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     r.plug_virtio_blk(BLK_PCI, 0, "vda", 0);
     vfio_guest(&r, [12, 12]);
     let mut spec = spec();
@@ -204,7 +205,7 @@ async fn add_devices_rewrites_the_spec_for_the_guest() {
 
 #[tokio::test(start_paused = true)]
 async fn vfio_devices_in_two_groups_are_refused_before_any_rebind() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     vfio_guest(&r, [12, 13]);
     let mut spec = spec();
     let before = spec.clone();
@@ -228,7 +229,7 @@ async fn vfio_devices_in_two_groups_are_refused_before_any_rebind() {
 
 #[tokio::test(start_paused = true)]
 async fn vfio_gk_maps_addresses_without_rebinding() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     vfio_guest(&r, [12, 13]);
     let mut spec = spec();
     let additions = device::add_devices(
@@ -256,7 +257,7 @@ async fn vfio_gk_maps_addresses_without_rebinding() {
 
 #[tokio::test(start_paused = true)]
 async fn failed_requests_leave_the_spec_alone() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     r.plug_virtio_blk(BLK_PCI, 0, "vda", 0);
     let mut spec = spec();
     let before = spec.clone();
@@ -344,7 +345,7 @@ fn plug_cpu(r: &Rig, n: u32) {
 
 #[tokio::test(start_paused = true)]
 async fn online_cpu_mem_retries_until_the_vcpus_exist() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     cpus(&r, "0");
     let mem = "/sys/devices/system/memory";
     r.fake
@@ -418,7 +419,7 @@ async fn online_cpu_mem_retries_until_the_vcpus_exist() {
 
 #[tokio::test(start_paused = true)]
 async fn online_cpu_mem_gives_up_after_100_retries_and_skips_when_enough() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     cpus(&r, "0");
     let host = r.fake.host();
     let start = Instant::now();
@@ -445,7 +446,7 @@ async fn online_cpu_mem_gives_up_after_100_retries_and_skips_when_enough() {
 
 #[tokio::test(start_paused = true)]
 async fn mem_hotplug_by_probe_writes_hex_addresses() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     r.fake
         .sysfs
         .write_file("/sys/devices/system/memory/probe", "")

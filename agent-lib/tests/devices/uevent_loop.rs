@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use agent_fakes::{FakeHost, Op};
-use agent_testing::devices::rig;
+use agent_testing::pod::Pod;
 use kata_agent::device::{self, DeviceWatcher, PciPath, watch_uevents};
 use nix::errno::Errno;
 use tokio::time::Instant;
@@ -31,7 +31,7 @@ async fn transient_receive_errors_do_not_stop_the_loop() {
         Errno::ENOMEM,
         Errno::EIO,
     ] {
-        let r = rig("");
+        let r = Pod::devices("").await;
         r.fake.faults.fail_next(Op::UeventRecv, errno);
         r.plug_virtio_blk(BLK_PCI, 0, "vda", 0);
         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -50,7 +50,7 @@ async fn transient_receive_errors_do_not_stop_the_loop() {
 
 #[tokio::test(start_paused = true)]
 async fn repeated_failures_back_off_on_tokio_time() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     for nth in 1..=5 {
         r.fake.faults.fail_nth(Op::UeventRecv, nth, Errno::ENOMEM);
     }
@@ -71,7 +71,7 @@ async fn repeated_failures_back_off_on_tokio_time() {
 
 #[tokio::test(start_paused = true)]
 async fn an_overflow_onlines_memory_blocks_whose_add_was_lost() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     r.fake
         .sysfs
         .write_file(format!("{MEMORY}/memory0/online"), "1\n")
@@ -90,7 +90,7 @@ async fn an_overflow_onlines_memory_blocks_whose_add_was_lost() {
 
 #[tokio::test(start_paused = true)]
 async fn other_failures_rescan_nothing() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     r.fake
         .sysfs
         .write_file(format!("{MEMORY}/memory32/online"), "0\n")
@@ -104,7 +104,7 @@ async fn other_failures_rescan_nothing() {
 
 #[tokio::test(start_paused = true)]
 async fn a_disk_whose_add_was_lost_is_found_in_sysfs_by_a_later_lookup() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     // The disk is in sysfs and /dev; its uevents were dropped with the overflow.
     r.block_sysfs(&format!("{BLK_PCI}/virtio0/block/vda"), "vda", 254, 0);
     r.fake.faults.fail_next(Op::UeventRecv, Errno::ENOBUFS);
@@ -136,7 +136,7 @@ async fn only_a_broken_source_ends_the_loop() {
 
 #[tokio::test(start_paused = true)]
 async fn a_stuck_source_is_retried_at_most_once_a_second() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     for nth in 1..=100 {
         r.fake.faults.fail_nth(Op::UeventRecv, nth, Errno::EIO);
     }

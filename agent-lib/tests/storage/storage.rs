@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use agent_testing::storage::{bench, ctr};
+use agent_testing::pod::Pod;
+use agent_testing::storage::ctr;
 use kata_agent::host::{AgentFiles, Mounter, NodeKind};
 use kata_agent::storage::{
     FsGroupPolicy, MountOptions, StorageContext, StorageError, StorageRequest,
@@ -63,7 +64,7 @@ fn options_split_flags_from_data_and_reject_what_they_do_not_know() {
 
 #[tokio::test(start_paused = true)]
 async fn ephemeral_tmpfs_mounts_with_its_options_and_fsgid() {
-    let b = bench();
+    let b = Pod::storages().await;
     let req = tmpfs("/run/kata-containers/sandbox/ephemeral/cache").options([
         "nosuid",
         "size=64m",
@@ -95,7 +96,7 @@ async fn ephemeral_tmpfs_mounts_with_its_options_and_fsgid() {
 
 #[tokio::test(start_paused = true)]
 async fn a_second_owner_bumps_the_count_and_the_last_release_unmounts() {
-    let b = bench();
+    let b = Pod::storages().await;
     let req = tmpfs("/run/kata-containers/sandbox/shared-vol");
     b.storages
         .add(&ctr("a"), std::slice::from_ref(&req), "a")
@@ -142,7 +143,7 @@ async fn a_second_owner_bumps_the_count_and_the_last_release_unmounts() {
 
 #[tokio::test(start_paused = true)]
 async fn shared_storages_stay_until_release_all_which_goes_newest_first() {
-    let b = bench();
+    let b = Pod::storages().await;
     let outer = tmpfs("/run/kata-containers/sandbox/outer").shared();
     let inner = tmpfs("/run/kata-containers/sandbox/outer/inner");
     b.storages
@@ -172,7 +173,7 @@ async fn shared_storages_stay_until_release_all_which_goes_newest_first() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_request_undoes_everything_the_call_set_up() {
-    let b = bench();
+    let b = Pod::storages().await;
     b.storages
         .add(
             &ctr("x"),
@@ -230,7 +231,7 @@ async fn a_failing_request_undoes_everything_the_call_set_up() {
 
 #[tokio::test(start_paused = true)]
 async fn hugetlbfs_reserves_its_pages_before_mounting() {
-    let b = bench();
+    let b = Pod::storages().await;
     let pool = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
     let req = StorageRequest::new(
         "ephemeral",
@@ -276,7 +277,7 @@ async fn hugetlbfs_reserves_its_pages_before_mounting() {
 
 #[tokio::test(start_paused = true)]
 async fn hugetlbfs_short_reservation_is_an_error_and_is_rolled_back() {
-    let b = bench();
+    let b = Pod::storages().await;
     let pool = "/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages";
     b.fake.sysfs.write_file(pool, "1").unwrap();
     // The kernel takes the write but only finds room for 2 pages: the pool file becomes a link
@@ -315,7 +316,7 @@ async fn hugetlbfs_short_reservation_is_an_error_and_is_rolled_back() {
 
 #[tokio::test(start_paused = true)]
 async fn local_creates_a_directory_with_mode_and_group() {
-    let b = bench();
+    let b = Pod::storages().await;
     let req = StorageRequest::new(
         "local",
         "local",
@@ -361,7 +362,7 @@ async fn local_creates_a_directory_with_mode_and_group() {
 
 #[tokio::test(start_paused = true)]
 async fn overlay_rw_gets_upper_and_work_under_the_container() {
-    let b = bench();
+    let b = Pod::storages().await;
     let req = StorageRequest::new(
         "overlayfs",
         "overlay",
@@ -416,7 +417,7 @@ async fn overlay_rw_gets_upper_and_work_under_the_container() {
 
 #[tokio::test(start_paused = true)]
 async fn virtio_fs_keeps_the_premount_and_9p_gets_its_defaults() {
-    let b = bench();
+    let b = Pod::storages().await;
     let shared = "/run/kata-containers/shared/containers";
     let req = StorageRequest::new("virtio-fs", "kataShared", "virtiofs", shared);
     b.storages
@@ -480,7 +481,7 @@ async fn virtio_fs_keeps_the_premount_and_9p_gets_its_defaults() {
 
 #[tokio::test(start_paused = true)]
 async fn bind_read_only_is_remounted_and_a_file_source_gets_a_file_mount_point() {
-    let b = bench();
+    let b = Pod::storages().await;
     b.fake
         .sysfs
         .write_file("/run/kata-containers/sandbox/src/file", "hello")
@@ -539,7 +540,7 @@ async fn bind_read_only_is_remounted_and_a_file_source_gets_a_file_mount_point()
 
 #[tokio::test(start_paused = true)]
 async fn fs_group_always_walks_the_volume_and_on_root_mismatch_may_skip() {
-    let b = bench();
+    let b = Pod::storages().await;
     b.fake
         .sysfs
         .write_file("/run/kata-containers/sandbox/src/a/file", "x")

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use agent_testing::devices::rig;
+use agent_testing::pod::Pod;
 use kata_agent::host::NodeKind;
 use kata_agent::storage::{self, StorageContext, StorageError, StorageRequest};
 
@@ -12,7 +12,7 @@ const BLK_PCI: &str = "/devices/pci0000:00/0000:00:02.0/0000:01:00.0";
 
 #[tokio::test(start_paused = true)]
 async fn blk_waits_for_the_pci_disk_and_mounts_it() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     let storages = r.agent.storages().clone();
     let req = StorageRequest::new("blk", "02/00", "ext4", "/run/kata-containers/sandbox/vol")
         .options(["ro", "noatime"]);
@@ -43,7 +43,7 @@ async fn blk_waits_for_the_pci_disk_and_mounts_it() {
 
 #[tokio::test(start_paused = true)]
 async fn blk_dev_sources_must_be_block_devices_and_missing_disks_time_out() {
-    let r = rig("agent.hotplug_timeout=2s");
+    let r = Pod::devices("agent.hotplug_timeout=2s").await;
     let s = r.agent.storages();
     r.fake
         .sysfs
@@ -118,7 +118,7 @@ async fn blk_dev_sources_must_be_block_devices_and_missing_disks_time_out() {
 
 #[tokio::test(start_paused = true)]
 async fn mmioblk_scsi_and_nvdimm_find_their_cold_plugged_disks() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     r.block_sysfs(
         "/devices/platform/a003e00.virtio_mmio/virtio1/block/vdb",
         "vdb",
@@ -174,7 +174,7 @@ async fn mmioblk_scsi_and_nvdimm_find_their_cold_plugged_disks() {
 
 #[tokio::test(start_paused = true)]
 async fn swap_goes_on_the_pci_disk_or_the_path() {
-    let r = rig("");
+    let r = Pod::devices("").await;
     r.plug_virtio_blk(BLK_PCI, 0, "vdc", 32);
     r.settle().await;
     let s = r.agent.storages();

@@ -2,7 +2,8 @@
 //! step, and nothing is left mounted, created or in the table.
 
 use agent_fakes::Op;
-use agent_testing::storage::{Bench, bench, ctr};
+use agent_testing::pod::Pod;
+use agent_testing::storage::{Bench, ctr};
 use kata_agent::storage::StorageRequest;
 use nix::errno::Errno;
 
@@ -114,7 +115,7 @@ fn scenarios() -> Vec<Scenario> {
 async fn every_os_call_of_every_driver_fails_cleanly() {
     for (name, setup, requests) in scenarios() {
         // Count the calls of a clean run.
-        let b = bench();
+        let b = Pod::storages().await;
         setup(&b);
         b.fake.baseline();
         let before = b.fake.faults.counts();
@@ -132,7 +133,7 @@ async fn every_os_call_of_every_driver_fails_cleanly() {
                 // Existence checks: a failure reads as "absent", which is not an error.
                 continue;
             }
-            let b = bench();
+            let b = Pod::storages().await;
             setup(&b);
             b.fake.baseline();
             let nodes_before = snapshot(&b);

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use agent_fakes::Op;
-use agent_testing::storage::{bench, ctr};
+use agent_testing::pod::Pod;
+use agent_testing::storage::ctr;
 use kata_agent::host::NodeKind;
 use kata_agent::storage::{StorageRequest, WATCH_MAX_BYTES, WATCH_MAX_ENTRIES};
 
@@ -23,7 +24,7 @@ async fn tick() {
 
 #[tokio::test(start_paused = true)]
 async fn changes_are_copied_every_two_seconds_until_release() {
-    let b = bench();
+    let b = Pod::storages().await;
     b.fake.sysfs.write_file("/run/src/app.conf", "v1").unwrap();
     b.fake.sysfs.write_file("/run/src/sub/key", "k").unwrap();
     b.fake.sysfs.symlink("/run/src/link", "app.conf").unwrap();
@@ -69,7 +70,7 @@ async fn changes_are_copied_every_two_seconds_until_release() {
 
 #[tokio::test(start_paused = true)]
 async fn too_many_entries_or_bytes_become_a_bind_mount() {
-    let b = bench();
+    let b = Pod::storages().await;
     for i in 0..WATCH_MAX_ENTRIES + 1 {
         b.fake
             .sysfs
@@ -109,7 +110,7 @@ async fn too_many_entries_or_bytes_become_a_bind_mount() {
 
 #[tokio::test(start_paused = true)]
 async fn watchable_mount_points_must_be_in_a_watch_root() {
-    let b = bench();
+    let b = Pod::storages().await;
     b.fake.sysfs.write_file("/run/src/a", "x").unwrap();
     let bad = StorageRequest::new("watchable-bind", "/run/src", "bind", "/run/elsewhere/x");
     assert!(

@@ -89,11 +89,11 @@ enum Vmm {
     Qemu,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+fn parse_duration(text: &str) -> Result<Duration, humantime::DurationError> {
     if text == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(text).map_err(|e| e.to_string())
+    humantime::parse_duration(text)
 }
 
 fn main() -> ExitCode {

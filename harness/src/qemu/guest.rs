@@ -9,7 +9,7 @@ use super::initramfs::{self, InitramfsSpec};
 use super::kernel::Kernel;
 use super::launch::{ColdDisk, LaunchSpec, QemuVm, ext4_image};
 use super::qmp::Qmp;
-use crate::client::{AgentClient, context};
+use crate::client::{AgentClient, ConnectError, context};
 
 /// The agent's vsock port.
 pub const AGENT_PORT: u32 = 1024;
@@ -139,7 +139,7 @@ async fn wait_ready(vm: &mut QemuVm) -> Result<AgentClient, QemuError> {
         // Bounded as a whole: the backend may hold a connection, or a stream may never answer.
         match tokio::time::timeout(ATTEMPT_LIMIT, attempt(&addr)).await {
             Ok(Ok(client)) => return Ok(client),
-            Ok(Err(e)) => last = e,
+            Ok(Err(e)) => last = e.to_string(),
             Err(_) => last = format!("no answer within {ATTEMPT_LIMIT:?}"),
         }
         tracing::debug!(attempt = %last, "agent not ready");
@@ -154,16 +154,24 @@ async fn wait_ready(vm: &mut QemuVm) -> Result<AgentClient, QemuError> {
     })
 }
 
+/// Why one connect + Check did not give a serving agent.
+#[derive(Debug, thiserror::Error)]
+enum NotServing {
+    /// No connection to the agent's port.
+    #[error("{0}")]
+    Connect(#[from] ConnectError),
+    /// Connected, but Check failed.
+    #[error("Check: {0}")]
+    Check(#[from] ttrpc::Error),
+}
+
 /// One connect + Check.
-async fn attempt(addr: &str) -> Result<AgentClient, String> {
-    let client = AgentClient::connect_hybrid_vsock(addr, AGENT_PORT)
-        .await
-        .map_err(|e| e.to_string())?;
+async fn attempt(addr: &str) -> Result<AgentClient, NotServing> {
+    let client = AgentClient::connect_hybrid_vsock(addr, AGENT_PORT).await?;
     let request = agent_protos::health::CheckRequest::new();
     client
         .health
         .check(context(Duration::from_secs(5)), &request)
-        .await
-        .map_err(|e| format!("Check: {e}"))?;
+        .await?;
     Ok(client)
 }

@@ -175,11 +175,19 @@ impl Drop for QemuVm {
     }
 }
 
+/// QEMU's command line: the machine, then the boot (CPUs, memory, kernel, console, QMP,
+/// vsock), then the PCI topology, then the cold-plugged disks.
 fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
-    let dir = spec.workdir.display();
-    let socks = spec.sockets.display();
-    let mem = spec.memory_mib;
-    let mut args: Vec<String> = [
+    let mut args = machine_args();
+    args.extend(boot_args(spec));
+    args.extend(topology_args(spec));
+    args.extend(cold_disk_args(spec));
+    args
+}
+
+/// A q35 machine under single-threaded TCG, with nothing but what the other arguments add.
+fn machine_args() -> Vec<String> {
+    [
         "-machine",
         "q35,memory-backend=mem",
         // Multi-threaded TCG never brings a hot-added vCPU up (the guest's online write
@@ -197,13 +205,21 @@ fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
     ]
     .iter()
     .map(|s| (*s).to_owned())
-    .collect();
+    .collect()
+}
+
+/// CPUs and memory (with hot-plug room), kernel, initramfs and command line, the serial
+/// console to a file, QMP and the vhost-user vsock device.
+fn boot_args(spec: &LaunchSpec) -> Vec<String> {
+    let dir = spec.workdir.display();
+    let socks = spec.sockets.display();
+    let mem = spec.memory_mib;
     let memory = if spec.max_memory_mib > mem {
         format!("{mem}M,slots={DIMM_SLOTS},maxmem={}M", spec.max_memory_mib)
     } else {
         format!("{mem}M")
     };
-    args.extend([
+    vec![
         "-smp".into(),
         format!("{},maxcpus={}", spec.cpus, spec.max_cpus.max(spec.cpus)),
         "-m".into(),
@@ -226,7 +242,12 @@ fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
         format!("socket,id=vc,path={socks}/vhost.sock"),
         "-device".into(),
         "vhost-user-vsock-pci,chardev=vc".into(),
-    ]);
+    ]
+}
+
+/// The PCIe root ports, then the PCI bridges, numbered on from them.
+fn topology_args(spec: &LaunchSpec) -> Vec<String> {
+    let mut args = Vec::new();
     for (n, (id, slot)) in (1..).zip(&spec.root_ports) {
         args.push("-device".into());
         args.push(format!(
@@ -240,6 +261,12 @@ fn qemu_args(spec: &LaunchSpec) -> Vec<String> {
             "pci-bridge,id={id},chassis_nr={n},bus=pcie.0,addr=0x{slot:x}"
         ));
     }
+    args
+}
+
+/// A raw block node and a virtio-blk device for each disk present at boot.
+fn cold_disk_args(spec: &LaunchSpec) -> Vec<String> {
+    let mut args = Vec::new();
     for disk in &spec.cold_disks {
         let ColdDisk {
             id,

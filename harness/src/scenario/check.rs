@@ -110,8 +110,11 @@ impl Report {
                 .failures
                 .push(format!("{what}: expected present, got absent")),
             (Some(want), Some(got)) => {
-                let result = to_json(want).and_then(|w| subset(&w, &got));
-                if let Err(e) = result {
+                let failure = match to_json(want) {
+                    Ok(want) => subset(&want, &got).err().map(|e| e.to_string()),
+                    Err(e) => Some(e.to_string()),
+                };
+                if let Some(e) = failure {
                     self.failures.push(format!("{what}: {e} (got {got})"));
                 }
             }

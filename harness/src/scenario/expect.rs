@@ -6,20 +6,53 @@ use nix::errno::Errno;
 use serde_json::Value as Json;
 use serde_yaml::Value as Yaml;
 
+use super::error::FormatError;
+
 /// Converts scenario YAML to JSON (keys become strings).
-pub fn to_json(value: &Yaml) -> Result<Json, String> {
-    serde_json::to_value(value).map_err(|e| format!("not JSON-compatible: {e}"))
+pub fn to_json(value: &Yaml) -> Result<Json, FormatError> {
+    serde_json::to_value(value).map_err(FormatError::NotJson)
+}
+
+/// The first place where a JSON value differs from what was expected, by its JSON path (`$.a.b[0]`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Difference {
+    /// A key expected (with a non-default value) is not there.
+    #[error("{path}: missing")]
+    Missing {
+        /// Where.
+        path: String,
+    },
+    /// An array of another length.
+    #[error("{path}: {want} element(s), got {got}")]
+    Length {
+        /// Where.
+        path: String,
+        /// The expected length.
+        want: usize,
+        /// The length found.
+        got: usize,
+    },
+    /// Another value.
+    #[error("{path}: expected {want}, got {got}")]
+    Value {
+        /// Where.
+        path: String,
+        /// The expected value.
+        want: Json,
+        /// The value found.
+        got: Json,
+    },
 }
 
 /// Whether `got` contains `want`: objects key by key (extra keys in `got` are fine), arrays
 /// element by element with equal lengths, `"*"` matches anything present, numbers match their
 /// string forms (proto3 JSON prints 64-bit integers as strings). Returns the path of the first
 /// difference.
-pub fn subset(want: &Json, got: &Json) -> Result<(), String> {
+pub fn subset(want: &Json, got: &Json) -> Result<(), Difference> {
     walk(want, got, "$")
 }
 
-fn walk(want: &Json, got: &Json, path: &str) -> Result<(), String> {
+fn walk(want: &Json, got: &Json, path: &str) -> Result<(), Difference> {
     match (want, got) {
         (Json::String(w), _) if w == "*" => Ok(()),
         (Json::Object(w), Json::Object(g)) => {
@@ -28,14 +61,18 @@ fn walk(want: &Json, got: &Json, path: &str) -> Result<(), String> {
                 match g.get(key) {
                     Some(gv) => walk(wv, gv, &sub)?,
                     None if is_default(wv) => {}
-                    None => return Err(format!("{sub}: missing")),
+                    None => return Err(Difference::Missing { path: sub }),
                 }
             }
             Ok(())
         }
         (Json::Array(w), Json::Array(g)) => {
             if w.len() != g.len() {
-                return Err(format!("{path}: {} element(s), got {}", w.len(), g.len()));
+                return Err(Difference::Length {
+                    path: path.to_owned(),
+                    want: w.len(),
+                    got: g.len(),
+                });
             }
             for (i, (wv, gv)) in w.iter().zip(g).enumerate() {
                 walk(wv, gv, &format!("{path}[{i}]"))?;
@@ -45,7 +82,11 @@ fn walk(want: &Json, got: &Json, path: &str) -> Result<(), String> {
         (Json::Number(w), Json::String(g)) if w.to_string() == *g => Ok(()),
         (Json::String(w), Json::Number(g)) if *w == g.to_string() => Ok(()),
         (w, g) if w == g => Ok(()),
-        (w, g) => Err(format!("{path}: expected {w}, got {g}")),
+        (w, g) => Err(Difference::Value {
+            path: path.to_owned(),
+            want: w.clone(),
+            got: g.clone(),
+        }),
     }
 }
 
@@ -79,21 +120,24 @@ pub fn normalize(value: &mut Json, keys: &[String]) {
 }
 
 /// An errno by name (`ENOSPC`).
-pub fn errno(name: &str) -> Result<Errno, String> {
+pub fn errno(name: &str) -> Result<Errno, FormatError> {
     (1..200)
         .map(Errno::from_raw)
         .find(|e| format!("{e:?}") == name)
-        .ok_or_else(|| format!("unknown errno {name:?}"))
+        .ok_or_else(|| FormatError::UnknownErrno(name.to_owned()))
 }
 
 /// A seam operation by name (`Mount`, `SysfsWrite`).
-pub fn op(name: &str) -> Result<Op, String> {
+pub fn op(name: &str) -> Result<Op, FormatError> {
     Op::ALL
         .into_iter()
         .find(|op| format!("{op:?}") == name)
         .ok_or_else(|| {
             let all: Vec<String> = Op::ALL.iter().map(|o| format!("{o:?}")).collect();
-            format!("unknown op {name:?}; one of {}", all.join(", "))
+            FormatError::UnknownOp {
+                name: name.to_owned(),
+                all: all.join(", "),
+            }
         })
 }
 
@@ -110,21 +154,31 @@ mod tests {
         subset(&json!({"b": {"d": [1, 2]}, "e": "*"}), &got).unwrap();
         subset(&json!({"missing_default": 0}), &got).unwrap();
         assert_eq!(
-            subset(&json!({"b": {"d": [1]}}), &got).unwrap_err(),
+            subset(&json!({"b": {"d": [1]}}), &got)
+                .unwrap_err()
+                .to_string(),
             "$.b.d: 1 element(s), got 2"
         );
         assert_eq!(
-            subset(&json!({"e": "y"}), &got).unwrap_err(),
+            subset(&json!({"e": "y"}), &got).unwrap_err().to_string(),
             "$.e: expected \"y\", got \"x\""
         );
-        assert!(subset(&json!({"z": 1}), &got).is_err());
+        assert_eq!(
+            subset(&json!({"z": 1}), &got),
+            Err(Difference::Missing { path: "$.z".into() })
+        );
     }
 
     #[test]
     fn names_resolve() {
-        assert_eq!(errno("ENOSPC"), Ok(Errno::ENOSPC));
-        assert!(errno("ENOPE").is_err());
-        assert_eq!(op("SysfsWrite"), Ok(Op::SysfsWrite));
-        assert!(op("Nope").is_err());
+        assert_eq!(errno("ENOSPC").unwrap(), Errno::ENOSPC);
+        assert!(matches!(errno("ENOPE"), Err(FormatError::UnknownErrno(n)) if n == "ENOPE"));
+        assert_eq!(op("SysfsWrite").unwrap(), Op::SysfsWrite);
+        let unknown = op("Nope").unwrap_err().to_string();
+        assert!(
+            unknown.starts_with("unknown op \"Nope\"; one of "),
+            "{unknown}"
+        );
+        assert!(unknown.contains("SysfsWrite"), "{unknown}");
     }
 }

@@ -113,8 +113,8 @@ impl FakeBackend {
 
     /// Arms a fault on the fakes' seams.
     fn fault(&self, f: &FaultStep, entry: &mut TraceEntry) -> Result<(), ScenarioError> {
-        let op = op(&f.fault).map_err(ScenarioError::Invalid)?;
-        let errno = errno(f.errno.as_deref().unwrap_or("EIO")).map_err(ScenarioError::Invalid)?;
+        let op = op(&f.fault)?;
+        let errno = errno(f.errno.as_deref().unwrap_or("EIO"))?;
         let nth = f.nth.unwrap_or(1).max(1);
         self.vm.fake.faults.fail_nth(op, nth, errno);
         entry.vmm = Some(format!("{op:?} call #{nth} from now fails with {errno:?}"));
@@ -171,8 +171,7 @@ impl FakeBackend {
                     .expect
                     .iter()
                     .map(to_json)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(ScenarioError::Invalid)?;
+                    .collect::<Result<Vec<_>, _>>()?;
                 let names = self.ports.spans(&s.spans, &expect).await?;
                 entry.vmm = Some(format!("spans: {}", names.join(", ")));
                 Ok(())
@@ -211,7 +210,7 @@ impl Backend for FakeBackend {
                 entry.vmm = Some(format!("{}: unplugged {summary}", u.unplug));
             }
             Step::RawUevent(r) => {
-                let event = parse_line(&r.raw_uevent).map_err(ScenarioError::Invalid)?;
+                let event = parse_line(&r.raw_uevent)?;
                 self.vm.vmm.raw_uevent(event, r.delay)?;
             }
             Step::Rule(rule) => self.rule(rule)?,

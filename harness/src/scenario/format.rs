@@ -15,6 +15,7 @@
 //!       files: { /sys/block/vda/dev: "254:0" }
 //! ```
 
+use super::error::FormatError;
 use super::port_steps::{ConnectStep, ListenStep, ReceiveStep, SendStep, SpansStep};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -400,7 +401,8 @@ pub enum Step {
     FaultSweep(Box<FaultSweep>),
 }
 
-const VERBS: [&str; 20] = [
+/// The verb keys of a step map.
+pub(super) const VERBS: [&str; 20] = [
     "oom",
     "passfd",
     "kernel_file",
@@ -425,17 +427,15 @@ const VERBS: [&str; 20] = [
 
 impl Step {
     /// Parses one step: `settle`, `baseline`, or a map with one verb key.
-    pub fn parse(value: &Value) -> Result<Step, String> {
+    pub fn parse(value: &Value) -> Result<Step, FormatError> {
         if let Some(word) = value.as_str() {
             return match word {
                 "settle" => Ok(Step::Settle),
                 "baseline" => Ok(Step::Baseline),
-                other => Err(format!("unknown step {other:?}")),
+                other => Err(FormatError::UnknownStep(other.to_owned())),
             };
         }
-        let map = value.as_mapping().ok_or_else(|| {
-            "a step is a map with one verb key, `settle` or `baseline`".to_owned()
-        })?;
+        let map = value.as_mapping().ok_or(FormatError::NotAStep)?;
         let verbs: Vec<&str> = map
             .keys()
             .filter_map(Value::as_str)
@@ -443,10 +443,16 @@ impl Step {
             .collect();
         let verb = match verbs.as_slice() {
             [one] => *one,
-            [] => return Err(format!("no verb; expected one of {}", VERBS.join(", "))),
-            many => return Err(format!("several verbs: {}", many.join(", "))),
+            [] => return Err(FormatError::NoVerb),
+            many => {
+                let many = many.iter().map(|v| v.to_string()).collect();
+                return Err(FormatError::SeveralVerbs(many));
+            }
         };
-        let parsed = |e: serde_yaml::Error| format!("{verb}: {e}");
+        let parsed = |error| FormatError::Verb {
+            verb: verb.to_owned(),
+            error,
+        };
         let v = value.clone();
         Ok(match verb {
             "call" => Step::Call(serde_yaml::from_value(v).map_err(parsed)?),
@@ -472,7 +478,10 @@ impl Step {
             _ => {
                 let rule: RuleStep = serde_yaml::from_value(v).map_err(parsed)?;
                 if verb == "delay_uevent" && rule.by.is_none() {
-                    return Err("delay_uevent needs `by`".into());
+                    return Err(FormatError::MissingField {
+                        verb: "delay_uevent",
+                        field: "by",
+                    });
                 }
                 Step::Rule(rule)
             }
@@ -534,8 +543,8 @@ impl Step {
 
 impl Scenario {
     /// Parses a scenario file's text; `name` is its file stem.
-    pub fn parse(name: &str, text: &str) -> Result<Scenario, String> {
-        let raw: RawScenario = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    pub fn parse(name: &str, text: &str) -> Result<Scenario, FormatError> {
+        let raw: RawScenario = serde_yaml::from_str(text)?;
         let steps = parse_steps(&raw.steps)?;
         Ok(Scenario {
             name: name.to_owned(),
@@ -550,10 +559,10 @@ impl Scenario {
 }
 
 /// Parses a list of steps; an error names the step (from 1).
-pub fn parse_steps(values: &[Value]) -> Result<Vec<Step>, String> {
+pub fn parse_steps(values: &[Value]) -> Result<Vec<Step>, FormatError> {
     values
         .iter()
         .enumerate()
-        .map(|(i, v)| Step::parse(v).map_err(|e| format!("step {}: {e}", i + 1)))
+        .map(|(i, v)| Step::parse(v).map_err(|e| e.in_step(i + 1)))
         .collect()
 }

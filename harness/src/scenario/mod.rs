@@ -26,7 +26,7 @@ pub mod trace;
 mod vm;
 
 pub use backend::Done;
-pub use error::ScenarioError;
+pub use error::{FormatError, ScenarioError};
 pub use format::{Scenario, Step};
 pub use real::{RealOptions, RealOutcome, agent_start, rootfs_paths, run_real};
 pub use runner::{Outcome, Skip, StepError, run, run_once};

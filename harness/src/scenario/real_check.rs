@@ -41,14 +41,33 @@ pub async fn run_real_checks(
     if report.failures.is_empty() {
         Ok(report.done)
     } else {
-        Err(ScenarioError::Checks(report.failures.join("\n")))
+        let lines: Vec<String> = report.failures.iter().map(Mismatch::to_string).collect();
+        Err(ScenarioError::Checks(lines.join("\n")))
+    }
+}
+
+/// A check that did not hold: what was checked (`files /etc/hostname`, `mount /run/x`) and how
+/// the guest differs.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{what}: {detail}")]
+struct Mismatch {
+    what: String,
+    detail: String,
+}
+
+impl Mismatch {
+    fn new(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Mismatch {
+            what: what.into(),
+            detail: detail.into(),
+        }
     }
 }
 
 struct Report<'a> {
     addr: &'a str,
     done: RealChecks,
-    failures: Vec<String>,
+    failures: Vec<Mismatch>,
 }
 
 impl Report<'_> {
@@ -56,7 +75,7 @@ impl Report<'_> {
         shell::run(self.addr, command).await
     }
 
-    fn outcome(&mut self, result: Result<(), String>) {
+    fn outcome(&mut self, result: Result<(), Mismatch>) {
         match result {
             Ok(()) => self.done.checked += 1,
             Err(e) => self.failures.push(e),
@@ -76,9 +95,9 @@ impl Report<'_> {
             self.outcome(if got.status == 0 {
                 expect_eq(&format!("files {path}"), want.trim(), &got.text)
             } else {
-                Err(format!(
-                    "files {path}: cannot be read in the guest: {}",
-                    got.text
+                Err(Mismatch::new(
+                    format!("files {path}"),
+                    format!("cannot be read in the guest: {}", got.text),
                 ))
             });
         }
@@ -101,7 +120,10 @@ impl Report<'_> {
                 self.outcome(if exists == must_exist {
                     Ok(())
                 } else {
-                    Err(format!("{key}: {path} is {state} in the guest"))
+                    Err(Mismatch::new(
+                        key,
+                        format!("{path} is {state} in the guest"),
+                    ))
                 });
             }
         }
@@ -117,15 +139,19 @@ impl Report<'_> {
         let entries = parse_mountinfo(&table.text);
         for (target, want) in &checks.mounts {
             let got = entries.iter().rev().find(|m| &m.target == target);
+            let what = format!("mount {target}");
             let result = match want {
                 None => got.map_or(Ok(()), |m| {
-                    Err(format!("mount {target}: expected absent, got {}", m.source))
+                    Err(Mismatch::new(
+                        what,
+                        format!("expected absent, got {}", m.source),
+                    ))
                 }),
                 Some(want) => {
-                    let want = to_json(want).map_err(ScenarioError::Invalid)?;
+                    let want = to_json(want)?;
                     match got {
-                        None => Err(format!("mount {target}: expected present, got absent")),
-                        Some(m) => mount_matches(target, &want, m),
+                        None => Err(Mismatch::new(what, "expected present, got absent")),
+                        Some(m) => mount_matches(what, &want, m),
                     }
                 }
             };
@@ -139,13 +165,14 @@ impl Report<'_> {
         for (path, want) in &checks.cgroups {
             let got = self.sh(&cgroup_script(&quote(path)?)).await?;
             let state = cgroup_state(&got.text);
+            let what = format!("cgroup {path}");
             let result = match (want, state) {
                 (None, None) => Ok(()),
-                (None, Some(s)) => Err(format!("cgroup {path}: expected absent, got {s}")),
-                (Some(_), None) => Err(format!("cgroup {path}: expected present, got absent")),
+                (None, Some(s)) => Err(Mismatch::new(what, format!("expected absent, got {s}"))),
+                (Some(_), None) => Err(Mismatch::new(what, "expected present, got absent")),
                 (Some(want), Some(got)) => {
-                    let want = to_json(want).map_err(ScenarioError::Invalid)?;
-                    subset(&want, &got).map_err(|e| format!("cgroup {path}: {e} (got {got})"))
+                    let want = to_json(want)?;
+                    subset(&want, &got).map_err(|e| Mismatch::new(what, format!("{e} (got {got})")))
                 }
             };
             self.outcome(result);
@@ -156,21 +183,19 @@ impl Report<'_> {
 
 /// A mount against its expectation: `source` and `fstype` equal, every wanted option present
 /// (the kernel adds its defaults, `relatime` and the like).
-fn mount_matches(target: &str, want: &Json, got: &MountEntry) -> Result<(), String> {
+fn mount_matches(what: String, want: &Json, got: &MountEntry) -> Result<(), Mismatch> {
     let mut want = want.clone();
     if let Some(options) = want.as_object_mut().and_then(|w| w.remove("options")) {
         for option in options.as_array().into_iter().flatten() {
             let option = option.as_str().unwrap_or_default();
             if !got.options.iter().any(|o| o == option) {
-                return Err(format!(
-                    "mount {target}: option {option:?} missing from {:?}",
-                    got.options
-                ));
+                let detail = format!("option {option:?} missing from {:?}", got.options);
+                return Err(Mismatch::new(what, detail));
             }
         }
     }
     let got_json = json!({ "source": got.source, "fstype": got.fstype });
-    subset(&want, &got_json).map_err(|e| format!("mount {target}: {e} (got {got_json})"))
+    subset(&want, &got_json).map_err(|e| Mismatch::new(what, format!("{e} (got {got_json})")))
 }
 
 /// A shell script printing `key=value` lines for the cgroup at `path` (quoted), `absent` when
@@ -245,13 +270,12 @@ fn put(map: &mut Map<String, Json>, key: &str, value: Option<i64>) {
     }
 }
 
-fn expect_eq(what: &str, want: &str, got: &str) -> Result<(), String> {
+fn expect_eq(what: &str, want: &str, got: &str) -> Result<(), Mismatch> {
     if want == got {
         Ok(())
     } else {
-        Err(format!(
-            "{what}: expected {want:?}\n  got {got:?} in the guest"
-        ))
+        let detail = format!("expected {want:?}\n  got {got:?} in the guest");
+        Err(Mismatch::new(what, detail))
     }
 }
 
@@ -288,7 +312,8 @@ mod tests {
         assert_eq!(unanswerable(&checks), ["live_processes"]);
         assert!(expect_eq("hostname", "pod", "pod").is_ok());
         let err = expect_eq("hostname", "pod", "other").unwrap_err();
-        assert!(err.contains("hostname") && err.contains("other"), "{err}");
+        assert_eq!(err.what, "hostname");
+        assert!(err.to_string().contains("other"), "{err}");
     }
 
     #[test]

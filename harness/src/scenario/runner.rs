@@ -52,20 +52,24 @@ pub(super) struct Runner<'a, B: Backend> {
     pub(super) notes: Vec<String>,
 }
 
-fn outcome_of(result: Result<String, CallError>) -> Result<CallOutcome, String> {
+/// A call's result as the trace shows it: the reply, the agent's error code and message,
+/// `TRANSPORT` for a ttrpc failure, or `HARNESS` for one of the harness's own.
+fn outcome_of(result: Result<String, CallError>) -> CallOutcome {
+    let harness = |e: &dyn std::fmt::Display| Err(("HARNESS".into(), e.to_string()));
     match result {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Ok)
-            .map_err(|e| format!("reply is not JSON: {e}")),
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(reply) => Ok(reply),
+            Err(e) => harness(&format_args!("reply is not JSON: {e}")),
+        },
         Err(CallError::Rpc(ttrpc::Error::RpcStatus(status))) => {
             let code = status
                 .code
                 .enum_value()
                 .map_or_else(|n| format!("CODE_{n}"), |c| format!("{c:?}"));
-            Ok(Err((code, status.message)))
+            Err((code, status.message))
         }
-        Err(CallError::Rpc(other)) => Ok(Err(("TRANSPORT".into(), other.to_string()))),
-        Err(e) => Err(e.to_string()),
+        Err(CallError::Rpc(other)) => Err(("TRANSPORT".into(), other.to_string())),
+        Err(e) => harness(&e),
     }
 }
 
@@ -80,7 +84,6 @@ pub(super) async fn call(
     metadata: Vec<(String, String)>,
 ) -> CallOutcome {
     outcome_of(call_json_with(&client, &method, &body, timeout, &metadata).await)
-        .unwrap_or_else(|e| Err(("HARNESS".into(), e)))
 }
 
 impl<'a, B: Backend> Runner<'a, B> {
@@ -128,7 +131,7 @@ impl<'a, B: Backend> Runner<'a, B> {
         entry: &mut TraceEntry,
     ) -> Result<(), ScenarioError> {
         let body = match &c.request {
-            Some(r) => to_json(r).map_err(ScenarioError::Invalid)?.to_string(),
+            Some(r) => to_json(r)?.to_string(),
             None => String::new(),
         };
         let timeout = c.timeout.unwrap_or_else(|| self.backend.call_limit());
@@ -321,7 +324,7 @@ pub(super) fn verdict(
         ))),
         (None, Ok(reply)) => match expect {
             Some(want) => {
-                let want = to_json(want).map_err(ScenarioError::Invalid)?;
+                let want = to_json(want)?;
                 subset(&want, &reply).map_err(|e| {
                     mismatch(format!("expected reply ⊇ {want}\n  got {reply}\n  ({e})"))
                 })

@@ -4,6 +4,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::error::FormatError;
 use super::format::Scenario;
 
 /// The scenario files of `path`: itself if it is a file, else its `*.yaml`/`*.yml`, sorted.
@@ -28,9 +29,15 @@ pub fn name_of(file: &Path) -> String {
 }
 
 /// Reads and parses a scenario file.
-pub fn load(file: &Path) -> Result<Scenario, String> {
-    let text = fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    Scenario::parse(&name_of(file), &text).map_err(|e| format!("{}: {e}", file.display()))
+pub fn load(file: &Path) -> Result<Scenario, FormatError> {
+    let text = fs::read_to_string(file).map_err(|error| FormatError::Read {
+        path: file.to_owned(),
+        error,
+    })?;
+    Scenario::parse(&name_of(file), &text).map_err(|error| FormatError::File {
+        path: file.to_owned(),
+        error: Box::new(error),
+    })
 }
 
 /// Where the snapshot of `file` lives.

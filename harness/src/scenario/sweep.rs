@@ -5,7 +5,7 @@ use agent_fakes::{FaultPoint, Op};
 use nix::errno::Errno;
 
 use super::check::run_checks;
-use super::error::ScenarioError;
+use super::error::{FormatError, ScenarioError};
 use super::expect::{errno, op};
 use super::fake::FakeBackend;
 use super::format::{Checks, FaultSweep, Step, parse_steps};
@@ -56,25 +56,23 @@ pub(super) async fn sweep(
     vm_config: &VmConfig,
     normalize: &[String],
 ) -> Result<Vec<String>, ScenarioError> {
-    let invalid = ScenarioError::Invalid;
-    let setup = parse_steps(&s.setup).map_err(|e| invalid(format!("setup: {e}")))?;
-    let steps = parse_steps(&s.steps).map_err(invalid)?;
-    let after = parse_steps(&s.after).map_err(|e| invalid(format!("after: {e}")))?;
+    let list = |list, error| FormatError::List {
+        list,
+        error: Box::new(error),
+    };
+    let setup = parse_steps(&s.setup).map_err(|e| list("setup", e))?;
+    let steps = parse_steps(&s.steps)?;
+    let after = parse_steps(&s.after).map_err(|e| list("after", e))?;
     if steps
         .iter()
         .chain(&setup)
         .chain(&after)
         .any(|s| matches!(s, Step::FaultSweep(_)))
     {
-        return Err(invalid("fault sweeps do not nest".into()));
+        return Err(ScenarioError::Invalid("fault sweeps do not nest".into()));
     }
-    let errno = errno(s.errno.as_deref().unwrap_or("EIO")).map_err(invalid)?;
-    let ops: Vec<Op> = s
-        .ops
-        .iter()
-        .map(|o| op(o))
-        .collect::<Result<_, _>>()
-        .map_err(invalid)?;
+    let errno = errno(s.errno.as_deref().unwrap_or("EIO"))?;
+    let ops: Vec<Op> = s.ops.iter().map(|o| op(o)).collect::<Result<_, _>>()?;
 
     let mut dry = fresh(vm_config, normalize, &setup).await?;
     let before = dry.backend.vm.fake.faults.counts();
@@ -91,7 +89,9 @@ pub(super) async fn sweep(
         .collect();
     dry.finish().await;
     if points.is_empty() {
-        return Err(invalid("the swept steps make no seam calls".into()));
+        return Err(ScenarioError::Invalid(
+            "the swept steps make no seam calls".into(),
+        ));
     }
 
     let swept = Swept {

@@ -11,7 +11,7 @@ use kata_agent::rpc::{RpcServer, serve};
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::error::ScenarioError;
+use super::error::{FormatError, ScenarioError};
 use super::expect::errno;
 use crate::client::AgentClient;
 use crate::vmm::FakeVmm;
@@ -70,7 +70,7 @@ impl std::fmt::Debug for GuestVm {
     }
 }
 
-fn script(spec: &ProgramSpec) -> Result<Script, String> {
+fn script(spec: &ProgramSpec) -> Result<Script, FormatError> {
     let mut script = if let Some(name) = &spec.fail_launch {
         Script::fail_launch(errno(name)?)
     } else if spec.until_signal {

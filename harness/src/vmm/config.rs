@@ -6,28 +6,44 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+/// Why a size could not be read; each names the text given.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// No leading number.
+    #[error("bad size {0:?}")]
+    Number(String),
+    /// A unit other than K, M, G, T (with or without `i`/`iB`/`B`).
+    #[error("bad size unit in {0:?} (use K, M, G, T)")]
+    Unit(String),
+    /// More than 2^64 bytes.
+    #[error("size {0:?} overflows")]
+    Overflow(String),
+}
+
 /// A size in bytes, written `512M`, `1G`, `128Mi`, `4096` in scenarios (binary units).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Size(pub u64);
 
 impl Size {
     /// Parses `512M`, `2G`, `128MiB`, `64k`, `4096`.
-    pub fn parse(text: &str) -> Result<Size, String> {
+    pub fn parse(text: &str) -> Result<Size, SizeError> {
         let t = text.trim();
         let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
         let (num, unit) = t.split_at(digits);
-        let num: u64 = num.parse().map_err(|_| format!("bad size {text:?}"))?;
+        let num: u64 = num
+            .parse()
+            .map_err(|_| SizeError::Number(text.to_owned()))?;
         let shift = match unit.trim().to_ascii_lowercase().as_str() {
             "" | "b" => 0,
             "k" | "ki" | "kib" | "kb" => 10,
             "m" | "mi" | "mib" | "mb" => 20,
             "g" | "gi" | "gib" | "gb" => 30,
             "t" | "ti" | "tib" | "tb" => 40,
-            _ => return Err(format!("bad size unit in {text:?} (use K, M, G, T)")),
+            _ => return Err(SizeError::Unit(text.to_owned())),
         };
         num.checked_mul(1 << shift)
             .map(Size)
-            .ok_or_else(|| format!("size {text:?} overflows"))
+            .ok_or_else(|| SizeError::Overflow(text.to_owned()))
     }
 }
 
@@ -271,14 +287,19 @@ pub struct Hotplug {
 
 #[cfg(test)]
 mod tests {
-    use super::Size;
+    use super::{Size, SizeError};
 
     #[test]
     fn sizes_parse_and_print() {
         assert_eq!(Size::parse("512M"), Ok(Size(512 << 20)));
         assert_eq!(Size::parse("1Gi"), Ok(Size(1 << 30)));
         assert_eq!(Size::parse("4096"), Ok(Size(4096)));
-        assert!(Size::parse("12X").is_err());
+        assert_eq!(Size::parse("12X"), Err(SizeError::Unit("12X".into())));
+        assert_eq!(Size::parse("M"), Err(SizeError::Number("M".into())));
+        assert_eq!(
+            Size::parse("99999999999T"),
+            Err(SizeError::Overflow("99999999999T".into()))
+        );
         assert_eq!(Size(128 << 20).to_string(), "128M");
         assert_eq!(Size(3 << 30).to_string(), "3G");
     }

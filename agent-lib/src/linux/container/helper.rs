@@ -1,8 +1,7 @@
 //! The setup helper: `kata-agent init`, executed by the agent from its sealed image. It reads
-//! its configuration, builds the container (or enters it), reports, waits for `Go`, executes.
+//! its configuration, builds the container, reports, waits for `Go`, executes.
 
 use std::ffi::OsStr;
-use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 
@@ -11,7 +10,7 @@ use super::exec::{self, Ready};
 use super::hooks::HookState;
 use super::protocol::{self, Order, Report};
 use super::seccomp::{self, Compiled};
-use super::{HelperConfig, HelperKind, PIDFD_FD, SOCKET_FD, lsm, namespaces, rootfs};
+use super::{HelperConfig, SOCKET_FD, lsm, namespaces, rootfs};
 
 /// The argument that makes `kata-agent` the setup helper (as in Kata: `kata-agent init`).
 pub const HELPER_ARG: &str = "init";
@@ -82,22 +81,11 @@ fn run(sock: &mut UnixStream, config: &HelperConfig) -> Result<Exit> {
             .unwrap_or_default(),
         annotations: spec.annotations().clone().unwrap_or_default(),
     };
-    let late_cgroupns = match config.kind {
-        HelperKind::Init => {
-            namespaces::enter_init(spec)?;
-            namespaces::set_names(spec)?;
-            namespaces::apply_sysctls(spec)?;
-            rootfs::set_up(spec, config.no_pivot_root, &state)?;
-            namespaces::wants_new_cgroupns(spec)
-        }
-        HelperKind::Exec { init_pid } => {
-            let pidfd = namespaces::inherited(PIDFD_FD)
-                .ok_or_else(|| SetupError::spec("no pidfd of the container init"))?;
-            namespaces::enter_exec(init_pid, pidfd.as_fd())?;
-            non_dumpable()?;
-            false
-        }
-    };
+    namespaces::enter_init(spec)?;
+    namespaces::set_names(spec)?;
+    namespaces::apply_sysctls(spec)?;
+    rootfs::set_up(spec, config.no_pivot_root, &state)?;
+    let late_cgroupns = namespaces::wants_new_cgroupns(spec);
     let seccomp = spec
         .linux()
         .as_ref()
@@ -140,12 +128,11 @@ fn after_go(
             exec::apply_credentials(&config.program, &config.process, seccomp.as_ref())?;
             non_dumpable()?;
         }
-        if config.kind == HelperKind::Init
-            && let Some(hooks) = config
-                .spec
-                .hooks()
-                .as_ref()
-                .and_then(|h| h.start_container().clone())
+        if let Some(hooks) = config
+            .spec
+            .hooks()
+            .as_ref()
+            .and_then(|h| h.start_container().clone())
         {
             let state = HookState {
                 status: "created".into(),

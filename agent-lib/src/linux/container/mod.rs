@@ -26,10 +26,9 @@
 //!    new user namespace. Between `clone` and `execveat` the child makes raw system calls only.
 //!    Nothing in the container can reach the helper (runc CVE-2016-9962): the child makes itself
 //!    non-dumpable first, the helper again first thing after its exec and after every namespace
-//!    entry and credential change; a helper is born in the container's cgroup rather than moved
-//!    there after `Ready` ([`cgroup_join`]): on cgroup v2 every helper (init and exec) by
-//!    `clone3(CLONE_INTO_CGROUP)` on the cgroup's directory, on v1 an exec's helper because the
-//!    launch thread joins the cgroup before the clone.
+//!    entry and credential change; on cgroup v2 the helper is born in the container's cgroup
+//!    (`clone3(CLONE_INTO_CGROUP)` on the cgroup's directory, [`cgroup_join`]) rather than moved
+//!    there after `Ready`.
 //! 3. With a new user namespace the child waits (one byte on its socket) until the parent has
 //!    written its uid and gid maps, then becomes root of the namespace before the exec, so the
 //!    helper keeps its capabilities there.
@@ -85,8 +84,6 @@ pub(crate) use spawn::{ChildStdio, ContainerSpawner};
 
 /// The fd on which the helper finds its socket to the agent.
 const SOCKET_FD: i32 = 3;
-/// The fd on which an exec helper finds a pidfd of the container's init.
-const PIDFD_FD: i32 = 4;
 
 /// What the helper is asked to do, sent as JSON over its socket.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -103,20 +100,6 @@ struct HelperConfig {
     process: Process,
     /// stdio is a terminal.
     tty: bool,
-    /// A new container or a process joining one.
-    kind: HelperKind,
-}
-
-/// A new container, or a process entering the one whose init is `init_pid`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-enum HelperKind {
-    /// The init of a new container.
-    Init,
-    /// An exec; a pidfd of the init is on [`PIDFD_FD`].
-    Exec {
-        /// The init's pid in the agent's pid namespace.
-        init_pid: i32,
-    },
 }
 
 /// The program to execute and the credentials to run it with.

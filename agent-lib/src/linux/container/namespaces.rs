@@ -1,17 +1,14 @@
-//! Namespaces in the helper: joining the spec's paths, creating the others, entering a running
-//! container for an exec; and what depends on them: hostname and sysctls.
+//! Namespaces in the helper: joining the spec's paths, creating the others; and what depends on
+//! them: hostname and sysctls.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
-use nix::fcntl::{OFlag, open};
 use nix::sched::{CloneFlags, setns, unshare};
-use nix::sys::stat::Mode;
 use oci_spec::runtime::{LinuxNamespace, LinuxNamespaceType, Spec};
 
 use super::error::{Result, SetupError, Step};
-use super::spawn::same_ns;
 
 /// The clone flag of a namespace type.
 fn flag(typ: LinuxNamespaceType) -> CloneFlags {
@@ -83,59 +80,6 @@ pub(super) fn enter_init(spec: &Spec) -> Result<()> {
 /// Creates the cgroup namespace.
 pub(super) fn unshare_cgroupns() -> Result<()> {
     unshare(CloneFlags::CLONE_NEWCGROUP).step(|| "unshare the cgroup namespace".to_owned())
-}
-
-/// Enters the namespaces and the root of the container whose init is `init_pid` (a pidfd of it
-/// is `pidfd`): the root is opened first, then the pidfd proves the init was alive after the
-/// open (so the pid was not reused), then one `setns(pidfd)` joins every namespace that differs
-/// from ours, atomically. Ends with the root and cwd at the container's `/`.
-pub(super) fn enter_exec(init_pid: i32, pidfd: BorrowedFd<'_>) -> Result<()> {
-    let root_path = format!("/proc/{init_pid}/root");
-    let root = open(
-        root_path.as_str(),
-        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
-        Mode::empty(),
-    )
-    .step(|| format!("open the root of init pid {init_pid}"))?;
-    // SAFETY: pidfd_send_signal with signal 0 only checks that the process exists.
-    let alive = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd.as_raw_fd(),
-            0,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    if alive < 0 {
-        return Err(std::io::Error::last_os_error())
-            .step(|| format!("container init pid {init_pid}"));
-    }
-    let mut flags = CloneFlags::empty();
-    for (kind, f) in [
-        ("user", CloneFlags::CLONE_NEWUSER),
-        ("mnt", CloneFlags::CLONE_NEWNS),
-        ("uts", CloneFlags::CLONE_NEWUTS),
-        ("ipc", CloneFlags::CLONE_NEWIPC),
-        ("net", CloneFlags::CLONE_NEWNET),
-        ("cgroup", CloneFlags::CLONE_NEWCGROUP),
-    ] {
-        if !same_ns(init_pid, kind).step(|| format!("compare {kind} namespaces"))? {
-            flags |= f;
-        }
-    }
-    if !flags.is_empty() {
-        setns(pidfd, flags).step(|| format!("join the namespaces of init pid {init_pid}"))?;
-    }
-    enter_root(root)
-}
-
-fn enter_root(root: OwnedFd) -> Result<()> {
-    nix::unistd::fchdir(&root).step(|| "enter the container root".to_owned())?;
-    nix::unistd::chroot(".").step(|| "chroot into the container root".to_owned())?;
-    nix::unistd::chdir("/").step(|| "chdir /".to_owned())?;
-    drop(root);
-    Ok(())
 }
 
 /// Sets the hostname and domain name the spec gives.

@@ -145,8 +145,48 @@ fn entry_rules(args: &[LinuxSeccompArg]) -> Result<Rules> {
         .map(Rules::Any)
 }
 
+/// The rules of each system call in one filter, by number.
+type ByNumber = BTreeMap<i64, Rules>;
+/// Per action other than allow (keyed by its encoding), the system calls that take it.
+type ByAction = BTreeMap<u32, (SeccompAction, ByNumber)>;
+
 /// Compiles a profile.
 pub(super) fn compile(profile: &LinuxSeccomp) -> Result<Compiled> {
+    let arch = check_supported(profile)?;
+    let default = action(
+        profile.default_action(),
+        profile.default_errno_ret(),
+        "default action",
+    )?;
+    let (allowed, by_action) = group(profile, &default)?;
+    let mut programs = Vec::new();
+    if std::env::consts::ARCH == "x86_64" {
+        programs.push(x32_guard());
+    }
+    let build = |rules: ByNumber, mismatch: SeccompAction, matched: SeccompAction| {
+        let rules = rules
+            .into_iter()
+            .map(|(nr, r)| (nr, r.into_vec()))
+            .collect();
+        SeccompFilter::new(rules, mismatch, matched, arch)
+            .and_then(BpfProgram::try_from)
+            .map_err(|e| SetupError::spec(format!("seccomp: {e}")))
+    };
+    if default != SeccompAction::Allow {
+        programs.push(build(allowed, default.clone(), SeccompAction::Allow)?);
+    }
+    for (_, (act, rules)) in by_action {
+        programs.push(build(rules, SeccompAction::Allow, act)?);
+    }
+    Ok(Compiled {
+        programs,
+        flags: filter_flags(profile),
+    })
+}
+
+/// Refuses what this agent cannot install (a notify listener, a foreign architecture); the
+/// architecture to compile for.
+fn check_supported(profile: &LinuxSeccomp) -> Result<TargetArch> {
     if profile.listener_path().is_some() {
         return Err(SetupError::spec(
             "seccomp: a listener path is not supported",
@@ -164,16 +204,18 @@ pub(super) fn compile(profile: &LinuxSeccomp) -> Result<Compiled> {
             )));
         }
     }
-    let default = action(
-        profile.default_action(),
-        profile.default_errno_ret(),
-        "default action",
-    )?;
-    let mut allowed: BTreeMap<i64, Rules> = BTreeMap::new();
-    let mut by_action: BTreeMap<u32, (SeccompAction, BTreeMap<i64, Rules>)> = BTreeMap::new();
+    Ok(arch)
+}
+
+/// The profile's entries that differ from `default`, grouped: every such system call (the
+/// filter that lets them past the default), and, per action other than allow, the calls that
+/// take it (one filter each). Names this kernel does not know are skipped.
+fn group(profile: &LinuxSeccomp, default: &SeccompAction) -> Result<(ByNumber, ByAction)> {
+    let mut allowed = ByNumber::new();
+    let mut by_action = ByAction::new();
     for entry in profile.syscalls().as_deref().unwrap_or_default() {
         let act = action(entry.action(), entry.errno_ret(), &entry.names().join(","))?;
-        if act == default {
+        if act == *default {
             continue;
         }
         let rules = entry_rules(entry.args().as_deref().unwrap_or_default())?;
@@ -189,7 +231,7 @@ pub(super) fn compile(profile: &LinuxSeccomp) -> Result<Compiled> {
             if act != SeccompAction::Allow {
                 by_action
                     .entry(u32::from(act.clone()))
-                    .or_insert_with(|| (act.clone(), BTreeMap::new()))
+                    .or_insert_with(|| (act.clone(), ByNumber::new()))
                     .1
                     .entry(nr)
                     .or_insert_with(|| Rules::Any(Vec::new()))
@@ -197,25 +239,11 @@ pub(super) fn compile(profile: &LinuxSeccomp) -> Result<Compiled> {
             }
         }
     }
-    let mut programs = Vec::new();
-    if std::env::consts::ARCH == "x86_64" {
-        programs.push(x32_guard());
-    }
-    let build = |rules: BTreeMap<i64, Rules>, mismatch: SeccompAction, matched: SeccompAction| {
-        let rules = rules
-            .into_iter()
-            .map(|(nr, r)| (nr, r.into_vec()))
-            .collect();
-        SeccompFilter::new(rules, mismatch, matched, arch)
-            .and_then(BpfProgram::try_from)
-            .map_err(|e| SetupError::spec(format!("seccomp: {e}")))
-    };
-    if default != SeccompAction::Allow {
-        programs.push(build(allowed, default.clone(), SeccompAction::Allow)?);
-    }
-    for (_, (act, rules)) in by_action {
-        programs.push(build(rules, SeccompAction::Allow, act)?);
-    }
+    Ok((allowed, by_action))
+}
+
+/// The `seccomp(2)` flags the profile asks for.
+fn filter_flags(profile: &LinuxSeccomp) -> libc::c_ulong {
     let mut flags = 0;
     for flag in profile.flags().as_deref().unwrap_or_default() {
         flags |= match flag {
@@ -228,7 +256,7 @@ pub(super) fn compile(profile: &LinuxSeccomp) -> Result<Compiled> {
             LinuxSeccompFilterFlag::SeccompFilterFlagWaitKillableRecv => 0,
         };
     }
-    Ok(Compiled { programs, flags })
+    flags
 }
 
 /// On x86_64, kills any x32-ABI system call (numbers with bit 30 set, same audit arch).

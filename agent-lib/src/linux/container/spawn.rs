@@ -14,14 +14,14 @@ use nix::sched::CloneFlags;
 use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Process};
 use tokio::sync::oneshot;
 
-use super::cgroup_join::{self, Join};
+use super::cgroup_join;
 use super::protocol::{self, Order, Report};
-use super::{HelperConfig, HelperKind, PIDFD_FD, Program, SOCKET_FD};
+use super::{HelperConfig, Program, SOCKET_FD};
 use crate::host::{ExitStatus, LaunchRequest, LaunchTarget};
 use crate::linux::reaper::Reaper;
 
 /// Descriptors handed to the child are first moved at or above this number, so that moving them
-/// onto 0..=4 in the child can never overwrite one not yet moved.
+/// onto 0..=3 in the child can never overwrite one not yet moved.
 const HIGH_FD: RawFd = 10;
 
 /// Starts container processes through the setup helper; keeps the held ones.
@@ -52,7 +52,6 @@ enum PidNs {
 struct ChildPlan {
     stdio: [RawFd; 3],
     sock: RawFd,
-    pidfd: Option<RawFd>,
     image: RawFd,
     tty: bool,
     become_root: bool,
@@ -70,7 +69,7 @@ impl ContainerSpawner {
         }
     }
 
-    /// Starts a container init or exec. On error the helper has been killed and reaped.
+    /// Starts a container's init. On error the helper has been killed and reaped.
     pub(crate) fn launch(
         &self,
         reaper: &Reaper,
@@ -78,19 +77,14 @@ impl ContainerSpawner {
         stdio: ChildStdio,
         tty: bool,
     ) -> io::Result<(i32, oneshot::Receiver<ExitStatus>)> {
-        let (config, pid_ns, new_user, maps) = plan(reaper, request, tty)?;
+        let (config, pid_ns, new_user, maps) = plan(request, tty)?;
         let image = self.image()?;
         let (mut sock, child_sock) = UnixStream::pair()?;
         let child_sock = above(child_sock.into())?;
         let stdio = stdio.map(above);
         let [stdin, stdout, stderr] = stdio;
         let stdio = [stdin?, stdout?, stderr?];
-        let pidfd = match (&config.kind, &pid_ns) {
-            (HelperKind::Exec { init_pid }, _) => Some(above(pidfd_of(reaper, *init_pid)?)?),
-            _ => None,
-        };
-        let exec = matches!(config.kind, HelperKind::Exec { .. });
-        let cgroup = cgroup_join::join_files(&config.spec, exec)
+        let cgroup = cgroup_join::born_in(&config.spec)
             .map_err(|e| context(e, "join the container's cgroup"))?;
         let mut flags = libc::SIGCHLD as libc::c_ulong;
         if new_user {
@@ -102,7 +96,6 @@ impl ContainerSpawner {
         let child = ChildPlan {
             stdio: stdio.each_ref().map(|fd| fd.as_raw_fd()),
             sock: child_sock.as_raw_fd(),
-            pidfd: pidfd.as_ref().map(|fd| fd.as_raw_fd()),
             image: image.as_raw_fd(),
             tty,
             become_root: new_user,
@@ -115,10 +108,10 @@ impl ContainerSpawner {
         };
 
         let (pid, exit) = reaper.spawn_registered(|| {
-            let pid = clone_on_thread(flags, &pid_ns, &cgroup, &child)?;
+            let pid = clone_on_thread(flags, &pid_ns, cgroup.as_ref(), &child)?;
             Ok((pid, pid))
         })?;
-        drop((stdio, child_sock, pidfd, pid_ns, cgroup));
+        drop((stdio, child_sock, pid_ns, cgroup));
         let guard = KillOnError { reaper, pid };
         let id = config.id.clone();
         let setup = (|| {
@@ -215,11 +208,7 @@ impl Drop for KillOnError<'_> {
 
 /// What the launch needs from the request: the helper's configuration, its pid namespace,
 /// whether `clone` creates a user namespace, and the uid/gid maps to write for it.
-fn plan(
-    reaper: &Reaper,
-    request: &LaunchRequest,
-    tty: bool,
-) -> io::Result<(HelperConfig, PidNs, bool, IdMaps)> {
+fn plan(request: &LaunchRequest, tty: bool) -> io::Result<(HelperConfig, PidNs, bool, IdMaps)> {
     let p = &request.process;
     let program = Program {
         args: p.args.clone(),
@@ -232,69 +221,43 @@ fn plan(
     if program.args.is_empty() {
         return Err(invalid("launch: empty argv"));
     }
-    match &request.target {
-        LaunchTarget::Host => Err(invalid("not a container launch")),
-        LaunchTarget::ContainerInit(setup) => {
-            let linux = setup.spec.linux().clone().unwrap_or_default();
-            let namespaces = linux.namespaces().clone().unwrap_or_default();
-            let mut pid_ns = PidNs::Same;
-            let mut new_user = false;
-            for ns in &namespaces {
-                match (ns.typ(), ns.path()) {
-                    (LinuxNamespaceType::Pid, None) => pid_ns = PidNs::New,
-                    (LinuxNamespaceType::Pid, Some(path)) => pid_ns = PidNs::Join(open_ns(path)?),
-                    (LinuxNamespaceType::User, None) => new_user = true,
-                    _ => {}
-                }
-            }
-            let maps = IdMaps {
-                uid: linux.uid_mappings().clone().unwrap_or_default(),
-                gid: linux.gid_mappings().clone().unwrap_or_default(),
-            };
-            if new_user && (maps.uid.is_empty() || maps.gid.is_empty()) {
-                return Err(invalid(
-                    "a new user namespace needs uidMappings and gidMappings",
-                ));
-            }
-            let config = HelperConfig {
-                id: setup.id.clone(),
-                spec: setup.spec.clone(),
-                no_pivot_root: setup.no_pivot_root,
-                program,
-                process: setup
-                    .spec
-                    .process()
-                    .clone()
-                    .unwrap_or_else(Process::default),
-                tty,
-                kind: HelperKind::Init,
-            };
-            Ok((config, pid_ns, new_user, maps))
-        }
-        LaunchTarget::ContainerExec {
-            setup,
-            init_pid,
-            process,
-        } => {
-            let pid_ns = if same_ns(*init_pid, "pid")? {
-                PidNs::Same
-            } else {
-                PidNs::Join(pidfd_of(reaper, *init_pid)?)
-            };
-            let config = HelperConfig {
-                id: setup.id.clone(),
-                spec: setup.spec.clone(),
-                no_pivot_root: setup.no_pivot_root,
-                program,
-                process: (**process).clone(),
-                tty,
-                kind: HelperKind::Exec {
-                    init_pid: *init_pid,
-                },
-            };
-            Ok((config, pid_ns, false, IdMaps::default()))
+    let LaunchTarget::ContainerInit(setup) = &request.target else {
+        return Err(invalid("not a container init launch"));
+    };
+    let linux = setup.spec.linux().clone().unwrap_or_default();
+    let namespaces = linux.namespaces().clone().unwrap_or_default();
+    let mut pid_ns = PidNs::Same;
+    let mut new_user = false;
+    for ns in &namespaces {
+        match (ns.typ(), ns.path()) {
+            (LinuxNamespaceType::Pid, None) => pid_ns = PidNs::New,
+            (LinuxNamespaceType::Pid, Some(path)) => pid_ns = PidNs::Join(open_ns(path)?),
+            (LinuxNamespaceType::User, None) => new_user = true,
+            _ => {}
         }
     }
+    let maps = IdMaps {
+        uid: linux.uid_mappings().clone().unwrap_or_default(),
+        gid: linux.gid_mappings().clone().unwrap_or_default(),
+    };
+    if new_user && (maps.uid.is_empty() || maps.gid.is_empty()) {
+        return Err(invalid(
+            "a new user namespace needs uidMappings and gidMappings",
+        ));
+    }
+    let config = HelperConfig {
+        id: setup.id.clone(),
+        spec: setup.spec.clone(),
+        no_pivot_root: setup.no_pivot_root,
+        program,
+        process: setup
+            .spec
+            .process()
+            .clone()
+            .unwrap_or_else(Process::default),
+        tty,
+    };
+    Ok((config, pid_ns, new_user, maps))
 }
 
 /// The uid and gid maps of a new user namespace.
@@ -314,34 +277,6 @@ fn write_maps(pid: i32, maps: &IdMaps) -> io::Result<()> {
         std::fs::write(&path, text).map_err(|e| context(e, &format!("write {path}")))?;
     }
     Ok(())
-}
-
-/// Whether process `pid` is in the agent's namespace of kind `kind` (`pid`, `mnt`...).
-pub(super) fn same_ns(pid: i32, kind: &str) -> io::Result<bool> {
-    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
-        .map_err(|e| context(e, &format!("read the {kind} namespace of pid {pid}")))?;
-    let ours = std::fs::read_link(format!("/proc/self/ns/{kind}"))?;
-    Ok(theirs == ours)
-}
-
-/// A pidfd of `pid`, which must be a live (unreaped) child registered with `reaper`: the
-/// registry lock keeps it from being reaped, so the pid cannot have been reused.
-pub(super) fn pidfd_of(reaper: &Reaper, pid: i32) -> io::Result<OwnedFd> {
-    reaper.with_registered(pid, |live| {
-        if !live {
-            return Err(io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("container init pid {pid} is not running"),
-            ));
-        }
-        // SAFETY: pidfd_open has no memory effects; the result is a new descriptor we own.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(context(io::Error::last_os_error(), "pidfd_open"));
-        }
-        // SAFETY: a fresh descriptor (pidfds are close-on-exec).
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-    })
 }
 
 fn open_ns(path: &Path) -> io::Result<OwnedFd> {
@@ -398,13 +333,13 @@ fn sealed_copy(path: &Path) -> io::Result<OwnedFd> {
     above(image.into())
 }
 
-/// Clones the child on a dedicated thread that first joins the v1 cgroups of `cgroup` and
-/// enters `pid_ns`; on v2 the clone itself puts the child into the cgroup. Either way the child
-/// is born in the container's cgroup. Returns its pid; the thread ends with the call.
+/// Clones the child on a dedicated thread that first enters `pid_ns`; on cgroup v2 the clone
+/// itself puts the child into the container's cgroup `cgroup` (on v1 the agent places the init
+/// before it runs anything of the container). Returns its pid; the thread ends with the call.
 fn clone_on_thread(
     flags: libc::c_ulong,
     pid_ns: &PidNs,
-    cgroup: &Join,
+    cgroup: Option<&OwnedFd>,
     child: &ChildPlan,
 ) -> io::Result<i32> {
     // The plan holds raw pointers (to 'static strings): pass its address across.
@@ -412,13 +347,11 @@ fn clone_on_thread(
     std::thread::scope(|s| {
         let thread = s.spawn(move || {
             let child = child;
-            cgroup_join::join_thread(cgroup)
-                .map_err(|e| context(e, "join the container's cgroup"))?;
             if let PidNs::Join(fd) = pid_ns {
                 nix::sched::setns(fd, CloneFlags::CLONE_NEWPID)
                     .map_err(|e| context(e.into(), "join the pid namespace"))?;
             }
-            let pid = match cgroup.born_in() {
+            let pid = match cgroup {
                 Some(dir) => clone_into(flags, dir),
                 // SAFETY: a fork-like clone (no CLONE_VM, no new stack); the child runs only
                 // `child_main`, which makes raw system calls and never returns.
@@ -503,7 +436,8 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
     unsafe {
         // Nothing in the container may ptrace or read the helper (runc CVE-2016-9962): not
         // dumpable from here to the program's exec (the helper says so again after its exec and
-        // each credential change); it was born in the container's cgroup ([`cgroup_join`]).
+        // each credential change); on cgroup v2 it was born in the container's cgroup
+        // ([`cgroup_join`]).
         if libc::syscall(libc::SYS_prctl, libc::PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 {
             libc::_exit(121);
         }
@@ -535,16 +469,9 @@ unsafe fn child_main(plan: &ChildPlan) -> ! {
         if libc::dup2(plan.sock, SOCKET_FD) < 0 {
             libc::_exit(122);
         }
-        let mut first_free = SOCKET_FD + 1;
-        if let Some(pidfd) = plan.pidfd {
-            if libc::dup2(pidfd, PIDFD_FD) < 0 {
-                libc::_exit(122);
-            }
-            first_free = PIDFD_FD + 1;
-        }
         libc::syscall(
             libc::SYS_close_range,
-            first_free as libc::c_uint,
+            (SOCKET_FD + 1) as libc::c_uint,
             libc::c_uint::MAX,
             libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
         );

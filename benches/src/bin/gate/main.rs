@@ -25,7 +25,7 @@ mod agent;
 mod callgrind;
 mod results;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use agent_benches::stats::target_dir;
@@ -112,6 +112,21 @@ fn main() -> ExitCode {
 }
 
 fn run() -> anyhow::Result<bool> {
+    let target = target_dir();
+    let binary = binary_arg()?.unwrap_or_else(|| target.join("release/kata-agent"));
+    let baseline = load_baseline()?;
+    let results = Results::new(target.join("criterion"));
+    let mut ok = check_ratios(&baseline.ratios, &results)?;
+    ok &= check_scale(&baseline.scale, &results)?;
+    ok &= check_instructions(&baseline.instructions, &target)?;
+    print_reported(&baseline.reported, &results)?;
+    ok &= check_binary(&binary, &baseline.budgets)?;
+    println!("gate: {}", if ok { "passed" } else { "FAILED" });
+    Ok(ok)
+}
+
+/// The `--binary PATH` argument, if given.
+fn binary_arg() -> anyhow::Result<Option<PathBuf>> {
     let mut args = std::env::args().skip(1);
     let mut binary = None;
     while let Some(arg) = args.next() {
@@ -120,18 +135,21 @@ fn run() -> anyhow::Result<bool> {
             other => anyhow::bail!("unknown argument {other:?} (usage: gate [--binary PATH])"),
         }
     }
-    let target = target_dir();
-    let binary = binary.unwrap_or_else(|| target.join("release/kata-agent"));
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let baseline: Baseline = serde_json::from_str(
-        &std::fs::read_to_string(root.join("baseline.json")).context("baseline.json")?,
-    )
-    .context("parsing baseline.json")?;
-    let results = Results::new(target.join("criterion"));
-    let mut ok = true;
+    Ok(binary)
+}
 
+/// The committed `benches/baseline.json`.
+fn load_baseline() -> anyhow::Result<Baseline> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("baseline.json")).context("baseline.json")?;
+    serde_json::from_str(&text).context("parsing baseline.json")
+}
+
+/// Each bench over its floor, within its limit (the root-only ones skipped when not root).
+fn check_ratios(checks: &[RatioCheck], results: &Results) -> anyhow::Result<bool> {
+    let mut ok = true;
     let root = nix::unistd::geteuid().is_root();
-    for check in &baseline.ratios {
+    for check in checks {
         let what = format!("{} / {}", check.bench, check.floor);
         if check.needs_root && !root {
             println!("skip {what}: not measured (needs root)");
@@ -150,22 +168,30 @@ fn run() -> anyhow::Result<bool> {
             ratio <= limit,
         );
     }
+    Ok(ok)
+}
 
+/// The scale bench: time per exec with 100 containers over that with 1.
+fn check_scale(baseline: &Tolerated, results: &Results) -> anyhow::Result<bool> {
     let scale = results.scale()?;
     let (one, hundred) = (scale.one_container, scale.hundred_containers);
     let ratio = hundred.per_op_us / one.per_op_us;
-    let limit = baseline.scale.baseline * (1.0 + baseline.scale.tolerance);
-    ok &= report(
+    let limit = baseline.baseline * (1.0 + baseline.tolerance);
+    Ok(report(
         "scale: time per exec, 100 containers / 1",
         format!(
             "{ratio:.2} (p50 {:.0} / {:.0} µs, p99 {:.0} / {:.0} µs)",
             hundred.p50_us, one.p50_us, hundred.p99_us, one.p99_us
         ),
-        format!("<= {limit:.2}, baseline {:.2}", baseline.scale.baseline),
+        format!("<= {limit:.2}, baseline {:.2}", baseline.baseline),
         ratio <= limit,
-    );
+    ))
+}
 
-    for check in &baseline.instructions {
+/// Instructions per operation under callgrind, each within its tolerance.
+fn check_instructions(checks: &[InstructionCheck], target: &Path) -> anyhow::Result<bool> {
+    let mut ok = true;
+    for check in checks {
         let program = target.join("release").join(&check.binary);
         let per_op = callgrind::instructions_per_op(&program, check.operations)?;
         let limit = check.baseline * (1.0 + check.tolerance);
@@ -176,26 +202,33 @@ fn run() -> anyhow::Result<bool> {
             per_op <= limit,
         );
     }
+    Ok(ok)
+}
 
-    for item in &baseline.reported {
+/// The absolute times shown for information, next to their targets.
+fn print_reported(items: &[Reported], results: &Results) -> anyhow::Result<()> {
+    for item in items {
         match results.median_ns_if_present(&item.bench)? {
             Some(ns) => println!("info {}: {} ({})", item.bench, time(ns), item.target),
             None => println!("info {}: not measured in this run", item.bench),
         }
     }
+    Ok(())
+}
 
-    let size = std::fs::metadata(&binary)
+/// The release binary against its budgets: stripped size, start to first Check, idle RSS.
+fn check_binary(binary: &Path, budgets: &Budgets) -> anyhow::Result<bool> {
+    let size = std::fs::metadata(binary)
         .with_context(|| format!("{} (run cargo build --release first)", binary.display()))?
         .len();
-    let budgets = &baseline.budgets;
-    ok &= report(
+    let mut ok = report(
         "kata-agent stripped size",
         format!("{:.2} MiB", mib(size)),
         format!("<= {:.2} MiB", mib(budgets.binary_bytes)),
         size <= budgets.binary_bytes,
     );
-    let cold = agent::start_and_rss(&binary, Cache::Cold)?;
-    let warm = agent::start_and_rss(&binary, Cache::Warm)?;
+    let cold = agent::start_and_rss(binary, Cache::Cold)?;
+    let warm = agent::start_and_rss(binary, Cache::Warm)?;
     ok &= report(
         "kata-agent start to first Check, warm (median of 7)",
         format!(
@@ -218,7 +251,6 @@ fn run() -> anyhow::Result<bool> {
             m.rss_kib <= budgets.idle_rss_kib,
         );
     }
-    println!("gate: {}", if ok { "passed" } else { "FAILED" });
     Ok(ok)
 }
 

@@ -33,10 +33,9 @@ mod step;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
-use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use oci_spec::runtime::Spec;
@@ -44,7 +43,7 @@ use tokio::sync::oneshot;
 
 use super::cgroup_join;
 use super::seccomp::{self, Compiled};
-use super::spawn::{ChildStdio, above, peer_gone, pidfd_of, same_ns};
+use super::spawn::{ChildStdio, above, peer_gone};
 use crate::host::{CgroupVersion, ContainerSetup, ExitStatus, LaunchRequest, LaunchTarget};
 use crate::linux::reaper::Reaper;
 use plan::{Fds, Inputs, Names};
@@ -359,41 +358,47 @@ fn ensure_alive(pidfd: &OwnedFd, init_pid: i32) -> io::Result<()> {
     Ok(())
 }
 
-/// The container's cgroup: its v2 directory, or its v1 `tasks` files.
-fn open_cgroup(spec: &Spec) -> io::Result<CgroupFds> {
-    if crate::linux::detect_version() != CgroupVersion::V2 {
-        let tasks = match cgroup_join::join_files(spec, true)? {
-            cgroup_join::Join::Thread(files) => {
-                files.into_iter().map(above).collect::<io::Result<_>>()?
-            }
-            _ => Vec::new(),
-        };
-        return Ok(CgroupFds { dir: None, tasks });
-    }
-    let cgroup = spec
-        .linux()
-        .as_ref()
-        .and_then(|l| l.cgroups_path().clone())
-        .unwrap_or_default();
-    let relative = cgroup.strip_prefix("/").unwrap_or(&cgroup);
-    if relative.as_os_str().is_empty() {
-        return Ok(CgroupFds::default());
-    }
-    let dir = open_dir(&Path::new("/sys/fs/cgroup").join(relative))?;
-    Ok(CgroupFds {
-        dir: Some(above(dir)?),
-        tasks: Vec::new(),
+/// Whether process `pid` is in the agent's namespace of kind `kind` (`pid`, `mnt`...).
+fn same_ns(pid: i32, kind: &str) -> io::Result<bool> {
+    let theirs = std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .map_err(|e| context(e, &format!("read the {kind} namespace of pid {pid}")))?;
+    let ours = std::fs::read_link(format!("/proc/self/ns/{kind}"))?;
+    Ok(theirs == ours)
+}
+
+/// A pidfd of `pid`, which must be a live (unreaped) child registered with `reaper`: the
+/// registry lock keeps it from being reaped, so the pid cannot have been reused.
+fn pidfd_of(reaper: &Reaper, pid: i32) -> io::Result<OwnedFd> {
+    reaper.with_registered(pid, |live| {
+        if !live {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("container init pid {pid} is not running"),
+            ));
+        }
+        // SAFETY: pidfd_open has no memory effects; the result is a new descriptor we own.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(context(io::Error::last_os_error(), "pidfd_open"));
+        }
+        // SAFETY: a fresh descriptor (pidfds are close-on-exec).
+        Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
     })
 }
 
-/// A directory opened for `CLONE_INTO_CGROUP`.
-fn open_dir(path: &Path) -> io::Result<OwnedFd> {
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(path)
-        .map(OwnedFd::from)
-        .map_err(|e| context(e, &format!("open {}", path.display())))
+/// The container's cgroup: its v2 directory, or its v1 `tasks` files.
+fn open_cgroup(spec: &Spec) -> io::Result<CgroupFds> {
+    if crate::linux::detect_version() != CgroupVersion::V2 {
+        let tasks = cgroup_join::v1_tasks(spec)?;
+        return Ok(CgroupFds {
+            dir: None,
+            tasks: tasks.into_iter().map(above).collect::<io::Result<_>>()?,
+        });
+    }
+    Ok(CgroupFds {
+        dir: cgroup_join::born_in(spec)?.map(above).transpose()?,
+        tasks: Vec::new(),
+    })
 }
 
 fn context(e: io::Error, what: &str) -> io::Error {

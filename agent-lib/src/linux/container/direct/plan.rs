@@ -2,7 +2,7 @@
 //! BPF program the children use, made before the clone; and the messages that name a failed
 //! step afterwards.
 
-use std::ffi::{CString, c_int};
+use std::ffi::{CString, c_char, c_int};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
@@ -71,31 +71,9 @@ fn invalid(msg: impl Into<String>) -> io::Error {
 /// before any process exists.
 pub(super) fn build(input: &Inputs<'_>, fds: &Fds<'_>) -> io::Result<(Plan, Owned, Names)> {
     let spec = input.spec;
-    if [spec.uid, spec.gid]
-        .iter()
-        .chain(&spec.additional_gids)
-        .any(|&id| id == u32::MAX)
-    {
-        return Err(invalid("process.user: id 4294967295 ((uid_t)-1) refused"));
-    }
+    refuse_unset_ids(spec)?;
     let (argv_owned, envp_owned) = c_strings(spec)?;
-    let name = spec
-        .args
-        .first()
-        .ok_or_else(|| invalid("launch: empty argv"))?;
-    let search = spec
-        .env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or(DEFAULT_PATH);
-    let candidates = candidates(name, search)?;
-    let cwd = if spec.cwd.as_os_str().is_empty() {
-        Path::new("/")
-    } else {
-        spec.cwd.as_path()
-    };
-    let cwd_c =
-        CString::new(cwd.as_os_str().as_encoded_bytes()).map_err(|_| invalid("NUL byte in cwd"))?;
+    let program = Program::resolve(spec)?;
     let process = input.process;
     let rlimits: Vec<_> = process.rlimits().as_deref().unwrap_or_default().to_vec();
     let labels = labels(process)?;
@@ -103,10 +81,6 @@ pub(super) fn build(input: &Inputs<'_>, fds: &Fds<'_>) -> io::Result<(Plan, Owne
         Some(c) => c.fprogs().map_err(|e| invalid(e.to_string()))?,
         None => (Vec::new(), 0),
     };
-    let mut argv: Vec<_> = argv_owned.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<_> = envp_owned.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
     let plan = Plan {
         stdio: fds.stdio.each_ref().map(|fd| fd.as_raw_fd()),
         sock: fds.sock.as_raw_fd(),
@@ -118,10 +92,7 @@ pub(super) fn build(input: &Inputs<'_>, fds: &Fds<'_>) -> io::Result<(Plan, Owne
         ns_flags: input.ns_flags,
         root: fds.root.as_raw_fd(),
         rlimits: rlimits.iter().map(rlimit).collect(),
-        oom_score_adj: process
-            .oom_score_adj()
-            .map(|adj| CString::new(adj.to_string()).map_err(|_| invalid("oom_score_adj")))
-            .transpose()?,
+        oom_score_adj: oom_score_adj(process)?,
         labels: labels
             .iter()
             .map(|(path, value, _)| (path.clone(), value.clone()))
@@ -137,30 +108,96 @@ pub(super) fn build(input: &Inputs<'_>, fds: &Fds<'_>) -> io::Result<(Plan, Owne
         no_new_privs: process.no_new_privileges().unwrap_or(false),
         seccomp,
         seccomp_flags,
-        cwd: cwd_c,
+        cwd: program.cwd_c,
         umask: process.user().umask().unwrap_or(0o022) as libc::mode_t,
-        candidates,
-        argv,
-        envp,
+        candidates: program.candidates,
+        argv: pointers(&argv_owned),
+        envp: pointers(&envp_owned),
         sigmask: super::child::current_sigmask(),
     };
     let names = Names {
         init_pid: input.init_pid,
-        program: name.clone(),
-        search: search.to_owned(),
+        program: program.name.clone(),
+        search: program.search.to_owned(),
         rlimits: rlimits.iter().map(|r| r.typ()).collect(),
         oom_score_adj: process.oom_score_adj(),
         labels: labels.into_iter().map(|(_, _, what)| what).collect(),
         groups: spec.additional_gids.clone(),
         uid: spec.uid,
         gid: spec.gid,
-        cwd: cwd.display().to_string(),
+        cwd: program.cwd.display().to_string(),
     };
     let owned = Owned {
         _argv: argv_owned,
         _envp: envp_owned,
     };
     Ok((plan, owned, names))
+}
+
+/// Refuses `(uid_t)-1` as the uid, gid or an additional gid (`setresuid(-1)` changes nothing).
+fn refuse_unset_ids(spec: &ProcessSpec) -> io::Result<()> {
+    if [spec.uid, spec.gid]
+        .iter()
+        .chain(&spec.additional_gids)
+        .any(|&id| id == u32::MAX)
+    {
+        return Err(invalid("process.user: id 4294967295 ((uid_t)-1) refused"));
+    }
+    Ok(())
+}
+
+/// What the program is and where it runs: its name, the `PATH` searched, the paths to try, and
+/// the working directory (`/` when unset).
+struct Program<'a> {
+    name: &'a String,
+    search: &'a str,
+    candidates: Vec<CString>,
+    cwd: &'a Path,
+    cwd_c: CString,
+}
+
+impl<'a> Program<'a> {
+    fn resolve(spec: &'a ProcessSpec) -> io::Result<Self> {
+        let name = spec
+            .args
+            .first()
+            .ok_or_else(|| invalid("launch: empty argv"))?;
+        let search = spec
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH);
+        let candidates = candidates(name, search)?;
+        let cwd = if spec.cwd.as_os_str().is_empty() {
+            Path::new("/")
+        } else {
+            spec.cwd.as_path()
+        };
+        let cwd_c = CString::new(cwd.as_os_str().as_encoded_bytes())
+            .map_err(|_| invalid("NUL byte in cwd"))?;
+        Ok(Program {
+            name,
+            search,
+            candidates,
+            cwd,
+            cwd_c,
+        })
+    }
+}
+
+/// The null-terminated pointer array of `strings` (which must outlive it).
+fn pointers(strings: &[CString]) -> Vec<*const c_char> {
+    let mut out: Vec<_> = strings.iter().map(|s| s.as_ptr()).collect();
+    out.push(std::ptr::null());
+    out
+}
+
+/// `oom_score_adj` as the text written to `/proc/self/oom_score_adj`.
+fn oom_score_adj(process: &Process) -> io::Result<Option<CString>> {
+    process
+        .oom_score_adj()
+        .map(|adj| CString::new(adj.to_string()).map_err(|_| invalid("oom_score_adj")))
+        .transpose()
 }
 
 /// argv and the environment (entries without a name dropped) as C strings.

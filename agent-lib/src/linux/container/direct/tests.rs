@@ -31,7 +31,7 @@ fn the_first_child_is_born_in_the_cgroup_v2_directory() {
     let cg = Cgroup2 { dir };
     let target = cg.dir.path().join("born-here");
     std::fs::create_dir(&target).unwrap();
-    let fd = open_dir(&target).unwrap();
+    let fd = OwnedFd::from(std::fs::File::open(&target).unwrap());
     let (mut parent, child) = UnixStream::pair().unwrap();
     // SAFETY: the child makes raw system calls only: a read of its own cgroup file into a
     // stack buffer, a write of it to the socket, _exit.

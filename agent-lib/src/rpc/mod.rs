@@ -64,10 +64,11 @@ impl RpcServer {
 /// Starts serving `agent` on `addr` through the agent's transport.
 ///
 /// Returns once the listener is bound; connections are served on background tasks. Health
-/// answers at once; AgentService calls wait for the agent's
-/// [`Readiness`](crate::ready::Readiness). A connection
-/// that sends garbage is closed without affecting the others; a failed accept (descriptors
+/// answers at once; AgentService calls wait for the agent's [`Readiness`]. A connection that
+/// sends garbage is closed without affecting the others; a failed accept (descriptors
 /// exhausted) pauses the accepting, never the connections already open.
+///
+/// [`Readiness`]: crate::ready::Readiness
 pub async fn serve(agent: Arc<Agent>, addr: &ServerAddr) -> io::Result<RpcServer> {
     let incoming = accept_backoff::with_backoff(agent.host().transport.listen(addr)?);
     let listener = Listener::new(incoming.map_ok(FrameGuard::new));

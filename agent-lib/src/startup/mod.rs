@@ -1,8 +1,9 @@
-//! The agent's start, listener first: it serves as soon as it can, so the host's first Check is
-//! answered at once, and the start work no Health call needs runs after, behind a readiness
-//! barrier that every AgentService call waits for
-//! ([`Readiness`](crate::ready::Readiness)). Timed step by step with a
-//! [`StartClock`].
+//! The agent's start, listener first: it serves as soon as it can, so the host's first Check
+//! is answered at once, and the start work no Health call needs runs after, behind the
+//! readiness barrier every AgentService call waits for ([`Readiness`]). Each step is timed
+//! with a [`StartClock`].
+//!
+//! [`Readiness`]: crate::ready::Readiness
 
 mod clock;
 
@@ -21,15 +22,16 @@ use crate::host::ServerAddr;
 use crate::rpc::{self, RpcServer};
 
 /// Serves `agent` on `addr`, then runs `work`, the start work deferred past listening, on a
-/// background task, and settles the agent's [`Readiness`](crate::ready::Readiness) with how it
-/// ended.
+/// background task, and settles the agent's [`Readiness`] with how it ended.
 ///
-/// Build the agent with [`Agent::with_readiness`] and
-/// [`Readiness::pending`](crate::ready::Readiness::pending): until `work` is
+/// Build the agent with [`Agent::with_readiness`] and [`Readiness::pending`]: until `work` is
 /// done, Health answers and AgentService calls wait. When it fails (or panics), those calls
 /// fail with the reason, the failure is logged and a stop is requested, as DestroySandbox
-/// does: whoever runs the agent stops it, and
-/// [`Readiness::outcome`](crate::ready::Readiness::outcome) tells why.
+/// does: whoever runs the agent stops it, and [`Readiness::outcome`] tells why.
+///
+/// [`Readiness`]: crate::ready::Readiness
+/// [`Readiness::pending`]: crate::ready::Readiness::pending
+/// [`Readiness::outcome`]: crate::ready::Readiness::outcome
 pub async fn serve_first<W, E>(
     agent: Arc<Agent>,
     addr: &ServerAddr,

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use crate::attach::Attach;
 use crate::config::Config;
 use crate::console::{
-    ConsoleMode, SHELLS, console_mode, find_shell, serve_console, serve_sessions,
+    ConsoleMode, SHELLS, console_mode, find_shell, listen_port, serve_console, serve_sessions,
 };
 use crate::container::Containers;
 use crate::device::{DeviceContext, DeviceWatcher, watch_uevents};
@@ -172,9 +172,8 @@ impl Agent {
             match mode {
                 ConsoleMode::Port(port) => {
                     let addr = agent.config.server_addr.port_addr(port);
-                    match host.transport.listen(&addr) {
+                    match listen_port(&host, &addr, shell) {
                         Ok(incoming) => {
-                            tracing::info!(%addr, shell, "debug console listening");
                             agent
                                 .once_ready(serve_sessions(host, incoming, shell))
                                 .await;

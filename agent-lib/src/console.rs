@@ -104,10 +104,16 @@ fn shell_request(shell: &str, stdio: StdioMode) -> LaunchRequest {
 /// Serves the console on `addr`: a shell per connection, at most [`MAX_SESSIONS`] at once,
 /// until the future is dropped.
 pub async fn serve_port(host: Host, addr: ServerAddr, shell: &'static str) -> io::Result<()> {
-    let incoming = host.transport.listen(&addr)?;
-    tracing::info!(%addr, shell, "debug console listening");
+    let incoming = listen_port(&host, &addr, shell)?;
     serve_sessions(host, incoming, shell).await;
     Ok(())
+}
+
+/// Listens on `addr` for console connections; [`serve_sessions`] serves them.
+pub fn listen_port(host: &Host, addr: &ServerAddr, shell: &str) -> io::Result<Incoming> {
+    let incoming = host.transport.listen(addr)?;
+    tracing::info!(%addr, shell, "debug console listening");
+    Ok(incoming)
 }
 
 /// A shell per connection of `incoming` (a console port already listening), at most

@@ -1,5 +1,6 @@
 //! The agent: its configuration, the host it runs on, and the subsystems built over them.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::sync::watch;
@@ -7,13 +8,16 @@ use tokio::task::JoinHandle;
 
 use crate::attach::Attach;
 use crate::config::Config;
-use crate::console::{ConsoleMode, SHELLS, console_mode, find_shell, serve_console, serve_port};
+use crate::console::{
+    ConsoleMode, SHELLS, console_mode, find_shell, listen_port, serve_console, serve_sessions,
+};
 use crate::container::Containers;
 use crate::device::{DeviceContext, DeviceWatcher, watch_uevents};
 use crate::guest::Guest;
 use crate::host::Host;
 use crate::network::Network;
 use crate::process::PassfdStreams;
+use crate::ready::Readiness;
 use crate::sandbox::Sandbox;
 use crate::storage::{DriverRegistry, Storages};
 
@@ -32,13 +36,21 @@ pub struct Agent {
     network: Arc<Network>,
     guest: Guest,
     passfd: Option<Arc<PassfdStreams>>,
+    ready: Readiness,
     stop: watch::Sender<bool>,
 }
 
 impl Agent {
-    /// An agent over `host`, configured by `config`. Call [`Agent::start`] to run its
-    /// background tasks.
+    /// An agent over `host`, configured by `config`, with nothing left to do before it serves
+    /// every RPC. Call [`Agent::start`] to run its background tasks.
     pub fn new(config: Config, host: Host) -> Self {
+        Self::with_readiness(config, host, Readiness::ready())
+    }
+
+    /// Like [`Agent::new`], for an agent that listens before its start work is done: its
+    /// AgentService RPCs and the tasks that need that work wait until `ready` is settled (see
+    /// [`crate::startup::serve_first`]).
+    pub fn with_readiness(config: Config, host: Host, ready: Readiness) -> Self {
         let (stop, _) = watch::channel(false);
         let devices = Arc::new(DeviceWatcher::new());
         let device_ctx = DeviceContext {
@@ -76,12 +88,15 @@ impl Agent {
             network,
             guest,
             passfd,
+            ready,
             stop,
         }
     }
 
     /// Spawns the background tasks on the current tokio runtime: the uevent loop and, when
-    /// enabled, the mem-agent. They end when a stop is requested.
+    /// enabled, the debug console, the mem-agent and the passfd listener. They end when a stop
+    /// is requested. All but the passfd listener start their work once the agent is ready
+    /// (the kernel queues uevents meanwhile, and console connections wait to be accepted).
     pub fn start(self: &Arc<Self>) -> Vec<JoinHandle<()>> {
         let uevents = {
             let source = self.host.uevents.clone();
@@ -90,7 +105,7 @@ impl Agent {
             let agent = self.clone();
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = watch_uevents(source, watcher, sysfs) => {}
+                    _ = agent.once_ready(watch_uevents(source, watcher, sysfs)) => {}
                     _ = agent.stopped() => {}
                 }
             })
@@ -118,16 +133,23 @@ impl Agent {
         }))
     }
 
-    /// The mem-agent, when `agent.mem_agent_enable` was set.
+    /// The mem-agent, when `agent.mem_agent_enable` was set, once the start work is done (it
+    /// reads the cgroup hierarchy).
     fn start_mem_agent(self: &Arc<Self>) -> Option<JoinHandle<()>> {
         let mem_agent = self.guest.mem_agent().ok()?.clone();
         let agent = self.clone();
         Some(tokio::spawn(async move {
             tokio::select! {
-                () = mem_agent.run(agent.host.clone()) => {}
+                _ = agent.once_ready(mem_agent.run(agent.host.clone())) => {}
                 () = agent.stopped() => {}
             }
         }))
+    }
+
+    /// Runs `work` once the start work is done; never when it failed.
+    async fn once_ready<T>(&self, work: impl Future<Output = T>) -> Option<T> {
+        self.ready.wait().await.ok()?;
+        Some(work.await)
     }
 
     /// The debug console the configuration asks for, if a shell is there.
@@ -145,15 +167,23 @@ impl Agent {
         };
         let host = self.host.clone();
         let agent = self.clone();
+        // The port listens at once; its sessions, which need /dev/pts, wait for the start work.
         let serve = async move {
             match mode {
                 ConsoleMode::Port(port) => {
                     let addr = agent.config.server_addr.port_addr(port);
-                    if let Err(e) = serve_port(host, addr, shell).await {
-                        tracing::warn!(error = %e, port, "debug console unavailable");
+                    match listen_port(&host, &addr, shell) {
+                        Ok(incoming) => {
+                            agent
+                                .once_ready(serve_sessions(host, incoming, shell))
+                                .await;
+                        }
+                        Err(e) => tracing::warn!(error = %e, port, "debug console unavailable"),
                     }
                 }
-                ConsoleMode::Console => serve_console(host, shell).await,
+                ConsoleMode::Console => {
+                    agent.once_ready(serve_console(host, shell)).await;
+                }
                 ConsoleMode::Off => {}
             }
         };
@@ -218,6 +248,12 @@ impl Agent {
     /// The guest services' state: metrics, mem-agent.
     pub fn guest(&self) -> &Guest {
         &self.guest
+    }
+
+    /// Whether the start work deferred past listening is done; the AgentService RPCs wait for
+    /// it.
+    pub fn readiness(&self) -> &Readiness {
+        &self.ready
     }
 
     /// Asks whoever runs the agent to stop it (DestroySandbox).

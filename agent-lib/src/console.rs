@@ -20,8 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::Config;
 use crate::host::{
-    Connection, ExitStatus, Host, LaunchRequest, LaunchTarget, NodeKind, ProcessSpec, ServerAddr,
-    StdioMode,
+    Connection, ExitStatus, Host, Incoming, LaunchRequest, LaunchTarget, NodeKind, ProcessSpec,
+    ServerAddr, StdioMode,
 };
 use crate::process::{Output, Process};
 
@@ -104,9 +104,22 @@ fn shell_request(shell: &str, stdio: StdioMode) -> LaunchRequest {
 /// Serves the console on `addr`: a shell per connection, at most [`MAX_SESSIONS`] at once,
 /// until the future is dropped.
 pub async fn serve_port(host: Host, addr: ServerAddr, shell: &'static str) -> io::Result<()> {
-    let mut incoming = host.transport.listen(&addr)?;
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
+    let incoming = listen_port(&host, &addr, shell)?;
+    serve_sessions(host, incoming, shell).await;
+    Ok(())
+}
+
+/// Listens on `addr` for console connections; [`serve_sessions`] serves them.
+pub fn listen_port(host: &Host, addr: &ServerAddr, shell: &str) -> io::Result<Incoming> {
+    let incoming = host.transport.listen(addr)?;
     tracing::info!(%addr, shell, "debug console listening");
+    Ok(incoming)
+}
+
+/// A shell per connection of `incoming` (a console port already listening), at most
+/// [`MAX_SESSIONS`] at once, until the future is dropped.
+pub async fn serve_sessions(host: Host, mut incoming: Incoming, shell: &'static str) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_SESSIONS));
     while let Some(conn) = incoming.next().await {
         match conn {
             Ok(conn) => {
@@ -130,7 +143,6 @@ pub async fn serve_port(host: Host, addr: ServerAddr, shell: &'static str) -> io
             }
         }
     }
-    Ok(())
 }
 
 /// Tells a connection past [`MAX_SESSIONS`] why, then closes it.

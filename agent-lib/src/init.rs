@@ -81,12 +81,21 @@ const BASE_MOUNTS: &[(&str, &str, &str, MsFlags, &str)] = &[
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 
 /// Mounts /proc, /sys, /dev, /dev/shm, /dev/pts and /run, skipping what is already mounted with
-/// the same type. Runs before the configuration is read: it lives in /proc/cmdline.
-pub fn mount_base(mounter: &dyn Mounter, files: &dyn AgentFiles) -> Result<(), InitError> {
+/// the same type. Yields to the runtime after each mount, so an agent already listening
+/// answers meanwhile.
+pub async fn mount_base(mounter: &dyn Mounter, files: &dyn AgentFiles) -> Result<(), InitError> {
     for (source, target, fstype, flags, data) in BASE_MOUNTS {
         mount_once(mounter, files, source, target, fstype, *flags, data)?;
+        tokio::task::yield_now().await;
     }
     Ok(())
+}
+
+/// Mounts /proc only (unless it is mounted): all the agent needs before it listens, since its
+/// configuration lives in /proc/cmdline. [`mount_base`] does the rest later.
+pub fn mount_proc(mounter: &dyn Mounter, files: &dyn AgentFiles) -> Result<(), InitError> {
+    let (source, target, fstype, flags, data) = BASE_MOUNTS[0];
+    mount_once(mounter, files, source, target, fstype, flags, data)
 }
 
 fn mount_once(
@@ -130,8 +139,8 @@ fn mount_once(
 }
 
 /// Mounts the cgroup hierarchy: cgroup2 when `unified`, else a tmpfs with one cgroup v1
-/// filesystem per controller enabled in /proc/cgroups.
-pub fn mount_cgroups(
+/// filesystem per controller enabled in /proc/cgroups. Yields to the runtime after each mount.
+pub async fn mount_cgroups(
     mounter: &dyn Mounter,
     sysfs: &dyn Sysfs,
     files: &dyn AgentFiles,
@@ -162,6 +171,7 @@ pub fn mount_cgroups(
         .read_string(Path::new("/proc/cgroups"))
         .map_err(InitError::ProcCgroups)?;
     for controller in enabled_controllers(&table) {
+        tokio::task::yield_now().await;
         let target = format!("{CGROUP_ROOT}/{controller}");
         mount_once(
             mounter, files, "cgroup", &target, "cgroup", flags, controller,

@@ -3,12 +3,13 @@
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use agent_protos::health::CheckRequest;
 use agent_protos::health::health_check_response::ServingStatus;
 use agent_protos::health_ttrpc::HealthClient;
+use agent_testing::agent_command;
 use agent_testing::real_agent::RealAgent;
 use ttrpc::r#async::Client;
 
@@ -187,6 +188,62 @@ fn sigterm_stops_cleanly_and_removes_the_socket() {
         assert_eq!(line["name"], "kata-agent");
         assert_eq!(line["source"], "agent");
     }
+}
+
+/// A start step deferred past listening fails: the cgroup hierarchy asked for is not the one
+/// mounted. The agent logs why and exits with a failure, as when a start step failed before
+/// it listened.
+#[test]
+fn a_failed_deferred_start_stops_the_agent_with_the_reason() {
+    use kata_agent::host::CgroupVersion;
+    let (asked, mounted) = match kata_agent::linux::detect_version() {
+        CgroupVersion::V1 => (true, "V1"),
+        CgroupVersion::V2 => (false, "V2"),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("unified_cgroup_hierarchy = {asked}\n");
+    let mut child = agent_command(dir.path(), Some(&toml))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the agent kept running");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let (mut out, mut err) = (String::new(), String::new());
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{out}\n{err}");
+    let reason = format!("/sys/fs/cgroup holds {mounted}");
+    let failed = out
+        .lines()
+        .find(|l| l.contains("deferred start failed"))
+        .unwrap_or_else(|| panic!("no failure logged:\n{out}"));
+    assert!(failed.contains(&reason), "{failed}");
+    let listened = out.find("ttRPC server started").expect("it listened");
+    assert!(
+        listened < out.find("deferred start failed").unwrap(),
+        "it listened first:\n{out}"
+    );
+    assert!(
+        err.contains("kata-agent: the agent's start failed: cgroups: ") && err.contains(&reason),
+        "{err}"
+    );
 }
 
 #[test]

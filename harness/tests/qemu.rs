@@ -75,7 +75,13 @@ fn the_ci_slice_passes_on_a_real_guest() {
             .unwrap_or_else(|| panic!("no ok line for {name}:\n{stdout}"));
         assert!(line.contains("boot to first Check"), "{line}");
         assert!(line.contains("agent as PID 1"), "{line}");
+        // The agent's own figures: it listened before its deferred start work was done.
+        assert!(line.contains("process start to listening"), "{line}");
+        assert!(line.contains(", to ready "), "{line}");
         assert!(line.contains("powered off after DestroySandbox"), "{line}");
+    }
+    for what in ["agent start steps: ", "agent deferred steps: "] {
+        assert_eq!(stdout.matches(what).count(), 3, "{what}\n{stdout}");
     }
     let blk = stdout
         .lines()

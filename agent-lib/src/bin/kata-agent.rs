@@ -4,16 +4,19 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::Context;
 use kata_agent::config::{self, Loaded};
-use kata_agent::host::{CgroupVersion, Host, ServerAddr};
+use kata_agent::host::{CgroupVersion, Host, Netlink, ServerAddr};
 use kata_agent::linux::{
     LinuxCgroups, LinuxFileTree, LinuxLauncher, LinuxMounter, LinuxSysfs, LinuxSystem,
     LinuxTransport, NetlinkUevents, ReapMode, RtNetlink, set_core_dumps,
 };
 use kata_agent::logging::{JsonFields, KataJsonFormat, LOG_BUFFER, LogForwarder, log_port};
-use kata_agent::rpc::{self, AGENT_VERSION};
+use kata_agent::ready::Readiness;
+use kata_agent::rpc::AGENT_VERSION;
+use kata_agent::startup::{self, StartClock};
 use kata_agent::telemetry::{SpanLayer, SpanRecord, collector_addr, export};
 use kata_agent::{Agent, init};
 use tokio::signal::unix::{SignalKind, signal};
@@ -80,6 +83,7 @@ impl Args {
 }
 
 fn main() -> ExitCode {
+    let clock = StartClock::new();
     // `kata-agent init`: the container setup helper, single-threaded, before anything else.
     if let Some(code) = kata_agent::linux::run_if_helper() {
         return code;
@@ -106,7 +110,7 @@ fn main() -> ExitCode {
         }
     };
     let init_mode = std::process::id() == 1;
-    let result = runtime.block_on(run(args, init_mode));
+    let result = runtime.block_on(run(args, init_mode, clock));
     if let Err(e) = &result {
         tracing::error!(error = format!("{e:#}"), "agent failed");
         eprintln!("kata-agent: {e:#}");
@@ -121,15 +125,19 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
+async fn run(args: Args, init_mode: bool, mut clock: StartClock) -> anyhow::Result<()> {
+    clock.step("runtime");
     let sysfs = Arc::new(LinuxSysfs::new("/"));
     let mounter = Arc::new(LinuxMounter::new());
     if init_mode {
-        // /proc/cmdline, where the configuration lives, needs /proc first.
-        init::mount_base(&*mounter, &*sysfs).context("init mounts")?;
+        // /proc/cmdline, where the configuration lives, needs /proc first; the other mounts
+        // wait until the agent listens.
+        init::mount_proc(&*mounter, &*sysfs).context("init mounts")?;
+        clock.step("proc_mount");
     }
     let loaded = load_config(args.config.as_deref());
     let log_port = log_port(&loaded.config);
+    clock.step("config");
     let logging = set_up_logging(&loaded, matches!(log_port, Ok(Some(_))));
     loaded.log_warnings();
     let config = loaded.config;
@@ -145,31 +153,40 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
         server_addr = %config.server_addr,
         "announce"
     );
+    clock.step("logging");
 
     match kata_agent::linux::raise_nofile_limit(init_mode) {
         Ok((soft, hard)) => tracing::info!(soft, hard, "RLIMIT_NOFILE raised"),
         Err(e) => tracing::warn!(error = %e, "cannot raise RLIMIT_NOFILE"),
     }
+    clock.step("rlimit");
 
     let v2 = config.cgroup_v2();
-    if init_mode {
-        // Before the cgroup seam is built: it reads the hierarchy's mounts.
-        init::mount_cgroups(&*mounter, &*sysfs, &*sysfs, v2).context("cgroup mounts")?;
-    }
-    let host = build_host(mounter, sysfs, v2)?;
-    if init_mode {
-        init::bring_up_loopback(&*host.netlink)
-            .await
-            .context("loopback")?;
-    }
-
+    let cgroups = Arc::new(LinuxCgroups::unverified(if v2 {
+        CgroupVersion::V2
+    } else {
+        CgroupVersion::V1
+    }));
+    let host = build_host(mounter.clone(), sysfs.clone(), cgroups.clone(), &mut clock)?;
+    let deferred = Deferred {
+        mounter,
+        sysfs,
+        cgroups,
+        netlink: host.netlink.clone(),
+        init_mode,
+        v2,
+    };
     let addr = config.server_addr.clone();
     ship_logs_and_spans(logging, log_port, &host, &addr);
-    let agent = Arc::new(Agent::new(config, host));
-    let tasks = agent.start();
-    let server = rpc::serve(agent.clone(), &addr)
+    let agent = Arc::new(Agent::with_readiness(config, host, Readiness::pending()));
+    clock.step("agent");
+    let work = deferred.run(clock.origin());
+    let server = startup::serve_first(agent.clone(), &addr, work)
         .await
         .with_context(|| format!("cannot serve on {addr}"))?;
+    clock.step("serve");
+    tracing::info!(since_start_us = clock.elapsed_us(), steps = %clock, "start steps");
+    let tasks = agent.start();
 
     wait_for_stop(&agent).await?;
     server
@@ -180,28 +197,74 @@ async fn run(args: Args, init_mode: bool) -> anyhow::Result<()> {
     for task in tasks {
         let _ = task.await;
     }
+    if let Some(Err(failed)) = agent.readiness().outcome() {
+        return Err(failed.into());
+    }
     tracing::info!("stopped");
     Ok(())
 }
 
-/// The real seams.
+/// The start work no Health call needs, done once the agent listens; AgentService calls wait
+/// for it (see [`startup::serve_first`]).
+struct Deferred {
+    mounter: Arc<LinuxMounter>,
+    sysfs: Arc<LinuxSysfs>,
+    cgroups: Arc<LinuxCgroups>,
+    netlink: Arc<dyn Netlink>,
+    init_mode: bool,
+    v2: bool,
+}
+
+impl Deferred {
+    /// In init mode: the other pseudo filesystems and the cgroup hierarchy (yielding between
+    /// mounts, so Check is answered meanwhile), then the loopback link. In both modes: the
+    /// check that the hierarchy mounted is the configured one.
+    async fn run(self, origin: Instant) -> anyhow::Result<()> {
+        let mut clock = StartClock::since(origin);
+        if self.init_mode {
+            let (mounter, sysfs) = (&*self.mounter, &*self.sysfs);
+            init::mount_base(mounter, sysfs)
+                .await
+                .context("init mounts")?;
+            clock.step("base_mounts");
+            init::mount_cgroups(mounter, sysfs, sysfs, self.v2)
+                .await
+                .context("cgroup mounts")?;
+            clock.step("cgroup_mounts");
+        }
+        self.cgroups.verify().context("cgroups")?;
+        clock.step("cgroups");
+        if self.init_mode {
+            init::bring_up_loopback(&*self.netlink)
+                .await
+                .context("loopback")?;
+            clock.step("loopback");
+        }
+        tracing::info!(since_start_us = clock.elapsed_us(), steps = %clock, "deferred start done");
+        Ok(())
+    }
+}
+
+/// The real seams; the cgroup seam is made by the caller, to verify it once mounted.
 fn build_host(
     mounter: Arc<LinuxMounter>,
     sysfs: Arc<LinuxSysfs>,
-    v2: bool,
+    cgroups: Arc<LinuxCgroups>,
+    clock: &mut StartClock,
 ) -> anyhow::Result<Host> {
-    let version = if v2 {
-        CgroupVersion::V2
-    } else {
-        CgroupVersion::V1
-    };
+    let netlink = Arc::new(RtNetlink::new().context("netlink")?);
+    clock.step("netlink");
+    let uevents = Arc::new(NetlinkUevents::new().context("uevent socket")?);
+    clock.step("uevents");
+    let launcher = Arc::new(LinuxLauncher::new(ReapMode::All).context("process launcher")?);
+    clock.step("launcher");
     Ok(Host {
         mounter,
-        netlink: Arc::new(RtNetlink::new().context("netlink")?),
-        uevents: Arc::new(NetlinkUevents::new().context("uevent socket")?),
-        cgroups: Arc::new(LinuxCgroups::with_version(version).context("cgroups")?),
+        netlink,
+        uevents,
+        cgroups,
         transport: Arc::new(LinuxTransport::new()),
-        launcher: Arc::new(LinuxLauncher::new(ReapMode::All).context("process launcher")?),
+        launcher,
         sysfs: sysfs.clone(),
         agent_files: sysfs,
         system: Arc::new(LinuxSystem::new()),

@@ -79,14 +79,31 @@ impl LinuxCgroups {
     /// Uses `version`, which the agent configuration decided; fails with `InvalidInput` when the
     /// hierarchy mounted at `/sys/fs/cgroup` is the other one.
     pub fn with_version(version: CgroupVersion) -> io::Result<Self> {
+        let cgroups = Self::unverified(version);
+        cgroups.verify()?;
+        Ok(cgroups)
+    }
+
+    /// Uses `version` without looking at `/sys/fs/cgroup` yet: for an agent that mounts the
+    /// hierarchy later. Call [`LinuxCgroups::verify`] once it is mounted, before any use.
+    pub fn unverified(version: CgroupVersion) -> Self {
+        Self::unchecked(version)
+    }
+
+    /// Fails with `InvalidInput` when the hierarchy mounted at `/sys/fs/cgroup` is not the
+    /// version this seam uses.
+    pub fn verify(&self) -> io::Result<()> {
         let mounted = detect_version();
-        if mounted != version {
+        if mounted != self.version {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("cgroup {version:?} was asked for but /sys/fs/cgroup holds {mounted:?}"),
+                format!(
+                    "cgroup {:?} was asked for but /sys/fs/cgroup holds {mounted:?}",
+                    self.version
+                ),
             ));
         }
-        Ok(Self::unchecked(version))
+        Ok(())
     }
 
     fn unchecked(version: CgroupVersion) -> Self {

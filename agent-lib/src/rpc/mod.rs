@@ -10,6 +10,7 @@ mod agent_service;
 mod container;
 mod error;
 mod frame_guard;
+mod gate;
 mod guest;
 mod guest_hotplug;
 mod health;
@@ -33,6 +34,7 @@ use ttrpc::r#async::transport::Listener;
 
 pub use agent_service::AgentRpc;
 pub use frame_guard::FrameGuard;
+use gate::gate;
 pub use health::{AGENT_VERSION, API_VERSION, HealthService};
 use observe::observe;
 pub use observe::snake_case;
@@ -61,17 +63,21 @@ impl RpcServer {
 
 /// Starts serving `agent` on `addr` through the agent's transport.
 ///
-/// Returns once the listener is bound; connections are served on background tasks. A connection
-/// that sends garbage is closed without affecting the others; a failed accept (descriptors
+/// Returns once the listener is bound; connections are served on background tasks. Health
+/// answers at once; AgentService calls wait for the agent's [`Readiness`]. A connection that
+/// sends garbage is closed without affecting the others; a failed accept (descriptors
 /// exhausted) pauses the accepting, never the connections already open.
+///
+/// [`Readiness`]: crate::ready::Readiness
 pub async fn serve(agent: Arc<Agent>, addr: &ServerAddr) -> io::Result<RpcServer> {
     let incoming = accept_backoff::with_backoff(agent.host().transport.listen(addr)?);
     let listener = Listener::new(incoming.map_ok(FrameGuard::new));
     let mut server = Server::new()
         .add_listener(listener)
-        .register_service(observe(create_agent_service(Arc::new(AgentRpc::new(
-            agent.clone(),
-        )))))
+        .register_service(observe(gate(
+            create_agent_service(Arc::new(AgentRpc::new(agent.clone()))),
+            agent.readiness(),
+        )))
         .register_service(observe(create_health(Arc::new(HealthService))));
     server.start().await.map_err(ttrpc_io_error)?;
     tracing::info!(%addr, "ttRPC server started");

@@ -34,7 +34,7 @@ pub fn agent_binary() -> PathBuf {
 
 /// A `kata-agent` command serving on `unix://<dir>/agent.sock` with debug logs and nothing else
 /// from this environment; with `--config <dir>/agent.toml` of contents `toml` when given.
-pub(crate) fn agent_command(dir: &Path, toml: Option<&str>) -> Command {
+pub fn agent_command(dir: &Path, toml: Option<&str>) -> Command {
     let sock = dir.join("agent.sock");
     let mut command = Command::new(agent_binary());
     command

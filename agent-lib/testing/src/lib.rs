@@ -34,6 +34,6 @@ pub mod wire;
 
 pub use agent_fakes::lock;
 pub use io::read_all;
-pub use launch::file_lock;
+pub use launch::{agent_command, file_lock};
 pub use root::{is_root, require_root};
 pub use rpc::{code, ctx, message, timed_ctx};

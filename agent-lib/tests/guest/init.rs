@@ -16,10 +16,10 @@ fn mounted(fake: &FakeHost) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn base_mounts_are_made_once_in_order() {
+#[tokio::test]
+async fn base_mounts_are_made_once_in_order() {
     let fake = FakeHost::new();
-    mount_base(&*fake.mounter, &*fake.sysfs).unwrap();
+    mount_base(&*fake.mounter, &*fake.sysfs).await.unwrap();
     let want = [
         ("/proc", "proc"),
         ("/sys", "sysfs"),
@@ -37,12 +37,12 @@ fn base_mounts_are_made_once_in_order() {
         assert!(fake.sysfs.kind(dir).is_some(), "{dir} was not created");
     }
     // A second run (the kernel or an initramfs mounted some already) mounts nothing more.
-    mount_base(&*fake.mounter, &*fake.sysfs).unwrap();
+    mount_base(&*fake.mounter, &*fake.sysfs).await.unwrap();
     assert_eq!(mounted(&fake).len(), 6);
 }
 
-#[test]
-fn cgroup_v1_mounts_one_hierarchy_per_enabled_controller() {
+#[tokio::test]
+async fn cgroup_v1_mounts_one_hierarchy_per_enabled_controller() {
     let fake = FakeHost::new();
     fake.sysfs
         .write_file("/proc/cgroups", PROC_CGROUPS)
@@ -50,7 +50,9 @@ fn cgroup_v1_mounts_one_hierarchy_per_enabled_controller() {
     fake.sysfs
         .write_file("/sys/fs/cgroup/memory/memory.use_hierarchy", "0")
         .unwrap();
-    mount_cgroups(&*fake.mounter, &*fake.sysfs, &*fake.sysfs, false).unwrap();
+    mount_cgroups(&*fake.mounter, &*fake.sysfs, &*fake.sysfs, false)
+        .await
+        .unwrap();
     let got = mounted(&fake);
     assert_eq!(got[0], ("/sys/fs/cgroup".into(), "tmpfs".into()));
     let controllers: Vec<_> = got[1..]
@@ -76,21 +78,23 @@ fn cgroup_v1_mounts_one_hierarchy_per_enabled_controller() {
     );
 }
 
-#[test]
-fn cgroup_v2_mounts_the_unified_hierarchy() {
+#[tokio::test]
+async fn cgroup_v2_mounts_the_unified_hierarchy() {
     let fake = FakeHost::new();
-    mount_cgroups(&*fake.mounter, &*fake.sysfs, &*fake.sysfs, true).unwrap();
+    mount_cgroups(&*fake.mounter, &*fake.sysfs, &*fake.sysfs, true)
+        .await
+        .unwrap();
     assert_eq!(
         mounted(&fake),
         [("/sys/fs/cgroup".to_string(), "cgroup2".to_string())]
     );
 }
 
-#[test]
-fn a_failed_mount_names_its_target() {
+#[tokio::test]
+async fn a_failed_mount_names_its_target() {
     let fake = FakeHost::new();
     fake.faults.fail_nth(Op::Mount, 3, Errno::ENODEV);
-    let err = mount_base(&*fake.mounter, &*fake.sysfs).unwrap_err();
+    let err = mount_base(&*fake.mounter, &*fake.sysfs).await.unwrap_err();
     assert!(matches!(err, InitError::Mount { .. }), "{err:?}");
     assert_eq!(err.to_string(), "cannot mount devtmpfs on /dev");
     assert_eq!(
@@ -100,10 +104,12 @@ fn a_failed_mount_names_its_target() {
     );
 }
 
-#[test]
-fn missing_proc_cgroups_is_an_error_not_a_panic() {
+#[tokio::test]
+async fn missing_proc_cgroups_is_an_error_not_a_panic() {
     let fake = FakeHost::new();
-    let err = mount_cgroups(&*fake.mounter, &*fake.sysfs, &*fake.sysfs, false).unwrap_err();
+    let err = mount_cgroups(&*fake.mounter, &*fake.sysfs, &*fake.sysfs, false)
+        .await
+        .unwrap_err();
     assert!(matches!(err, InitError::ProcCgroups(_)), "{err:?}");
 }
 

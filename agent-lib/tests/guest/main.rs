@@ -3,3 +3,4 @@
 mod guest;
 mod guest_mem_agent;
 mod init;
+mod start_order;

@@ -17,6 +17,12 @@ pub const AGENT_PORT: u32 = 1024;
 const READY_LIMIT: Duration = Duration::from_secs(180);
 /// How long one connect + Check may take.
 const ATTEMPT_LIMIT: Duration = Duration::from_secs(8);
+/// The pause between two attempts while the kernel boots.
+const RETRY_BOOTING: Duration = Duration::from_millis(250);
+/// The pause between two attempts once the agent has logged its first line, and between two
+/// looks at the console: short, so the boot-to-Check figure is within this of the moment the
+/// agent could answer.
+const RETRY_STARTING: Duration = Duration::from_millis(20);
 
 /// What to boot.
 #[derive(Clone, Debug)]
@@ -130,20 +136,28 @@ fn sockets_dir() -> PathBuf {
     std::env::temp_dir().join(format!("kata-vm-{}-{nanos:x}", std::process::id()))
 }
 
-/// Retries connect + Check until the agent serves, QEMU exits, or the limit passes.
+/// Retries connect + Check until the agent serves, QEMU exits, or the limit passes: every
+/// [`RETRY_BOOTING`] while the kernel boots, every [`RETRY_STARTING`] once the agent has logged
+/// on the console (watched every [`RETRY_STARTING`]).
 async fn wait_ready(vm: &mut QemuVm) -> Result<AgentClient, QemuError> {
     let addr = vm.vsock_addr();
     let started = Instant::now();
     let mut last = String::from("no attempt");
+    let mut tried: Option<Instant> = None;
     while started.elapsed() < READY_LIMIT && vm.exited().is_none() {
-        // Bounded as a whole: the backend may hold a connection, or a stream may never answer.
-        match tokio::time::timeout(ATTEMPT_LIMIT, attempt(&addr)).await {
-            Ok(Ok(client)) => return Ok(client),
-            Ok(Err(e)) => last = e.to_string(),
-            Err(_) => last = format!("no answer within {ATTEMPT_LIMIT:?}"),
+        let starting = vm.console().contains("\"pid\":\"1\"");
+        if starting || tried.is_none_or(|t| t.elapsed() >= RETRY_BOOTING) {
+            tried = Some(Instant::now());
+            // Bounded as a whole: the backend may hold a connection, or a stream may never
+            // answer.
+            match tokio::time::timeout(ATTEMPT_LIMIT, attempt(&addr)).await {
+                Ok(Ok(client)) => return Ok(client),
+                Ok(Err(e)) => last = e.to_string(),
+                Err(_) => last = format!("no answer within {ATTEMPT_LIMIT:?}"),
+            }
+            tracing::debug!(attempt = %last, "agent not ready");
         }
-        tracing::debug!(attempt = %last, "agent not ready");
-        tokio::time::sleep(Duration::from_millis(250)).await;
+        tokio::time::sleep(RETRY_STARTING).await;
     }
     let console = vm.console();
     let tail: Vec<&str> = console.lines().rev().take(30).collect();

@@ -3,6 +3,7 @@
 //! the fakes, inside the fake VMM, on paused tokio time; each run yields a deterministic
 //! trace compared with its snapshot. See `format` for the file format.
 
+mod agent_start;
 mod backend;
 mod capture;
 mod check;
@@ -25,10 +26,11 @@ mod sweep;
 pub mod trace;
 mod vm;
 
+pub use agent_start::{AgentStart, agent_start};
 pub use backend::Done;
 pub use error::{FormatError, ScenarioError};
 pub use format::{Scenario, Step};
-pub use real::{RealOptions, RealOutcome, agent_start, rootfs_paths, run_real};
+pub use real::{RealOptions, RealOutcome, rootfs_paths, run_real};
 pub use runner::{Outcome, Skip, StepError, run, run_once};
 pub use trace::Trace;
 pub use vm::{BootInfo, GuestVm};

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use super::agent_start::{AgentStart, agent_start};
 use super::backend::{Backend, Done};
 use super::error::ScenarioError;
 use super::format::{Scenario, Step};
@@ -50,8 +51,8 @@ pub struct RealOptions {
 pub struct RealOutcome {
     /// QEMU start to the first Check answered (none: the guest never got there).
     pub boot_to_check: Option<Duration>,
-    /// The agent's own start as PID 1: its first log line to "ttRPC server started".
-    pub agent_start: Option<Duration>,
+    /// The agent's own start as PID 1, from its log.
+    pub agent_start: Option<AgentStart>,
     /// The trace, comparable with the fake run's (see `parity`).
     pub trace: Trace,
     /// Steps not run in full, with the reason.
@@ -201,7 +202,6 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
         }
     };
     outcome.boot_to_check = Some(guest.boot_to_check);
-    outcome.agent_start = agent_start(&guest.vm.console());
     let backend = RealBackend {
         plugger: Plugger::new(
             spec.root_ports.clone(),
@@ -218,6 +218,8 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
     outcome.skipped = run.skipped;
     outcome.exec_latencies = run.exec_latencies;
     outcome.error = run.error;
+    // Read last: the agent logs the end of its deferred start work after the first Check.
+    outcome.agent_start = agent_start(&runner.backend.guest.vm.console());
     // DestroySandbox powers the guest off: give it a moment; otherwise dropping the guest
     // kills QEMU.
     let destroyed =
@@ -231,22 +233,6 @@ pub async fn run_real(scenario: &Scenario, options: &RealOptions) -> RealOutcome
         remove_bulky_files(&outcome.workdir);
     }
     outcome
-}
-
-/// The agent's own start as PID 1, from its JSON log lines on the console: the first line's
-/// `ts` to the `ttRPC server started` line's.
-pub fn agent_start(console: &str) -> Option<Duration> {
-    let ts = |line: &str| -> Option<std::time::SystemTime> {
-        let value: serde_json::Value = serde_json::from_str(line).ok()?;
-        (value.get("pid")?.as_str()? == "1").then_some(())?;
-        humantime::parse_rfc3339(value.get("ts")?.as_str()?).ok()
-    };
-    let first = console.lines().find_map(ts)?;
-    let ready = console
-        .lines()
-        .filter(|l| l.contains("\"ttRPC server started\""))
-        .find_map(ts)?;
-    ready.duration_since(first).ok()
 }
 
 /// After a pass, the initramfs and disk images go; the logs stay.
@@ -482,14 +468,5 @@ steps:
             !line.contains("cgroup_no_v1") && !line.contains("lpj="),
             "{line}"
         );
-    }
-
-    #[test]
-    fn agent_start_from_its_log_lines() {
-        let console = "[    4.1] Run /init\n\
-            {\"msg\":\"mounted\",\"pid\":\"1\",\"ts\":\"2026-12-06T07:51:23.900000000Z\"}\n\
-            {\"msg\":\"ttRPC server started\",\"pid\":\"1\",\"ts\":\"2026-12-06T07:51:24.133000000Z\"}\n";
-        assert_eq!(agent_start(console), Some(Duration::from_millis(233)));
-        assert_eq!(agent_start("no log"), None);
     }
 }

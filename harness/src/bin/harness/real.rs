@@ -98,6 +98,14 @@ fn run_one(
             println!("  guest logs: {}", outcome.workdir.display());
         }
     }
+    if let Some(start) = &outcome.agent_start {
+        if let Some(steps) = &start.steps {
+            println!("  agent start steps: {steps}");
+        }
+        if let Some(steps) = &start.deferred_steps {
+            println!("  agent deferred steps: {steps}");
+        }
+    }
     for skipped in &outcome.skipped {
         println!("  skipped {skipped}");
     }
@@ -135,11 +143,8 @@ fn summary(outcome: &RealOutcome, total: Duration) -> String {
     if let Some(boot) = outcome.boot_to_check {
         parts.push(format!("boot to first Check {} ms", boot.as_millis()));
     }
-    if let Some(start) = outcome.agent_start {
-        parts.push(format!(
-            "agent as PID 1: first log line to ttRPC listening {} ms",
-            start.as_millis()
-        ));
+    if let Some(start) = &outcome.agent_start {
+        parts.push(format!("agent as PID 1: {}", start.summary()));
     }
     if !outcome.exec_latencies.is_empty() {
         let sum: Duration = outcome.exec_latencies.iter().sum();

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use ttrpc::r#async::{MethodHandler, Service, TtrpcContext};
+
+use super::wrap::{Handler, wrap_methods};
 use ttrpc::proto::ResponseInit;
 use ttrpc::{Code, Request, Response, get_status};
 
@@ -14,7 +16,7 @@ use crate::ready::Readiness;
 /// A method handler behind the readiness barrier.
 struct Gated {
     ready: Readiness,
-    inner: Box<dyn MethodHandler + Send + Sync>,
+    inner: Handler,
 }
 
 #[async_trait]
@@ -32,25 +34,10 @@ impl MethodHandler for Gated {
 
 /// Puts every method of `services` behind `ready`.
 pub fn gate(services: HashMap<String, Service>, ready: &Readiness) -> HashMap<String, Service> {
-    services
-        .into_iter()
-        .map(|(name, service)| {
-            let methods = service
-                .methods
-                .into_iter()
-                .map(|(method, inner)| {
-                    let gated: Box<dyn MethodHandler + Send + Sync> = Box::new(Gated {
-                        ready: ready.clone(),
-                        inner,
-                    });
-                    (method, gated)
-                })
-                .collect();
-            let service = Service {
-                methods,
-                streams: service.streams,
-            };
-            (name, service)
+    wrap_methods(services, |_, _, inner| {
+        Box::new(Gated {
+            ready: ready.clone(),
+            inner,
         })
-        .collect()
+    })
 }

@@ -22,6 +22,7 @@ mod sandbox;
 mod stats;
 mod stdio;
 mod storage;
+mod wrap;
 
 use std::io;
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use tracing::Instrument;
 use ttrpc::r#async::{MethodHandler, Service, TtrpcContext};
 use ttrpc::{Code, Request, Response};
 
+use super::wrap::{Handler, wrap_methods};
 use crate::telemetry::{ERROR_FIELD, NAME_FIELD, PARENT_FIELD};
 
 /// A method handler with its span and its log line.
@@ -19,7 +20,7 @@ struct Observed {
     method: String,
     /// `create_container`, Kata's span name.
     span_name: String,
-    inner: Box<dyn MethodHandler + Send + Sync>,
+    inner: Handler,
 }
 
 #[async_trait]
@@ -77,30 +78,14 @@ pub fn snake_case(name: &str) -> String {
 
 /// Wraps every method of `services` (keyed `grpc.AgentService` etc.).
 pub fn observe(services: HashMap<String, Service>) -> HashMap<String, Service> {
-    services
-        .into_iter()
-        .map(|(name, service)| {
-            let short = name.rsplit('.').next().unwrap_or(&name).to_owned();
-            let methods = service
-                .methods
-                .into_iter()
-                .map(|(method, inner)| {
-                    let observed = Observed {
-                        method: format!("{short}/{method}"),
-                        span_name: snake_case(&method),
-                        inner,
-                    };
-                    let boxed: Box<dyn MethodHandler + Send + Sync> = Box::new(observed);
-                    (method, boxed)
-                })
-                .collect();
-            let service = Service {
-                methods,
-                streams: service.streams,
-            };
-            (name, service)
+    wrap_methods(services, |service, method, inner| {
+        let short = service.rsplit('.').next().unwrap_or(service);
+        Box::new(Observed {
+            method: format!("{short}/{method}"),
+            span_name: snake_case(method),
+            inner,
         })
-        .collect()
+    })
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use agent_fakes::{FakeHost, Op};
 use agent_harness::AgentClient;
 use agent_protos::health::CheckRequest;
 use agent_protos::health::health_check_response::ServingStatus;
+use agent_protos::types::Interface;
 use agent_testing::{code, ctx, message};
 use kata_agent::Agent;
 use kata_agent::config::Config;
@@ -20,6 +21,7 @@ use kata_agent::rpc::RpcServer;
 use kata_agent::startup::serve_first;
 use nix::errno::Errno;
 use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
 use ttrpc::Code;
 
 /// An agent served listener-first on the fakes, its deferred start held until `release`.
@@ -85,19 +87,28 @@ async fn assert_serving(client: &AgentClient) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-#[tokio::test]
-async fn an_early_call_waits_for_the_deferred_start_and_gets_the_later_answer() {
-    let s = starting().await;
-    let client = Arc::new(s.client);
+/// Sends ListInterfaces before the deferred work ran, and checks that Health answers while
+/// that call still waits.
+async fn list_interfaces_early(
+    client: &Arc<AgentClient>,
+) -> JoinHandle<ttrpc::Result<Vec<Interface>>> {
     let early = tokio::spawn({
         let client = client.clone();
         async move { client.list_interfaces().await }
     });
-    assert_serving(&client).await;
+    assert_serving(client).await;
     assert!(
         !early.is_finished(),
         "ListInterfaces ran before the deferred start"
     );
+    early
+}
+
+#[tokio::test]
+async fn an_early_call_waits_for_the_deferred_start_and_gets_the_later_answer() {
+    let s = starting().await;
+    let client = Arc::new(s.client);
+    let early = list_interfaces_early(&client).await;
     assert_eq!(s.agent.readiness().outcome(), None);
     assert!(!s.fake.netlink.link(1).unwrap().is_up(), "nothing done yet");
 
@@ -125,15 +136,7 @@ async fn a_failed_deferred_start_fails_waiting_calls_clearly_and_stops_the_agent
     let s = starting().await;
     s.fake.faults.fail_nth(Op::Mount, 1, Errno::EPERM);
     let client = Arc::new(s.client);
-    let early = tokio::spawn({
-        let client = client.clone();
-        async move { client.list_interfaces().await }
-    });
-    assert_serving(&client).await;
-    assert!(
-        !early.is_finished(),
-        "ListInterfaces ran before the deferred start"
-    );
+    let early = list_interfaces_early(&client).await;
 
     s.release.send(()).expect("the work waits");
     let early = early.await.expect("call task");

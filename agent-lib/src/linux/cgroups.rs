@@ -73,7 +73,7 @@ pub fn detect_version() -> CgroupVersion {
 impl LinuxCgroups {
     /// Uses whatever hierarchy is mounted at `/sys/fs/cgroup` ([`detect_version`]).
     pub fn detect() -> Self {
-        Self::unchecked(detect_version())
+        Self::unverified(detect_version())
     }
 
     /// Uses `version`, which the agent configuration decided; fails with `InvalidInput` when the
@@ -87,7 +87,11 @@ impl LinuxCgroups {
     /// Uses `version` without looking at `/sys/fs/cgroup` yet: for an agent that mounts the
     /// hierarchy later. Call [`LinuxCgroups::verify`] once it is mounted, before any use.
     pub fn unverified(version: CgroupVersion) -> Self {
-        Self::unchecked(version)
+        LinuxCgroups {
+            version,
+            entries: Mutex::new(HashMap::new()),
+            parents: Mutex::default(),
+        }
     }
 
     /// Fails with `InvalidInput` when the hierarchy mounted at `/sys/fs/cgroup` is not the
@@ -104,14 +108,6 @@ impl LinuxCgroups {
             ));
         }
         Ok(())
-    }
-
-    fn unchecked(version: CgroupVersion) -> Self {
-        LinuxCgroups {
-            version,
-            entries: Mutex::new(HashMap::new()),
-            parents: Mutex::default(),
-        }
     }
 
     fn lock_entries(&self) -> MutexGuard<'_, HashMap<String, Arc<Mutex<Entry>>>> {

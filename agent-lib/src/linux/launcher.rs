@@ -283,19 +283,7 @@ fn container_stdio(request: &LaunchRequest) -> io::Result<(ParentEnds, ChildStdi
             );
             [null.try_clone()?, null.try_clone()?, null]
         }
-        StdioMode::Pipes => {
-            let (stdin_r, stdin_w) = cloexec_pipe()?;
-            let (stdout_r, stdout_w) = cloexec_pipe()?;
-            let (stderr_r, stderr_w) = cloexec_pipe()?;
-            if request.pipe_size > 0 {
-                set_pipe_size(&stdout_r, request.pipe_size)?;
-                set_pipe_size(&stderr_r, request.pipe_size)?;
-            }
-            parent.stdin = Some(stdin_w);
-            parent.stdout = Some(stdout_r);
-            parent.stderr = Some(stderr_r);
-            [stdin_r, stdout_w, stderr_w]
-        }
+        StdioMode::Pipes => pipes(request, &mut parent)?,
         StdioMode::Pty => {
             let (master, slave) = open_pty()?;
             parent.pty_master = Some(master);
@@ -304,6 +292,22 @@ fn container_stdio(request: &LaunchRequest) -> io::Result<(ParentEnds, ChildStdi
         StdioMode::Console => return Err(invalid("the console is for host processes only")),
     };
     Ok((parent, child))
+}
+
+/// Three pipes for a child's stdio (the output ones sized as `request` asks): the agent's
+/// ends go into `parent`, the child's are returned as stdin, stdout, stderr.
+fn pipes(request: &LaunchRequest, parent: &mut ParentEnds) -> io::Result<[OwnedFd; 3]> {
+    let (stdin_r, stdin_w) = cloexec_pipe()?;
+    let (stdout_r, stdout_w) = cloexec_pipe()?;
+    let (stderr_r, stderr_w) = cloexec_pipe()?;
+    if request.pipe_size > 0 {
+        set_pipe_size(&stdout_r, request.pipe_size)?;
+        set_pipe_size(&stderr_r, request.pipe_size)?;
+    }
+    parent.stdin = Some(stdin_w);
+    parent.stdout = Some(stdout_r);
+    parent.stderr = Some(stderr_r);
+    Ok([stdin_r, stdout_w, stderr_w])
 }
 
 /// The agent's ends of a child's stdio.
@@ -354,17 +358,8 @@ fn host_stdio(cmd: &mut Command, request: &LaunchRequest) -> io::Result<ParentEn
                 .stderr(console);
         }
         StdioMode::Pipes => {
-            let (stdin_r, stdin_w) = cloexec_pipe()?;
-            let (stdout_r, stdout_w) = cloexec_pipe()?;
-            let (stderr_r, stderr_w) = cloexec_pipe()?;
-            if request.pipe_size > 0 {
-                set_pipe_size(&stdout_r, request.pipe_size)?;
-                set_pipe_size(&stderr_r, request.pipe_size)?;
-            }
-            cmd.stdin(stdin_r).stdout(stdout_w).stderr(stderr_w);
-            parent.stdin = Some(stdin_w);
-            parent.stdout = Some(stdout_r);
-            parent.stderr = Some(stderr_r);
+            let [stdin, stdout, stderr] = pipes(request, &mut parent)?;
+            cmd.stdin(stdin).stdout(stdout).stderr(stderr);
         }
         StdioMode::Pty => {
             let (master, slave) = open_pty()?;

@@ -638,6 +638,11 @@ async fn an_exec_failure_names_its_step_and_a_held_exec_waits() {
     let (_g, root, l) = set_up!();
     let s = setup(base_spec(root.path(), &["sleep", "1000"]));
     let init = l.launch(&init_request(&s, StdioMode::Null, false)).unwrap();
+    // The launcher keeps what every exec shares (the agent's pid namespace) from the first.
+    let first = l
+        .launch(&exec_request(&s, init.pid, &["true"], StdioMode::Null))
+        .unwrap();
+    assert_eq!(exit_of(first).await, ExitStatus::Exited(0));
     let fds_before = fds();
     let mut request = exec_request(&s, init.pid, &["true"], StdioMode::Pipes);
     request.process.cwd = "/nowhere".into();

@@ -1,7 +1,8 @@
 //! The floor of a real exec, measured by the bench itself: what any exec into a running
-//! container must do, with no agent around it. Fork; in the child join the init's namespaces
-//! (one `setns` through a pidfd, as the agent does), enter its root, fork into its pid
-//! namespace and execute `/bin/true` there; wait for both.
+//! container must do, with no agent around it. Fork straight into the init's pid namespace (the
+//! forking thread sets its children's pid namespace to the init's for the fork, as the agent
+//! does); in the child join the init's other namespaces (one `setns` through a pidfd), enter its
+//! root and execute `/bin/true`; wait for it.
 
 use std::ffi::{CString, c_char};
 use std::fs;
@@ -14,8 +15,12 @@ use anyhow::{Context, bail};
 pub struct ExecFloor {
     pidfd: OwnedFd,
     root: OwnedFd,
-    /// `setns` flags of the init's namespaces that differ from ours (pid included).
+    /// `setns` flags of the init's namespaces that differ from ours, pid aside.
     flags: libc::c_int,
+    /// The init's pid namespace differs from ours: fork into it.
+    pid_ns: bool,
+    /// Our own pid namespace, to go back to after the fork.
+    home: OwnedFd,
     program: CString,
 }
 
@@ -39,10 +44,8 @@ impl ExecFloor {
             ("ipc", libc::CLONE_NEWIPC),
             ("net", libc::CLONE_NEWNET),
             ("cgroup", libc::CLONE_NEWCGROUP),
-            ("pid", libc::CLONE_NEWPID),
         ] {
-            let theirs = fs::read_link(format!("/proc/{init_pid}/ns/{kind}"))?;
-            if theirs != fs::read_link(format!("/proc/self/ns/{kind}"))? {
+            if !same_ns(init_pid, kind)? {
                 flags |= flag;
             }
         }
@@ -50,6 +53,8 @@ impl ExecFloor {
             pidfd,
             root,
             flags,
+            pid_ns: !same_ns(init_pid, "pid")?,
+            home: fs::File::open("/proc/self/ns/pid")?.into(),
             program: CString::from(c"/bin/true"),
         })
     }
@@ -58,15 +63,22 @@ impl ExecFloor {
     pub fn run(&self) -> anyhow::Result<()> {
         let argv: [*const c_char; 2] = [self.program.as_ptr(), std::ptr::null()];
         let envp: [*const c_char; 1] = [std::ptr::null()];
+        if self.pid_ns {
+            setns(&self.pidfd, libc::CLONE_NEWPID).context("enter the pid namespace")?;
+        }
         // SAFETY: the child makes async-signal-safe system calls only, on values prepared above,
         // and ends in execve or _exit.
         let pid = unsafe { libc::fork() };
-        if pid < 0 {
-            return Err(std::io::Error::last_os_error()).context("fork");
-        }
         if pid == 0 {
             // SAFETY: in the child; see above.
             unsafe { self.child(&argv, &envp) }
+        }
+        let forked = std::io::Error::last_os_error();
+        if self.pid_ns {
+            setns(&self.home, libc::CLONE_NEWPID).context("return to our pid namespace")?;
+        }
+        if pid < 0 {
+            return Err(forked).context("fork");
         }
         match wait(pid)? {
             0 => Ok(()),
@@ -74,29 +86,33 @@ impl ExecFloor {
         }
     }
 
-    /// Joins, enters the root, forks into the pid namespace, executes, and exits with the
-    /// grandchild's wait status.
+    /// Joins, enters the root and executes.
     unsafe fn child(&self, argv: &[*const c_char; 2], envp: &[*const c_char; 1]) -> ! {
         // SAFETY: raw system calls on descriptors and strings valid in the child.
         unsafe {
-            if libc::setns(self.pidfd.as_raw_fd(), self.flags) < 0
+            if (self.flags != 0 && libc::setns(self.pidfd.as_raw_fd(), self.flags) < 0)
                 || libc::fchdir(self.root.as_raw_fd()) < 0
                 || libc::chroot(c".".as_ptr()) < 0
             {
                 libc::_exit(120);
             }
-            let pid = libc::fork();
-            if pid == 0 {
-                libc::execve(self.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
-                libc::_exit(127);
-            }
-            let mut status = 0;
-            if pid < 0 || libc::waitpid(pid, &mut status, 0) != pid {
-                libc::_exit(121);
-            }
-            libc::_exit(if status == 0 { 0 } else { 122 })
+            libc::execve(self.program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127)
         }
     }
+}
+
+fn same_ns(pid: i32, kind: &str) -> anyhow::Result<bool> {
+    let theirs = fs::read_link(format!("/proc/{pid}/ns/{kind}"))?;
+    Ok(theirs == fs::read_link(format!("/proc/self/ns/{kind}"))?)
+}
+
+fn setns(fd: &OwnedFd, flag: libc::c_int) -> std::io::Result<()> {
+    // SAFETY: setns on a descriptor we own; CLONE_NEWPID changes only where children are born.
+    if unsafe { libc::setns(fd.as_raw_fd(), flag) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn wait(pid: i32) -> anyhow::Result<i32> {

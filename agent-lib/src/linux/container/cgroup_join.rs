@@ -40,19 +40,20 @@ fn relative_path(spec: &Spec) -> Option<PathBuf> {
 /// On cgroup v2, the container's cgroup directory, for `clone3(CLONE_INTO_CGROUP)`; `None` on
 /// v1 or for a container without a cgroup of its own (the agent always gives one).
 pub(super) fn born_in(spec: &Spec) -> io::Result<Option<OwnedFd>> {
-    let Some(relative) = relative_path(spec) else {
-        return Ok(None);
-    };
-    if crate::linux::detect_version() != CgroupVersion::V2 {
-        return Ok(None);
-    }
-    let dir = Path::new(CGROUP_ROOT).join(&relative);
-    open(&dir, libc::O_RDONLY | libc::O_DIRECTORY, false).map(Some)
+    dir_v2(spec).map(|dir| open_dir(&dir)).transpose()
 }
 
-/// On cgroup v1, the container's `tasks` file in each hierarchy it has a cgroup in, opened for
-/// writing; empty for a container without a cgroup of its own.
-pub(super) fn v1_tasks(spec: &Spec) -> io::Result<Vec<OwnedFd>> {
+/// On cgroup v2, the path of the container's cgroup directory, as [`born_in`] opens it.
+pub(super) fn dir_v2(spec: &Spec) -> Option<PathBuf> {
+    let relative = relative_path(spec)?;
+    (crate::linux::detect_version() == CgroupVersion::V2)
+        .then(|| Path::new(CGROUP_ROOT).join(relative))
+}
+
+/// On cgroup v1, the container's `tasks` file in each hierarchy it has a cgroup in (read from
+/// the mount table: find them once per container); empty for a container without a cgroup of
+/// its own.
+pub(super) fn v1_tasks(spec: &Spec) -> io::Result<Vec<PathBuf>> {
     let Some(relative) = relative_path(spec) else {
         return Ok(Vec::new());
     };
@@ -61,15 +62,12 @@ pub(super) fn v1_tasks(spec: &Spec) -> io::Result<Vec<OwnedFd>> {
         .into_iter()
         .map(|(_, mount_point)| mount_point)
         .collect();
-    let mut files = Vec::new();
-    for root in roots {
-        let tasks = root.join(&relative).join("tasks");
-        if !tasks.exists() {
-            // No cgroup in this hierarchy (one mounted after the container's creation).
-            continue;
-        }
-        files.push(open(&tasks, 0, true)?);
-    }
+    let files: Vec<PathBuf> = roots
+        .into_iter()
+        .map(|root| root.join(&relative).join("tasks"))
+        // No cgroup in a hierarchy mounted after the container's creation.
+        .filter(|tasks| tasks.exists())
+        .collect();
     if files.is_empty() {
         return Err(io::Error::new(
             io::ErrorKind::NotFound,
@@ -80,6 +78,16 @@ pub(super) fn v1_tasks(spec: &Spec) -> io::Result<Vec<OwnedFd>> {
         ));
     }
     Ok(files)
+}
+
+/// Opens a `tasks` file for writing.
+pub(super) fn open_tasks(tasks: &Path) -> io::Result<OwnedFd> {
+    open(tasks, 0, true)
+}
+
+/// Opens a cgroup v2 directory for `clone3(CLONE_INTO_CGROUP)`.
+pub(super) fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
+    open(dir, libc::O_RDONLY | libc::O_DIRECTORY, false)
 }
 
 fn open(path: &Path, flags: i32, write: bool) -> io::Result<OwnedFd> {

@@ -36,12 +36,13 @@ pub(super) struct Plan {
     pub(super) tty: bool,
     /// Wait for `Go` on the socket after `Ready`.
     pub(super) hold: bool,
-    /// cgroup v1: `tasks` of each hierarchy, written (`0`) by the first child before anything.
+    /// cgroup v1: `tasks` of each hierarchy, written (`0`) by the child before anything.
     pub(super) cgroup_tasks: Vec<RawFd>,
     /// A pidfd of the container's init.
     pub(super) pidfd: RawFd,
-    /// Its pid namespace differs from the agent's: join it and fork into it.
-    pub(super) join_pid_ns: bool,
+    /// cgroup v1 with a pid namespace to join: the child joins the cgroup, then the pid
+    /// namespace, and forks the process there. Otherwise the child is the process.
+    pub(super) intermediate: bool,
     /// `setns` flags of the other namespaces that differ from the agent's.
     pub(super) ns_flags: c_int,
     /// `O_PATH` of the container's root, opened before the pidfd proved the init alive.
@@ -79,14 +80,65 @@ pub(super) fn current_sigmask() -> libc::sigset_t {
     }
 }
 
-/// Forks the first child, born in the cgroup of `cgroup_dir` (a cgroup v2 directory) when given,
-/// with every signal blocked: until it has reset the agent's handlers, a signal must not run
-/// one of them in the child (the agent's signal handlers write to the agent's own descriptors).
-/// Returns 0 in the child, its pid in the parent.
+/// Forks the child, born in the cgroup of `cgroup_dir` (a cgroup v2 directory) when given,
+/// in the pid namespace the calling thread's children are born in, and **non-dumpable**: the
+/// flag belongs to the agent's memory, which the fork copies, so the agent makes itself
+/// non-dumpable first. No moment then exists in which something in the container's pid
+/// namespace could trace the child or read its `/proc` files (runc CVE-2016-9962). Every
+/// signal is blocked: until the child has reset the agent's handlers, a signal must not run
+/// one of them there (they write to the agent's own descriptors). Returns 0 in the child, its
+/// pid in the parent.
 ///
 /// # Safety
 /// Fork-like: in a multithreaded process the child may only make raw system calls.
 pub(super) unsafe fn fork_into(cgroup_dir: Option<RawFd>) -> std::io::Result<i32> {
+    // SAFETY: as this function's.
+    unsafe { with_signals_blocked(|| clone3(cgroup_dir)) }
+}
+
+/// Starts the intermediate of a cgroup v1 exec ([`Plan::intermediate`]) the way `posix_spawn`
+/// starts a child: on the agent's own memory (`CLONE_VM`: no copy of the agent's page tables,
+/// no teardown when it exits) and on a stack of its own, while the calling thread waits
+/// (`CLONE_VFORK`) until the intermediate has exited. It is born in the agent's pid namespace
+/// and cgroup, non-dumpable, with every signal blocked, as [`fork_into`]'s child; nothing in
+/// the container can name it. Returns its pid, to be reaped; the process it forked has reported
+/// its pid on the socket by then.
+///
+/// # Safety
+/// The plan's descriptors and strings must be valid; the intermediate runs [`run`] only, which
+/// writes nothing but its own stack and the socket.
+pub(super) unsafe fn spawn_intermediate(plan: &Plan) -> std::io::Result<i32> {
+    let stack = Stack::new()?;
+    // SAFETY: as this function's; the stack outlives the intermediate (CLONE_VFORK returns once
+    // it has exited).
+    unsafe {
+        with_signals_blocked(|| {
+            let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD;
+            let arg = (plan as *const Plan).cast_mut().cast();
+            let pid = libc::clone(intermediate_main, stack.top(), flags, arg);
+            if pid < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(pid)
+        })
+    }
+}
+
+extern "C" fn intermediate_main(arg: *mut libc::c_void) -> c_int {
+    // SAFETY: `arg` is the plan `spawn_intermediate` passed, alive while the caller waits.
+    unsafe { run(&*(arg as *const Plan)) }
+}
+
+/// Runs `clone` with the agent made non-dumpable (the flag belongs to its memory, and children
+/// inherit it) and every signal blocked on the calling thread; the mask comes back in the
+/// parent only.
+unsafe fn with_signals_blocked(
+    clone: impl FnOnce() -> std::io::Result<i32>,
+) -> std::io::Result<i32> {
+    // SAFETY: prctl on the calling process, no memory effects.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     // SAFETY: sigfillset on a local; pthread_sigmask on the calling thread.
     let saved = unsafe {
         let mut all: libc::sigset_t = std::mem::zeroed();
@@ -95,13 +147,59 @@ pub(super) unsafe fn fork_into(cgroup_dir: Option<RawFd>) -> std::io::Result<i32
         libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut saved);
         saved
     };
-    // SAFETY: as this function's.
-    let forked = unsafe { clone3(cgroup_dir) };
+    let forked = clone();
     if !matches!(forked, Ok(0)) {
         // SAFETY: restores the mask saved above.
         unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &saved, std::ptr::null_mut()) };
     }
     forked
+}
+
+/// The intermediate's stack: anonymous memory below a guard page, unmapped on drop.
+struct Stack {
+    base: *mut libc::c_void,
+}
+
+impl Stack {
+    /// Far more than the intermediate uses: it calls a few small functions.
+    const SIZE: usize = 64 * 1024;
+    const GUARD: usize = 4096;
+
+    fn new() -> std::io::Result<Stack> {
+        // SAFETY: a fresh anonymous private mapping; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                Self::GUARD + Self::SIZE,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        let stack = Stack { base };
+        // SAFETY: the lowest page of the mapping made above.
+        if unsafe { libc::mprotect(base, Self::GUARD, libc::PROT_NONE) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The highest address: stacks grow down.
+    fn top(&self) -> *mut libc::c_void {
+        // SAFETY: one past the end of the mapping, which the stack pointer starts at.
+        unsafe { self.base.cast::<u8>().add(Self::GUARD + Self::SIZE).cast() }
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer used by anyone.
+        unsafe { libc::munmap(self.base, Self::GUARD + Self::SIZE) };
+    }
 }
 
 /// clone3 as fork, optionally `CLONE_INTO_CGROUP`.
@@ -159,35 +257,36 @@ fn ok(ret: libc::c_long) -> bool {
     ret >= 0
 }
 
-/// The first child: non-dumpable, into the container's cgroup (v1), then either the process
-/// itself (same pid namespace) or, after joining the container's pid namespace, the parent of
-/// the process it forks there as a sibling (`CLONE_PARENT`: a child of the agent, reaped by
-/// it). Reports the grandchild's pid and exits.
+/// The child of the clone: non-dumpable, in the container's cgroup on v1 (the process must not
+/// be seen in the container before it is in its cgroup, and v1 has no `CLONE_INTO_CGROUP`),
+/// then either the process itself or, when it is the [`Plan::intermediate`], the parent of the
+/// process it forks into the container's pid namespace as a sibling (`CLONE_PARENT`: a child
+/// of the agent, reaped by it): it reports the process's pid and exits.
 ///
 /// # Safety
 /// Only in the child of [`fork_into`], with a plan whose descriptors and strings are valid.
-pub(super) unsafe fn first(plan: &Plan) -> ! {
+pub(super) unsafe fn run(plan: &Plan) -> ! {
     // SAFETY: system calls on the plan's descriptors; see the module doc.
     unsafe {
         default_handlers();
-        if !ok(libc::syscall(
-            libc::SYS_prctl,
-            libc::PR_SET_DUMPABLE,
-            0,
-            0,
-            0,
-            0,
-        )) {
-            fail(plan, Step::NonDumpable, 0);
-        }
+        non_dumpable(plan);
         for (i, &fd) in plan.cgroup_tasks.iter().enumerate() {
             if libc::write(fd, c"0".as_ptr().cast(), 1) != 1 {
                 fail(plan, Step::JoinCgroup, i as i32);
             }
         }
-        if !plan.join_pid_ns {
-            last(plan);
+        if plan.intermediate {
+            fork_into_pid_ns(plan);
         }
+        last(plan)
+    }
+}
+
+/// Joins the container's pid namespace and forks the process there; returns in the process
+/// only.
+unsafe fn fork_into_pid_ns(plan: &Plan) {
+    // SAFETY: system calls on the plan's descriptors.
+    unsafe {
         if !ok(libc::syscall(
             libc::SYS_setns,
             plan.pidfd,
@@ -198,7 +297,7 @@ pub(super) unsafe fn first(plan: &Plan) -> ! {
         let flags = libc::CLONE_PARENT as libc::c_ulong;
         let pid = libc::syscall(libc::SYS_clone, flags, 0, 0, 0, 0);
         if pid == 0 {
-            last(plan);
+            return;
         }
         if pid < 0 {
             fail(plan, Step::ForkIntoPidNs, 0);
@@ -211,7 +310,7 @@ pub(super) unsafe fn first(plan: &Plan) -> ! {
 /// The process itself, from its standard streams to the program's `execve`.
 ///
 /// # Safety
-/// As [`first`].
+/// As [`run`].
 unsafe fn last(plan: &Plan) -> ! {
     // SAFETY: system calls on the plan's descriptors and buffers.
     unsafe {

@@ -8,19 +8,20 @@
 //!    or the v1 `tasks` files), argv, envp, the `PATH` candidates, rlimits, capability masks,
 //!    labels and the container's seccomp BPF, **compiled once per container** and kept
 //!    ([`Prepared`], with which namespaces differ from the agent's).
-//! 2. The first child is forked with `clone3`, on cgroup v2 with `CLONE_INTO_CGROUP`: born in
-//!    the container's cgroup. On v1 its first act (after making itself non-dumpable) is to
-//!    write itself into each hierarchy's `tasks`, before it enters any namespace. It then joins
-//!    the container's pid namespace (`setns(pidfd, CLONE_NEWPID)`) and forks the process into
-//!    it with `CLONE_PARENT`, so that the process is the agent's own child (its exit goes to the
-//!    [`Reaper`]); it reports the pid and exits. When the init shares the agent's pid namespace
-//!    the first child is the process.
-//! 3. The process ([`child`]): non-dumpable, stdio on 0..=2, a new session (and the terminal),
-//!    rlimits, OOM score and LSM labels through the agent's `/proc`, one `setns(pidfd)` into
-//!    the other namespaces, `fchdir` + `chroot` into the root, the program looked up in the
-//!    container's `PATH`, then seccomp, capabilities, groups, gid, uid, `no_new_privs` and the
-//!    working directory in the helper's order, non-dumpable again; a held process reports
-//!    `Ready` and waits for `Go`; then `close_range(3.., CLOEXEC)` and `execve`.
+//! 2. One `clone3` makes the process, the agent's own child (its exit goes to the [`Reaper`]),
+//!    non-dumpable from birth (the agent is), born in the container's pid namespace (the
+//!    launching thread sets its children's pid namespace to the container's for this one
+//!    clone: [`pid_ns`]) and, on cgroup v2, in the container's cgroup (`CLONE_INTO_CGROUP`).
+//!    On cgroup v1 the process must not be seen in the container before it is in its cgroup:
+//!    the child is born in the agent's pid namespace, writes itself into each hierarchy's
+//!    `tasks`, then joins the container's pid namespace and forks the process there with
+//!    `CLONE_PARENT` (a child of the agent too); it reports the pid and exits.
+//! 3. The process ([`child`]): stdio on 0..=2, a new session (and the terminal), rlimits, OOM
+//!    score and LSM labels through the agent's `/proc`, one `setns(pidfd)` into the other
+//!    namespaces, `fchdir` + `chroot` into the root, the program looked up in the container's
+//!    `PATH`, then seccomp, capabilities, groups, gid, uid, `no_new_privs` and the working
+//!    directory in the helper's order, non-dumpable again; a held process reports `Ready` and
+//!    waits for `Go`; then `close_range(3.., CLOEXEC)` and `execve`.
 //! 4. Every failure is a record (step, errno) on the report socket, which is close-on-exec: an
 //!    end of file means the program runs. On any failure the agent kills and reaps the process.
 //!
@@ -28,14 +29,16 @@
 //! calls only (glibc's `setuid` family would signal threads the child does not have).
 
 mod child;
+mod pid_ns;
 mod plan;
 mod step;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use oci_spec::runtime::Spec;
@@ -46,6 +49,7 @@ use super::seccomp::{self, Compiled};
 use super::spawn::{ChildStdio, above, peer_gone};
 use crate::host::{CgroupVersion, ContainerSetup, ExitStatus, LaunchRequest, LaunchTarget};
 use crate::linux::reaper::Reaper;
+use child::Plan;
 use plan::{Fds, Inputs, Names};
 use step::{Record, Step};
 
@@ -56,6 +60,7 @@ pub(crate) struct DirectExec {
     prepared: Mutex<Vec<Cached>>,
     held: Mutex<HashMap<i32, Held>>,
     cap_last: OnceLock<u8>,
+    home_pid_ns: OnceLock<pid_ns::HomePidNs>,
 }
 
 /// What every exec of one container shares, made at its first exec.
@@ -64,6 +69,16 @@ struct Prepared {
     seccomp: Option<Compiled>,
     join_pid_ns: bool,
     ns_flags: libc::c_int,
+    cgroup: CgroupPlace,
+}
+
+/// Where the container's cgroup is, found from the mount table once.
+#[derive(Debug)]
+enum CgroupPlace {
+    /// cgroup v2: its directory, if the container has a cgroup of its own.
+    V2(Option<PathBuf>),
+    /// cgroup v1: each hierarchy's `tasks`.
+    V1(Vec<PathBuf>),
 }
 
 #[derive(Debug)]
@@ -113,8 +128,10 @@ impl DirectExec {
         let prepared = self.prepared(setup, init_pid)?;
         // The root was opened while the init was alive: its pid was not reused.
         ensure_alive(&pidfd, init_pid)?;
-        let cgroup =
-            open_cgroup(&setup.spec).map_err(|e| context(e, "join the container's cgroup"))?;
+        let cgroup = prepared
+            .cgroup
+            .open()
+            .map_err(|e| context(e, "join the container's cgroup"))?;
         let (mut sock, child_sock) = UnixStream::pair()?;
         let child_sock = above(child_sock.into())?;
         let [stdin, stdout, stderr] = stdio.map(above);
@@ -124,8 +141,8 @@ impl DirectExec {
             process,
             init_pid,
             seccomp: prepared.seccomp.as_ref(),
-            join_pid_ns: prepared.join_pid_ns,
             ns_flags: prepared.ns_flags,
+            intermediate: prepared.join_pid_ns && !cgroup.tasks.is_empty(),
             cap_last: self.cap_last()?,
             tty,
             hold: request.hold,
@@ -138,27 +155,17 @@ impl DirectExec {
             cgroup_tasks: &cgroup.tasks,
         };
         let (plan, _strings, names) = plan::build(&input, &fds)?;
-        let mut child_sock = Some(child_sock);
+        let home = self.home_pid_ns()?;
         let ((pid, early), exit) = reaper.spawn_registered(|| {
-            let dir = cgroup.dir.as_ref().map(|fd| fd.as_raw_fd());
-            // SAFETY: the child runs only `child::first` on the plan, which lives on across
-            // the fork (the child has its own copy of this stack and heap).
-            let first = unsafe { child::fork_into(dir) }
-                .map_err(|e| context(e, "clone the exec process"))?;
-            if first == 0 {
-                // SAFETY: in the child; see `child`.
-                unsafe { child::first(&plan) }
+            if plan.intermediate {
+                return via_intermediate(&plan, child_sock, &mut sock, &names)
+                    .map(|(pid, early)| (pid, (pid, early)));
             }
-            // The children hold the only other ends: an end of file then means they are done.
-            drop(child_sock.take());
-            if !plan.join_pid_ns {
-                return Ok((first, (first, None)));
-            }
-            let forked = grandchild(&mut sock, &names);
-            reap(first);
-            forked.map(|(pid, early)| (pid, (pid, early)))
+            let into = prepared.join_pid_ns.then_some((pidfd.as_fd(), home));
+            let pid = fork_process(&plan, into, cgroup.dir.as_ref(), init_pid, child_sock)?;
+            Ok((pid, (pid, None)))
         })?;
-        drop((stdio, pidfd, root, cgroup, child_sock));
+        drop((stdio, pidfd, root, cgroup));
         let outcome = match early {
             Some(record) => Ok(Some(record)),
             None => step::read(&mut sock),
@@ -246,6 +253,15 @@ impl DirectExec {
         Ok(prepared)
     }
 
+    /// The agent's own pid namespace, opened at the first exec.
+    fn home_pid_ns(&self) -> io::Result<&pid_ns::HomePidNs> {
+        if let Some(home) = self.home_pid_ns.get() {
+            return Ok(home);
+        }
+        let home = pid_ns::HomePidNs::open()?;
+        Ok(self.home_pid_ns.get_or_init(|| home))
+    }
+
     /// The highest capability number of this kernel.
     fn cap_last(&self) -> io::Result<u8> {
         if let Some(last) = self.cap_last.get() {
@@ -290,11 +306,63 @@ fn prepare(spec: &Spec, init_pid: i32) -> io::Result<Prepared> {
         seccomp,
         join_pid_ns: !same_ns(init_pid, "pid")?,
         ns_flags,
+        cgroup: CgroupPlace::find(spec).map_err(|e| context(e, "find the container's cgroup"))?,
     })
 }
 
-/// Reads the first child's report: the grandchild's pid, and any record the grandchild wrote
-/// before it (they share the socket). An end of file first means the first child failed.
+/// One clone makes the process: in the container's pid namespace when `into` gives one (the
+/// init's pidfd, and the agent's own namespace to come back to), and in the cgroup v2 `dir`.
+fn fork_process(
+    plan: &Plan,
+    into: Option<(BorrowedFd<'_>, &pid_ns::HomePidNs)>,
+    dir: Option<&OwnedFd>,
+    init_pid: i32,
+    child_sock: OwnedFd,
+) -> io::Result<i32> {
+    let pid_ns = into
+        .map(|(pidfd, home)| pid_ns::ChildrenIn::enter(pidfd, home))
+        .transpose()
+        .map_err(|e| context(e, &format!("join the pid namespace of init pid {init_pid}")))?;
+    // SAFETY: the child runs only `child::run` on the plan, which lives on across the fork (the
+    // child has its own copy of this stack and heap).
+    let child = unsafe { child::fork_into(dir.map(|fd| fd.as_raw_fd())) }.map_err(|e| {
+        let what = match &pid_ns {
+            Some(_) => plan::fork_into_pid_ns(e.raw_os_error().unwrap_or(0)),
+            None => "clone the exec process".into(),
+        };
+        context(e, &what)
+    })?;
+    if child == 0 {
+        // SAFETY: in the child; see `child`.
+        unsafe { child::run(plan) }
+    }
+    drop(pid_ns);
+    // The process holds the only other end: an end of file then means it is done.
+    drop(child_sock);
+    Ok(child)
+}
+
+/// cgroup v1 with a pid namespace to join: the intermediate ([`child::spawn_intermediate`])
+/// joins the cgroup, forks the process into the namespace and reports its pid, read here with
+/// any record the process wrote first.
+fn via_intermediate(
+    plan: &Plan,
+    child_sock: OwnedFd,
+    sock: &mut UnixStream,
+    names: &Names,
+) -> io::Result<(i32, Option<Record>)> {
+    // SAFETY: the intermediate runs only `child::run` on the plan, alive while it runs.
+    let child = unsafe { child::spawn_intermediate(plan) }
+        .map_err(|e| context(e, "clone the exec's intermediate"))?;
+    // The children hold the only other ends: an end of file then means they are done.
+    drop(child_sock);
+    let forked = grandchild(sock, names);
+    reap(child);
+    forked
+}
+
+/// Reads the intermediate's report: the process's pid, and any record the process wrote before
+/// it (they share the socket). An end of file first means the intermediate failed.
 fn grandchild(sock: &mut UnixStream, names: &Names) -> io::Result<(i32, Option<Record>)> {
     let mut early = None;
     loop {
@@ -310,15 +378,15 @@ fn grandchild(sock: &mut UnixStream, names: &Names) -> io::Result<(i32, Option<R
             Ok(None) => {
                 return Err(match early {
                     Some(record) => names.error(record),
-                    None => io::Error::other("the exec's first child exited before reporting"),
+                    None => io::Error::other("the exec's intermediate exited before reporting"),
                 });
             }
-            Err(e) => return Err(context(e, "read the exec's first child")),
+            Err(e) => return Err(context(e, "read the exec's intermediate")),
         }
     }
 }
 
-/// Waits for the first child, which exits right after its report.
+/// Waits for the intermediate, which exits right after its report.
 fn reap(pid: i32) {
     let mut status = 0;
     // SAFETY: waitpid on our own child, into a local.
@@ -386,19 +454,33 @@ fn pidfd_of(reaper: &Reaper, pid: i32) -> io::Result<OwnedFd> {
     })
 }
 
-/// The container's cgroup: its v2 directory, or its v1 `tasks` files.
-fn open_cgroup(spec: &Spec) -> io::Result<CgroupFds> {
-    if crate::linux::detect_version() != CgroupVersion::V2 {
-        let tasks = cgroup_join::v1_tasks(spec)?;
-        return Ok(CgroupFds {
-            dir: None,
-            tasks: tasks.into_iter().map(above).collect::<io::Result<_>>()?,
-        });
+impl CgroupPlace {
+    fn find(spec: &Spec) -> io::Result<CgroupPlace> {
+        if crate::linux::detect_version() == CgroupVersion::V2 {
+            return Ok(CgroupPlace::V2(cgroup_join::dir_v2(spec)));
+        }
+        cgroup_join::v1_tasks(spec).map(CgroupPlace::V1)
     }
-    Ok(CgroupFds {
-        dir: cgroup_join::born_in(spec)?.map(above).transpose()?,
-        tasks: Vec::new(),
-    })
+
+    /// The descriptors the exec joins the cgroup through.
+    fn open(&self) -> io::Result<CgroupFds> {
+        Ok(match self {
+            CgroupPlace::V2(dir) => CgroupFds {
+                dir: dir
+                    .as_deref()
+                    .map(|d| above(cgroup_join::open_dir(d)?))
+                    .transpose()?,
+                tasks: Vec::new(),
+            },
+            CgroupPlace::V1(tasks) => CgroupFds {
+                dir: None,
+                tasks: tasks
+                    .iter()
+                    .map(|t| above(cgroup_join::open_tasks(t)?))
+                    .collect::<io::Result<_>>()?,
+            },
+        })
+    }
 }
 
 fn context(e: io::Error, what: &str) -> io::Error {

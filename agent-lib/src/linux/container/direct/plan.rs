@@ -47,8 +47,8 @@ pub(super) struct Inputs<'a> {
     pub(super) process: &'a Process,
     pub(super) init_pid: i32,
     pub(super) seccomp: Option<&'a Compiled>,
-    pub(super) join_pid_ns: bool,
     pub(super) ns_flags: libc::c_int,
+    pub(super) intermediate: bool,
     pub(super) cap_last: u8,
     pub(super) tty: bool,
     pub(super) hold: bool,
@@ -88,7 +88,7 @@ pub(super) fn build(input: &Inputs<'_>, fds: &Fds<'_>) -> io::Result<(Plan, Owne
         hold: input.hold,
         cgroup_tasks: fds.cgroup_tasks.iter().map(|fd| fd.as_raw_fd()).collect(),
         pidfd: fds.pidfd.as_raw_fd(),
-        join_pid_ns: input.join_pid_ns,
+        intermediate: input.intermediate,
         ns_flags: input.ns_flags,
         root: fds.root.as_raw_fd(),
         rlimits: rlimits.iter().map(rlimit).collect(),
@@ -291,6 +291,14 @@ fn masks(c: &LinuxCapabilities, last: u8) -> io::Result<CapMasks> {
     })
 }
 
+/// A failed fork into a pid namespace: `ENOMEM` there means its init has exited.
+pub(super) fn fork_into_pid_ns(errno: i32) -> String {
+    match errno {
+        libc::ENOMEM => "fork into the container's pid namespace (its init has exited)".into(),
+        _ => "fork into the container's pid namespace".into(),
+    }
+}
+
 impl Names {
     /// The error a failure record stands for: the step in words, with its errno.
     pub(super) fn error(&self, r: Record) -> io::Error {
@@ -307,10 +315,7 @@ impl Names {
             Step::NonDumpable => "make the process non-dumpable".into(),
             Step::JoinCgroup => "join the container's cgroup".into(),
             Step::JoinPidNs => format!("join the pid namespace of init pid {init}"),
-            Step::ForkIntoPidNs if r.errno == libc::ENOMEM => {
-                "fork into the container's pid namespace (its init has exited)".into()
-            }
-            Step::ForkIntoPidNs => "fork into the container's pid namespace".into(),
+            Step::ForkIntoPidNs => fork_into_pid_ns(r.errno),
             Step::Stdio => format!("set up stdio fd {}", r.detail),
             Step::Session => "setsid".into(),
             Step::Ctty => "set the controlling terminal".into(),

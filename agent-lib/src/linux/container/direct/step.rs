@@ -1,5 +1,5 @@
 //! What the children of a direct exec tell the agent: fixed-size records on their socket, each a
-//! step code, an errno and a detail (an index, or the grandchild's pid). Written with one
+//! step code, an errno and a detail (an index, or the process's pid). Written with one
 //! `write(2)` of a stack buffer, so a child reports without allocating.
 
 use std::io::{self, Read};
@@ -12,7 +12,7 @@ pub(super) const RECORD_LEN: usize = 12;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub(super) enum Step {
-    /// Not a failure: the grandchild's pid (in `detail`).
+    /// Not a failure: the pid of the process an intermediate forked (in `detail`).
     Pid = 0,
     /// Not a failure: everything up to the exec is done; a held process waits for `Go`.
     Ready,

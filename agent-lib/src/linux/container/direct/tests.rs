@@ -18,7 +18,7 @@ impl Drop for Cgroup2 {
 
 #[test]
 #[ignore = "needs root: mounts cgroup2"]
-fn the_first_child_is_born_in_the_cgroup_v2_directory() {
+fn the_process_is_born_non_dumpable_in_the_cgroup_v2_directory() {
     let dir = tempfile::tempdir().unwrap();
     nix::mount::mount(
         Some("cgroup2"),
@@ -33,12 +33,14 @@ fn the_first_child_is_born_in_the_cgroup_v2_directory() {
     std::fs::create_dir(&target).unwrap();
     let fd = OwnedFd::from(std::fs::File::open(&target).unwrap());
     let (mut parent, child) = UnixStream::pair().unwrap();
-    // SAFETY: the child makes raw system calls only: a read of its own cgroup file into a
-    // stack buffer, a write of it to the socket, _exit.
+    // SAFETY: the child makes raw system calls only: whether it is dumpable, then a read of
+    // its own cgroup file into a stack buffer, each written to the socket, _exit.
     let pid = unsafe { child::fork_into(Some(fd.as_raw_fd())) }.unwrap();
     if pid == 0 {
         // SAFETY: in the child: raw system calls on a stack buffer and an inherited socket.
         unsafe {
+            let dumpable = b'0' + libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) as u8;
+            libc::write(child.as_raw_fd(), (&raw const dumpable).cast(), 1);
             let mut buf = [0u8; 256];
             let f = libc::open(c"/proc/self/cgroup".as_ptr(), libc::O_RDONLY);
             let n = libc::read(f, buf.as_mut_ptr().cast(), buf.len());
@@ -49,7 +51,12 @@ fn the_first_child_is_born_in_the_cgroup_v2_directory() {
     drop(child);
     let mut text = String::new();
     std::io::Read::read_to_string(&mut parent, &mut text).unwrap();
-    reap(pid);
+    let mut status = 0;
+    // SAFETY: waitpid on our own child into a local.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    let text = text
+        .strip_prefix('0')
+        .unwrap_or_else(|| panic!("the child was dumpable from birth: {text:?}"));
     assert!(
         text.lines().any(|l| l == "0::/born-here"),
         "the child's cgroups: {text:?}"

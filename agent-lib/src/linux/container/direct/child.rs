@@ -264,7 +264,8 @@ fn ok(ret: libc::c_long) -> bool {
 /// of the agent, reaped by it): it reports the process's pid and exits.
 ///
 /// # Safety
-/// Only in the child of [`fork_into`], with a plan whose descriptors and strings are valid.
+/// Only in the child of [`fork_into`] or [`spawn_intermediate`], with a plan whose descriptors
+/// and strings are valid.
 pub(super) unsafe fn run(plan: &Plan) -> ! {
     // SAFETY: system calls on the plan's descriptors; see the module doc.
     unsafe {

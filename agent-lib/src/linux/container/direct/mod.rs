@@ -7,15 +7,17 @@
 //!    the stdio and report descriptors above the low numbers, the cgroup (a cgroup v2 directory,
 //!    or the v1 `tasks` files), argv, envp, the `PATH` candidates, rlimits, capability masks,
 //!    labels and the container's seccomp BPF, **compiled once per container** and kept
-//!    ([`Prepared`], with which namespaces differ from the agent's).
+//!    ([`Prepared`], with which namespaces differ from the agent's and where its cgroup is).
 //! 2. One `clone3` makes the process, the agent's own child (its exit goes to the [`Reaper`]),
 //!    non-dumpable from birth (the agent is), born in the container's pid namespace (the
 //!    launching thread sets its children's pid namespace to the container's for this one
 //!    clone: [`pid_ns`]) and, on cgroup v2, in the container's cgroup (`CLONE_INTO_CGROUP`).
-//!    On cgroup v1 the process must not be seen in the container before it is in its cgroup:
-//!    the child is born in the agent's pid namespace, writes itself into each hierarchy's
-//!    `tasks`, then joins the container's pid namespace and forks the process there with
-//!    `CLONE_PARENT` (a child of the agent too); it reports the pid and exits.
+//!    On cgroup v1 the process must not be seen in the container before it is in its cgroup,
+//!    and v1 has no `CLONE_INTO_CGROUP`: an intermediate, started as `posix_spawn` starts a
+//!    child (on the agent's memory, `CLONE_VM | CLONE_VFORK`, so nothing is copied for it) in
+//!    the agent's pid namespace, where the container cannot name it, writes itself into each
+//!    hierarchy's `tasks`, joins the container's pid namespace and forks the process there
+//!    with `CLONE_PARENT` (a child of the agent too); it reports the pid and exits.
 //! 3. The process ([`child`]): stdio on 0..=2, a new session (and the terminal), rlimits, OOM
 //!    score and LSM labels through the agent's `/proc`, one `setns(pidfd)` into the other
 //!    namespaces, `fchdir` + `chroot` into the root, the program looked up in the container's

@@ -157,13 +157,17 @@ impl DirectExec {
             cgroup_tasks: &cgroup.tasks,
         };
         let (plan, _strings, names) = plan::build(&input, &fds)?;
-        let home = self.home_pid_ns()?;
+        // Born in the container's pid namespace unless an intermediate forks it there.
+        let into = if prepared.join_pid_ns && !plan.intermediate {
+            Some((pidfd.as_fd(), self.home_pid_ns()?))
+        } else {
+            None
+        };
         let ((pid, early), exit) = reaper.spawn_registered(|| {
             if plan.intermediate {
                 return via_intermediate(&plan, child_sock, &mut sock, &names)
                     .map(|(pid, early)| (pid, (pid, early)));
             }
-            let into = prepared.join_pid_ns.then_some((pidfd.as_fd(), home));
             let pid = fork_process(&plan, into, cgroup.dir.as_ref(), init_pid, child_sock)?;
             Ok((pid, (pid, None)))
         })?;

@@ -26,7 +26,7 @@ use nix::mount::{MsFlags, mount};
 use nix::sched::{CloneFlags, unshare};
 use tokio::sync::oneshot;
 
-use crate::{calls, requests};
+use crate::{calls, cgroup2, requests};
 
 const APPLETS: [&str; 3] = ["sh", "true", "sleep"];
 
@@ -99,6 +99,8 @@ pub struct RealPod {
     rootfs: tempfile::TempDir,
     _sockets: tempfile::TempDir,
     next: u64,
+    /// For a pod on cgroup v2: the host's root controllers, put back after the agent stops.
+    _v2: Option<cgroup2::RootControllers>,
 }
 
 impl std::fmt::Debug for RealPod {
@@ -110,11 +112,25 @@ impl std::fmt::Debug for RealPod {
 }
 
 impl RealPod {
-    /// Starts the agent and creates the sandbox; call inside a tokio runtime.
+    /// Starts the agent on the host's cgroup hierarchy and creates the sandbox; call inside a
+    /// tokio runtime.
     pub async fn start() -> anyhow::Result<RealPod> {
+        Self::start_on(None).await
+    }
+
+    /// As [`RealPod::start`], with the agent on cgroup v2 ([`cgroup2`]).
+    pub async fn start_v2() -> anyhow::Result<RealPod> {
+        if let Some(why) = cgroup2::unavailable() {
+            bail!("real-Linux pod on cgroup v2: {why}");
+        }
+        Self::start_on(Some(cgroup2::RootControllers::save()?)).await
+    }
+
+    async fn start_on(v2: Option<cgroup2::RootControllers>) -> anyhow::Result<RealPod> {
         if let Some(why) = unavailable() {
             bail!("real-Linux pod: {why}");
         }
+        let mount_v2 = v2.is_some();
         let rootfs = rootfs()?;
         let sockets = tempfile::Builder::new().prefix("bench-agent-").tempdir()?;
         let path = sockets.path().join("agent.sock");
@@ -123,7 +139,7 @@ impl RealPod {
         let sock = path.clone();
         let thread = std::thread::Builder::new()
             .name("real-agent".into())
-            .spawn(move || serve_isolated(&sock, ready_tx, stop_rx))?;
+            .spawn(move || serve_isolated(&sock, mount_v2, ready_tx, stop_rx))?;
         let mut agent = AgentThread {
             stop: Some(stop),
             thread: Some(thread),
@@ -147,6 +163,7 @@ impl RealPod {
             rootfs,
             _sockets: sockets,
             next: 0,
+            _v2: v2,
         })
     }
 
@@ -221,10 +238,11 @@ impl RealPod {
 /// The agent thread: private namespaces, a runtime, the agent served until `stop`.
 fn serve_isolated(
     sock: &Path,
+    v2: bool,
     ready: oneshot::Sender<anyhow::Result<()>>,
     stop: oneshot::Receiver<()>,
 ) -> anyhow::Result<()> {
-    if let Err(e) = isolate() {
+    if let Err(e) = isolate(v2) {
         let _ = ready.send(Err(anyhow::anyhow!("{e:#}")));
         return Ok(());
     }
@@ -259,8 +277,9 @@ fn serve_isolated(
     })
 }
 
-/// New mount and UTS namespaces for this thread, `/` private, a tmpfs on `/run`.
-fn isolate() -> anyhow::Result<()> {
+/// New mount and UTS namespaces for this thread, `/` private, a tmpfs on `/run`; with `v2`,
+/// the cgroup2 hierarchy on `/sys/fs/cgroup`.
+fn isolate(v2: bool) -> anyhow::Result<()> {
     unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS).context("unshare")?;
     mount(
         None::<&str>,
@@ -278,6 +297,16 @@ fn isolate() -> anyhow::Result<()> {
         Some("mode=755"),
     )
     .context("mount a tmpfs on /run")?;
+    if v2 {
+        mount(
+            Some("cgroup2"),
+            "/sys/fs/cgroup",
+            Some("cgroup2"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+        .context("mount cgroup2 on /sys/fs/cgroup")?;
+    }
     Ok(())
 }
 

@@ -62,6 +62,9 @@ struct RatioCheck {
     /// Measured only as root (real containers): reported as skipped otherwise.
     #[serde(default)]
     needs_root: bool,
+    /// Measured only where cgroup2 holds a controller (the v2 exec): skipped otherwise.
+    #[serde(default)]
+    needs_cgroup2: bool,
 }
 
 #[derive(Deserialize)]
@@ -145,7 +148,8 @@ fn load_baseline() -> anyhow::Result<Baseline> {
     serde_json::from_str(&text).context("parsing baseline.json")
 }
 
-/// Each bench over its floor, within its limit (the root-only ones skipped when not root).
+/// Each bench over its floor, within its limit (the root-only ones skipped when not root, the
+/// cgroup2 ones where cgroup2 has no controller).
 fn check_ratios(checks: &[RatioCheck], results: &Results) -> anyhow::Result<bool> {
     let mut ok = true;
     let root = nix::unistd::geteuid().is_root();
@@ -153,6 +157,12 @@ fn check_ratios(checks: &[RatioCheck], results: &Results) -> anyhow::Result<bool
         let what = format!("{} / {}", check.bench, check.floor);
         if check.needs_root && !root {
             println!("skip {what}: not measured (needs root)");
+            continue;
+        }
+        if check.needs_cgroup2
+            && let Some(why) = agent_benches::cgroup2::unavailable()
+        {
+            println!("skip {what}: not measured ({why})");
             continue;
         }
         let bench = results.median_ns(&check.bench)?;

@@ -31,6 +31,7 @@
 //! calls only (glibc's `setuid` family would signal threads the child does not have).
 
 mod child;
+mod clone;
 mod pid_ns;
 mod plan;
 mod step;
@@ -331,7 +332,7 @@ fn fork_process(
         .map_err(|e| context(e, &format!("join the pid namespace of init pid {init_pid}")))?;
     // SAFETY: the child runs only `child::run` on the plan, which lives on across the fork (the
     // child has its own copy of this stack and heap).
-    let child = unsafe { child::fork_into(dir.map(|fd| fd.as_raw_fd())) }.map_err(|e| {
+    let child = unsafe { clone::fork_into(dir.map(|fd| fd.as_raw_fd())) }.map_err(|e| {
         let what = match &pid_ns {
             Some(_) => plan::fork_into_pid_ns(e.raw_os_error().unwrap_or(0)),
             None => "clone the exec process".into(),
@@ -348,7 +349,7 @@ fn fork_process(
     Ok(child)
 }
 
-/// cgroup v1 with a pid namespace to join: the intermediate ([`child::spawn_intermediate`])
+/// cgroup v1 with a pid namespace to join: the intermediate ([`clone::spawn_intermediate`])
 /// joins the cgroup, forks the process into the namespace and reports its pid, read here with
 /// any record the process wrote first.
 fn via_intermediate(
@@ -358,7 +359,7 @@ fn via_intermediate(
     names: &Names,
 ) -> io::Result<(i32, Option<Record>)> {
     // SAFETY: the intermediate runs only `child::run` on the plan, alive while it runs.
-    let child = unsafe { child::spawn_intermediate(plan) }
+    let child = unsafe { clone::spawn_intermediate(plan) }
         .map_err(|e| context(e, "clone the exec's intermediate"))?;
     // The children hold the only other ends: an end of file then means they are done.
     drop(child_sock);

@@ -1,7 +1,7 @@
 //! The clone into a cgroup v2 directory, on a cgroup2 hierarchy mounted on a temporary folder
 //! (the host runs cgroup v1; real v2 runs in the QEMU guest).
 
-use super::child;
+use super::clone;
 use super::*;
 
 /// A cgroup2 mount on a temp dir, unmounted on drop.
@@ -35,7 +35,7 @@ fn the_process_is_born_non_dumpable_in_the_cgroup_v2_directory() {
     let (mut parent, child) = UnixStream::pair().unwrap();
     // SAFETY: the child makes raw system calls only: whether it is dumpable, then a read of
     // its own cgroup file into a stack buffer, each written to the socket, _exit.
-    let pid = unsafe { child::fork_into(Some(fd.as_raw_fd())) }.unwrap();
+    let pid = unsafe { clone::fork_into(Some(fd.as_raw_fd())) }.unwrap();
     if pid == 0 {
         // SAFETY: in the child: raw system calls on a stack buffer and an inherited socket.
         unsafe {
